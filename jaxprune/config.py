@@ -1,0 +1,204 @@
+"""Static `Config` (shapes and code paths) and vmappable `Params` (the floats a sweep varies).
+
+`Config` is a frozen, hashable dataclass: it keys the compilation cache, so every field must be a
+plain Python value. It validates itself on construction, so a bad value is refused before anything
+is compiled. `Params` is a pytree of floats: a sweep stacks it along a leading run axis and vmaps.
+`validate_params` checks concrete values (scalars or arrays of a grid) before they reach JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any
+
+import jax
+import numpy as np
+
+ACTIVATIONS = ("relu", "relu_pow", "leaky_relu")
+SIGNALS = ("orthogonal", "antipodal")
+LAYOUTS = ("patches", "additive")
+INITS = ("normal", "uniform_fan_in")
+OUTPUT_SCALES = ("mean", "sum")
+PATCH_REDUCES = ("sum", "mean")
+MASKS = ("bernoulli", "exact")
+
+
+def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"{owner}.{name} = {value!r} is invalid: {allowed}.")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        _fail("Config", name, value, f"must be an integer >= {minimum}")
+    if value < minimum:
+        _fail("Config", name, value, f"must be an integer >= {minimum}")
+    return int(value)
+
+
+def _check_float(name: str, value: Any, allowed: str, ok) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        _fail("Config", name, value, allowed)
+    value = float(value)
+    if not (math.isfinite(value) and ok(value)):
+        _fail("Config", name, value, allowed)
+    return value
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        _fail("Config", name, value, f"must be one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        _fail("Config", name, value, "must be True or False")
+    return bool(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that fixes array shapes or code paths; one compilation per distinct Config.
+
+    Notation: K = num_classes, P = num_patches, d = dim, m = width (neurons per class),
+    n = n_train. The defaults are the paper's setting (orthogonal 1-sparse signals, noise
+    orthogonal to them, ReLU, fixed second layer 1/m, Bernoulli mask) at a size that trains in a
+    second or two on a laptop CPU.
+    """
+
+    num_classes: int = 2
+    num_patches: int = 2
+    dim: int = 200
+    width: int = 20
+    n_train: int = 40
+    n_test: int = 500
+    steps: int = 300
+    log_every: int = 50
+    activation: str = "relu"
+    act_power: float = 3.0
+    leaky_slope: float = 0.1
+    signal: str = "orthogonal"
+    noise_orthogonal: bool = True
+    layout: str = "patches"
+    bias: bool = False
+    init: str = "normal"
+    output_scale: str = "mean"
+    patch_reduce: str = "sum"
+    mask: str = "bernoulli"
+    loss_tol: float | None = None
+
+    def __post_init__(self):
+        norm = {
+            "num_classes": _check_int("num_classes", self.num_classes, 2),
+            "num_patches": _check_int("num_patches", self.num_patches, 1),
+            "dim": _check_int("dim", self.dim, 1),
+            "width": _check_int("width", self.width, 1),
+            "n_train": _check_int("n_train", self.n_train, 1),
+            "n_test": _check_int("n_test", self.n_test, 1),
+            "steps": _check_int("steps", self.steps, 1),
+            "log_every": _check_int("log_every", self.log_every, 1),
+            "activation": _check_choice("activation", self.activation, ACTIVATIONS),
+            "act_power": _check_float(
+                "act_power", self.act_power, "must be a finite number >= 1", lambda v: v >= 1
+            ),
+            "leaky_slope": _check_float(
+                "leaky_slope", self.leaky_slope, "must be a finite number >= 0", lambda v: v >= 0
+            ),
+            "signal": _check_choice("signal", self.signal, SIGNALS),
+            "noise_orthogonal": _check_bool("noise_orthogonal", self.noise_orthogonal),
+            "layout": _check_choice("layout", self.layout, LAYOUTS),
+            "bias": _check_bool("bias", self.bias),
+            "init": _check_choice("init", self.init, INITS),
+            "output_scale": _check_choice("output_scale", self.output_scale, OUTPUT_SCALES),
+            "patch_reduce": _check_choice("patch_reduce", self.patch_reduce, PATCH_REDUCES),
+            "mask": _check_choice("mask", self.mask, MASKS),
+        }
+        if self.loss_tol is not None:
+            norm["loss_tol"] = _check_float(
+                "loss_tol", self.loss_tol, "must be None or a finite number > 0", lambda v: v > 0
+            )
+        for name, value in norm.items():  # store plain Python values: Config keys the jit cache
+            object.__setattr__(self, name, value)
+
+        if self.signal == "antipodal" and self.num_classes != 2:
+            _fail("Config", "num_classes", self.num_classes, "signal='antipodal' needs num_classes = 2")
+        if self.signal == "orthogonal" and self.dim < self.num_classes:
+            _fail(
+                "Config", "dim", self.dim,
+                f"signal='orthogonal' needs dim >= num_classes ({self.num_classes})",
+            )
+        if self.layout == "patches" and self.num_patches < 2:
+            _fail(
+                "Config", "num_patches", self.num_patches,
+                "layout='patches' needs num_patches >= 2 (one signal patch, the rest noise)",
+            )
+        if self.layout == "additive" and self.num_patches != 1:
+            _fail("Config", "num_patches", self.num_patches, "layout='additive' needs num_patches = 1")
+
+    def replace(self, **changes) -> Config:
+        """A copy with `changes` applied (validated like any new Config)."""
+        return dataclasses.replace(self, **changes)
+
+    def logged_steps(self) -> np.ndarray:
+        """Steps at which a run is measured: 0, log_every, 2*log_every, ... and the last step."""
+        return np.unique(np.append(np.arange(0, self.steps, self.log_every), self.steps))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """The floats a sweep may vmap over; each leaf is a scalar for one run, shape (R,) for R runs.
+
+    prune_frac: fraction of first-layer weights removed at initialization, in [0, 1).
+    mu_norm: signal strength ||mu||. sigma_noise: noise standard deviation per coordinate.
+    sigma_init: standard deviation of the first-layer weights at init (init='normal').
+    lr: gradient-descent learning rate. label_flip: probability that a label is replaced.
+    """
+
+    prune_frac: Any = 0.0
+    mu_norm: Any = 4.0
+    sigma_noise: Any = 1.0
+    sigma_init: Any = 0.01
+    lr: Any = 1.0
+    label_flip: Any = 0.0
+
+    def replace(self, **changes) -> Params:
+        return dataclasses.replace(self, **changes)
+
+
+CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(Config))
+PARAMS_FIELDS = tuple(f.name for f in dataclasses.fields(Params))
+
+# field: (allowed-values text, predicate on a float array)
+_PARAMS_RULES = {
+    "prune_frac": ("must lie in [0, 1)", lambda v: (v >= 0) & (v < 1)),
+    "mu_norm": ("must be finite and >= 0", lambda v: v >= 0),
+    "sigma_noise": ("must be finite and >= 0", lambda v: v >= 0),
+    "sigma_init": ("must be finite and >= 0", lambda v: v >= 0),
+    "lr": ("must be finite and > 0", lambda v: v > 0),
+    "label_flip": ("must lie in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
+}
+
+
+def check_params_values(name: str, values: Any) -> np.ndarray:
+    """Validate the concrete values of one Params field; returns them as a float64 array."""
+    allowed, ok = _PARAMS_RULES[name]
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"Params.{name} = {values!r} is invalid: {allowed} (got a non-number).") from None
+    bad = ~(np.isfinite(array) & ok(array))
+    if bad.any():
+        raise ValueError(f"Params.{name} = {float(array[bad].flat[0])!r} is invalid: {allowed}.")
+    return array
+
+
+def validate_params(params: Params) -> Params:
+    """Check every field of concrete `params` (scalars or arrays); raises ValueError naming it."""
+    if not isinstance(params, Params):
+        raise ValueError(f"params must be a jaxprune.Params, got {type(params).__name__}.")
+    for name in PARAMS_FIELDS:
+        check_params_values(name, getattr(params, name))
+    return params

@@ -1,0 +1,100 @@
+"""The network and its gradient: autodiff against central finite differences in float64."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxprune import Config, Params, model
+from jaxprune.data import sample_dataset
+from jaxprune.masks import sample_mask
+from jaxprune.training import gd_step, init_state
+
+OPTIONS = list(itertools.product(
+    [("relu", {}), ("relu_pow", {"act_power": 3.0}), ("relu_pow", {"act_power": 1.5}),
+     ("leaky_relu", {"leaky_slope": 0.2})],
+    [False, True],          # bias
+    ["mean", "sum"],        # output_scale
+    ["sum", "mean"],        # patch_reduce
+))
+
+
+def _problem(config, seed=0):
+    params = Params(prune_frac=0.4, mu_norm=1.5, sigma_noise=0.7, sigma_init=0.3)
+    key = jax.random.key(seed)
+    data = sample_dataset(config, params, jax.random.fold_in(key, 0), config.n_train)
+    mask = sample_mask(config, jax.random.fold_in(key, 1), params.prune_frac)
+    w = jax.random.normal(jax.random.fold_in(key, 2), mask.shape)
+    b = 0.3 * jax.random.normal(jax.random.fold_in(key, 3), mask.shape[:2])
+    return data, mask, w, b
+
+
+@pytest.mark.parametrize("act,bias,output_scale,patch_reduce", OPTIONS)
+def test_gradient_matches_finite_differences(act, bias, output_scale, patch_reduce):
+    name, extra = act
+    config = Config(num_classes=3, num_patches=3, dim=7, width=3, n_train=6, activation=name,
+                    bias=bias, output_scale=output_scale, patch_reduce=patch_reduce, **extra)
+    with jax.enable_x64(True):
+        data, mask, w, b = _problem(config)
+        assert w.dtype == jnp.float64
+        loss = lambda w, b: model.loss(config, w, b, mask, data.x, data.y)
+        grad_w, grad_b = jax.grad(loss, argnums=(0, 1))(w, b)
+        eps = 1e-5
+        rng = np.random.default_rng(0)
+        for flat in rng.choice(w.size, 25, replace=False):
+            idx = np.unravel_index(flat, w.shape)
+            e = jnp.zeros_like(w).at[idx].set(eps)
+            fd = (loss(w + e, b) - loss(w - e, b)) / (2 * eps)
+            np.testing.assert_allclose(grad_w[idx], fd, rtol=1e-5, atol=1e-8)
+            if mask[idx] == 0:
+                assert grad_w[idx] == 0.0  # pruned weights get no gradient
+        for flat in range(b.size):
+            idx = np.unravel_index(flat, b.shape)
+            e = jnp.zeros_like(b).at[idx].set(eps)
+            fd = (loss(w, b + e) - loss(w, b - e)) / (2 * eps)
+            np.testing.assert_allclose(grad_b[idx], fd, rtol=1e-5, atol=1e-8)
+            if not bias:
+                assert grad_b[idx] == 0.0
+
+
+def test_logits_match_a_direct_loop():
+    config = Config(num_classes=2, num_patches=3, dim=5, width=2, n_train=4, activation="relu_pow",
+                    act_power=2.0, bias=True, output_scale="mean", patch_reduce="sum")
+    with jax.enable_x64(True):
+        data, mask, w, b = _problem(config, seed=3)
+        got = np.asarray(model.logits(config, w, b, mask, data.x))
+    x, w, b, mask = map(np.asarray, (data.x, w, b, mask))
+    want = np.zeros((4, 2))
+    for i, k, r, q in itertools.product(range(4), range(2), range(2), range(3)):
+        z = np.dot(w[k, r] * mask[k, r], x[i, q]) + b[k, r]
+        want[i, k] += max(z, 0.0) ** 2 / config.width
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_gd_step_is_masked_gradient_descent(tiny, tiny_params):
+    config = tiny.replace(bias=True, init="uniform_fan_in")
+    key = jax.random.key(7)
+    data = sample_dataset(config, tiny_params, jax.random.fold_in(key, 0), config.n_train)
+    state = init_state(config, tiny_params, key)
+    grad_w, grad_b = jax.grad(model.loss, argnums=(1, 2))(
+        config, state.weights, state.bias, state.mask, data.x, data.y)
+    new = gd_step(config, tiny_params.lr, data, state)
+    np.testing.assert_allclose(new.weights, state.weights - tiny_params.lr * grad_w * state.mask,
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(new.bias, state.bias - tiny_params.lr * grad_b, rtol=1e-6, atol=1e-7)
+    assert int(new.step) == 1 and int(new.converged_step) == -1 and not bool(new.diverged)
+
+
+def test_uniform_fan_in_init_bounds_and_variance():
+    config = Config(dim=400, width=50, init="uniform_fan_in", bias=True)
+    w, b = model.init_weights(config, Params(), jax.random.key(0))
+    bound = 1 / np.sqrt(400)
+    assert np.abs(w).max() <= bound and np.abs(b).max() <= bound
+    # Var of U(-a, a) is a^2 / 3; 40,000 draws give a relative standard error below 1%.
+    np.testing.assert_allclose(np.var(np.asarray(w)), bound**2 / 3, rtol=0.04)
+    normal_w, normal_b = model.init_weights(Config(dim=400, width=50), Params(sigma_init=0.2),
+                                            jax.random.key(0))
+    np.testing.assert_allclose(np.std(np.asarray(normal_w)), 0.2, rtol=0.03)
+    assert not np.asarray(normal_b).any()

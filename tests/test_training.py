@@ -1,0 +1,93 @@
+"""Training invariants: pruned weights stay zero, determinism, loss_tol freezing, divergence."""
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import jaxprune
+from conftest import assert_same_runs
+from jaxprune.metrics import METRIC_NAMES
+
+
+@pytest.mark.parametrize("mask", ["bernoulli", "exact"])
+def test_pruned_weights_exactly_zero_after_training(tiny, tiny_params, mask):
+    config = tiny.replace(mask=mask, bias=True)
+    frame, state = jaxprune.train(config, tiny_params.replace(prune_frac=0.6), 1, return_state=True)
+    weights, mask_, bias = map(np.asarray, (state.weights, state.mask, state.bias))
+    assert weights.shape == mask_.shape == (2, 4, 16) and bias.shape == (2, 4)
+    assert (weights[mask_ == 0] == 0).all()
+    assert (weights[mask_ == 1] != 0).all()  # kept weights did move and are not zero
+    np.testing.assert_allclose(frame.density, mask_.mean())
+    assert int(state.step) == config.steps
+    assert frame.train_loss.iloc[-1] < 0.5 * frame.train_loss.iloc[0]  # it trained
+
+
+def test_frame_rows_steps_and_columns(tiny, tiny_params):
+    frame = jaxprune.train(tiny, tiny_params, 0)
+    np.testing.assert_array_equal(frame.step, [0, 5, 10, 15, 20])
+    odd = jaxprune.train(tiny.replace(steps=23), tiny_params, 0)
+    np.testing.assert_array_equal(odd.step, [0, 5, 10, 15, 20, 23])
+    pd.testing.assert_frame_equal(odd.iloc[:5], frame)  # logging does not change the run
+    for column in ("seed", "step", *METRIC_NAMES, *jaxprune.theory.THEORY_COLUMNS,
+                   "prune_frac", "mu_norm", "sigma_noise", "sigma_init", "lr", "label_flip"):
+        assert column in frame.columns
+    assert (frame.seed == 0).all() and (frame.prune_frac == 0.3).all()
+
+
+def test_same_seed_same_numbers(tiny, tiny_params):
+    a = jaxprune.train(tiny, tiny_params, 42)
+    pd.testing.assert_frame_equal(a, jaxprune.train(tiny, tiny_params, 42), check_exact=True)
+    b = jaxprune.train(tiny, tiny_params, 43)
+    assert (a.train_loss.to_numpy()[1:] != b.train_loss.to_numpy()[1:]).all()
+
+
+def test_measurements_of_initial_state(tiny, tiny_params):
+    frame, state = jaxprune.train(tiny.replace(steps=5), tiny_params, 3, return_state=True)
+    first = frame.iloc[0]
+    signal_coord = np.asarray(state.mask)[[0, 1], :, [0, 1]]  # (K, m): class k keeps e_k?
+    np.testing.assert_allclose(first.signal_neurons, signal_coord.sum(axis=1).mean())
+    assert first.converged_step == -1 and not first.diverged
+    assert 0 <= first.test_acc <= 1 and first.test_acc == first.test_acc_clean  # no label noise
+
+
+def test_signal_max_and_noise_max_against_numpy(tiny, tiny_params):
+    """Recompute signal_max and noise_max of the final state from the run's own data."""
+    config = tiny.replace(num_classes=3, dim=12)
+    params = tiny_params.replace(label_flip=0.3)
+    frame, state = jaxprune.train(config, params, 9, return_state=True)
+    key = jax.random.key(9)
+    train_set = jaxprune.data.sample_dataset(config, params, jax.random.fold_in(key, 0), 8)
+    w = np.asarray(state.weights * state.mask)
+    signal = np.mean([w[k, :, k].max() for k in range(3)])
+    noise, y, is_noise = map(np.asarray, (train_set.noise, train_set.y, train_set.noise_patch))
+    ratios = [(w[y[i]] @ noise[i, q]).max() / np.linalg.norm(noise[i, q])
+              for i in range(8) for q in range(2) if is_noise[i, q]]
+    np.testing.assert_allclose(frame.signal_max.iloc[-1], signal, rtol=1e-5)
+    np.testing.assert_allclose(frame.noise_max.iloc[-1], np.mean(ratios), rtol=1e-5)
+
+
+def test_loss_tol_freezes_and_records_first_step(tiny, tiny_params):
+    config = tiny.replace(steps=60, log_every=1, loss_tol=0.2)
+    frame, state = jaxprune.train(config, tiny_params, 0, return_state=True)
+    conv = int(frame.converged_step.iloc[-1])
+    assert 0 < conv < 60
+    losses = frame.set_index("step").train_loss
+    assert losses[conv] <= 0.2 and (losses[:conv - 1] > 0.2).all()
+    after = frame[frame.step >= conv]
+    assert (after.train_loss == losses[conv]).all()  # frozen from then on
+    assert (frame[frame.step < conv].converged_step == -1).all()
+    # The frozen weights are those of a plain run stopped at that step.
+    _, stopped = jaxprune.train(config.replace(steps=conv, loss_tol=None), tiny_params, 0,
+                                return_state=True)
+    np.testing.assert_allclose(state.weights, stopped.weights, rtol=1e-6, atol=1e-9)
+
+
+def test_divergence_is_flagged_and_isolated(tiny, tiny_params):
+    config = tiny.replace(activation="relu_pow", act_power=4.0)
+    frame = jaxprune.sweep(config, {"lr": [0.5, 1e30]}, seeds=2, progress=False)
+    last = jaxprune.final(frame)
+    assert last[last.lr == 1e30].diverged.all() and not last[last.lr == 0.5].diverged.any()
+    assert last[last.lr == 0.5].train_loss.map(np.isfinite).all()
+    alone = jaxprune.sweep(config, {"lr": [0.5]}, seeds=2, progress=False)
+    assert_same_runs(frame[frame.lr == 0.5], alone)

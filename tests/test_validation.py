@@ -1,0 +1,124 @@
+"""Every bad input of SPEC §5 is a ValueError that names the field, raised before compiling."""
+
+import math
+
+import pytest
+
+import jaxprune
+from jaxprune import Config, Params, runner
+
+BAD_CONFIGS = [
+    ({"num_classes": 1}, "num_classes", ">= 2"),
+    ({"num_classes": 2.0}, "num_classes", "integer"),
+    ({"num_patches": 0}, "num_patches", ">= 1"),
+    ({"dim": 2, "num_classes": 3}, "dim", "dim >= num_classes"),
+    ({"signal": "antipodal", "num_classes": 3, "dim": 10}, "num_classes", "antipodal"),
+    ({"n_train": 0}, "n_train", ">= 1"),
+    ({"n_train": -3}, "n_train", ">= 1"),
+    ({"n_test": 0}, "n_test", ">= 1"),
+    ({"width": 0}, "width", ">= 1"),
+    ({"steps": 0}, "steps", ">= 1"),
+    ({"log_every": 0}, "log_every", ">= 1"),
+    ({"activation": "gelu"}, "activation", "'relu', 'relu_pow', 'leaky_relu'"),
+    ({"act_power": 0.5}, "act_power", ">= 1"),
+    ({"act_power": math.nan}, "act_power", "finite"),
+    ({"leaky_slope": -0.1}, "leaky_slope", ">= 0"),
+    ({"leaky_slope": math.inf}, "leaky_slope", "finite"),
+    ({"signal": "sparse"}, "signal", "'orthogonal', 'antipodal'"),
+    ({"noise_orthogonal": "yes"}, "noise_orthogonal", "True or False"),
+    ({"layout": "stacked"}, "layout", "'patches', 'additive'"),
+    ({"layout": "additive"}, "num_patches", "num_patches = 1"),
+    ({"num_patches": 1}, "num_patches", "num_patches >= 2"),
+    ({"bias": 1}, "bias", "True or False"),
+    ({"init": "xavier"}, "init", "'normal', 'uniform_fan_in'"),
+    ({"output_scale": "max"}, "output_scale", "'mean', 'sum'"),
+    ({"patch_reduce": "max"}, "patch_reduce", "'sum', 'mean'"),
+    ({"mask": "snip"}, "mask", "'bernoulli', 'exact'"),
+    ({"loss_tol": 0.0}, "loss_tol", "> 0"),
+    ({"loss_tol": -1.0}, "loss_tol", "> 0"),
+]
+
+BAD_PARAMS = [
+    ({"prune_frac": 1.0}, "prune_frac", "[0, 1)"),
+    ({"prune_frac": -0.1}, "prune_frac", "[0, 1)"),
+    ({"mu_norm": -1.0}, "mu_norm", ">= 0"),
+    ({"mu_norm": math.inf}, "mu_norm", "finite"),
+    ({"sigma_noise": -0.5}, "sigma_noise", ">= 0"),
+    ({"sigma_noise": math.nan}, "sigma_noise", "finite"),
+    ({"sigma_init": -1e-3}, "sigma_init", ">= 0"),
+    ({"lr": 0.0}, "lr", "> 0"),
+    ({"lr": -1.0}, "lr", "> 0"),
+    ({"lr": math.inf}, "lr", "> 0"),
+    ({"label_flip": 1.5}, "label_flip", "[0, 1]"),
+    ({"label_flip": "a lot"}, "label_flip", "non-number"),
+]
+
+BAD_GRIDS = [
+    ({"pruning": [0.1]}, "pruning", "no field"),
+    ({"prune_frac": []}, "prune_frac", "empty"),
+    ({"prune_frac": 0.5}, "prune_frac", "sequence"),
+    ({"activation": "relu"}, "activation", "sequence"),
+    ({"prune_frac": [0.1, 0.1]}, "prune_frac", "distinct"),
+    ({"prune_frac": [0.5, 1.0]}, "prune_frac", "[0, 1)"),
+    ({"lr": [0.1, -0.1]}, "lr", "> 0"),
+    ({"activation": ["relu", "gelu"]}, "activation", "'relu', 'relu_pow', 'leaky_relu'"),
+    ({"dim": [1, 10]}, "dim", "dim >= num_classes"),
+    ({"width": [4, 0]}, "width", ">= 1"),
+]
+
+BAD_SEEDS = [(0, ">= 1"), ([], "empty"), ([-1], "seeds"), ([1, 1], "distinct"), ([0.5], "seeds"),
+             ("12", "seeds"), ([2**31], "seeds")]
+
+
+@pytest.fixture(autouse=True)
+def no_compilation(monkeypatch):
+    """Any attempt to compile fails the test: validation must come first."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled before validating")
+    monkeypatch.setattr(runner, "compiled_runs", refuse)
+
+
+@pytest.mark.parametrize("changes,field,allowed", BAD_CONFIGS)
+def test_bad_config(changes, field, allowed):
+    with pytest.raises(ValueError) as error:
+        Config(**changes)
+    assert f"Config.{field} = " in str(error.value) and allowed in str(error.value)
+
+
+@pytest.mark.parametrize("changes,field,allowed", BAD_PARAMS)
+def test_bad_params_in_train_and_base(tiny, changes, field, allowed):
+    with pytest.raises(ValueError) as error:
+        jaxprune.train(tiny, Params(**changes), 0)
+    assert f"Params.{field} = " in str(error.value) and allowed in str(error.value)
+    with pytest.raises(ValueError, match=f"Params.{field}"):
+        jaxprune.sweep(tiny, {}, 1, base=Params(**changes), progress=False)
+
+
+@pytest.mark.parametrize("grid,field,allowed", BAD_GRIDS)
+def test_bad_grid(tiny, grid, field, allowed):
+    with pytest.raises(ValueError) as error:
+        jaxprune.sweep(tiny, grid, 2, progress=False)
+    assert field in str(error.value) and allowed in str(error.value)
+
+
+@pytest.mark.parametrize("seeds,allowed", BAD_SEEDS)
+def test_bad_seeds(tiny, seeds, allowed):
+    with pytest.raises(ValueError, match="seeds") as error:
+        jaxprune.sweep(tiny, {"prune_frac": [0.1]}, seeds, progress=False)
+    assert allowed in str(error.value)
+
+
+def test_bad_sweep_arguments(tiny, tmp_path):
+    with pytest.raises(ValueError, match="chunk_size"):
+        jaxprune.sweep(tiny, {}, 2, chunk_size=0, progress=False)
+    with pytest.raises(ValueError, match="memory_budget_gb"):
+        jaxprune.sweep(tiny, {}, 2, memory_budget_gb=-1.0, progress=False)
+    with pytest.raises(ValueError, match="config must be a jaxprune.Config"):
+        jaxprune.sweep({"dim": 3}, {}, 2, progress=False)
+    with pytest.raises(ValueError, match="grid must be a mapping"):
+        jaxprune.sweep(tiny, [("prune_frac", [0.1])], 2, progress=False)
+    with pytest.raises(ValueError, match="base.lr"):
+        jaxprune.sweep(tiny, {}, 2, base=Params(lr=[0.1, 0.2]), progress=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds no jaxprune sweep"):
+        jaxprune.sweep(tiny, {}, 2, out=tmp_path, progress=False)
