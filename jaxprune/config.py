@@ -58,6 +58,17 @@ def _check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
+_INT_FIELDS = {"num_classes": 2, "num_patches": 1, "dim": 1, "width": 1, "n_train": 1,
+               "n_test": 1, "steps": 1, "log_every": 1}
+_FLOAT_FIELDS = {
+    "act_power": ("must be a finite number >= 1", lambda v: v >= 1),
+    "leaky_slope": ("must be a finite number >= 0", lambda v: v >= 0),
+}
+_CHOICE_FIELDS = {"activation": ACTIVATIONS, "signal": SIGNALS, "layout": LAYOUTS, "init": INITS,
+                  "output_scale": OUTPUT_SCALES, "patch_reduce": PATCH_REDUCES, "mask": MASKS}
+_BOOL_FIELDS = ("noise_orthogonal", "bias")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Everything that fixes array shapes or code paths; one compilation per distinct Config.
@@ -90,36 +101,20 @@ class Config:
     loss_tol: float | None = None
 
     def __post_init__(self):
-        norm = {
-            "num_classes": _check_int("num_classes", self.num_classes, 2),
-            "num_patches": _check_int("num_patches", self.num_patches, 1),
-            "dim": _check_int("dim", self.dim, 1),
-            "width": _check_int("width", self.width, 1),
-            "n_train": _check_int("n_train", self.n_train, 1),
-            "n_test": _check_int("n_test", self.n_test, 1),
-            "steps": _check_int("steps", self.steps, 1),
-            "log_every": _check_int("log_every", self.log_every, 1),
-            "activation": _check_choice("activation", self.activation, ACTIVATIONS),
-            "act_power": _check_float(
-                "act_power", self.act_power, "must be a finite number >= 1", lambda v: v >= 1
-            ),
-            "leaky_slope": _check_float(
-                "leaky_slope", self.leaky_slope, "must be a finite number >= 0", lambda v: v >= 0
-            ),
-            "signal": _check_choice("signal", self.signal, SIGNALS),
-            "noise_orthogonal": _check_bool("noise_orthogonal", self.noise_orthogonal),
-            "layout": _check_choice("layout", self.layout, LAYOUTS),
-            "bias": _check_bool("bias", self.bias),
-            "init": _check_choice("init", self.init, INITS),
-            "output_scale": _check_choice("output_scale", self.output_scale, OUTPUT_SCALES),
-            "patch_reduce": _check_choice("patch_reduce", self.patch_reduce, PATCH_REDUCES),
-            "mask": _check_choice("mask", self.mask, MASKS),
-        }
+        normalized = {}
+        for name, minimum in _INT_FIELDS.items():
+            normalized[name] = _check_int(name, getattr(self, name), minimum)
+        for name, (allowed, ok) in _FLOAT_FIELDS.items():
+            normalized[name] = _check_float(name, getattr(self, name), allowed, ok)
+        for name, choices in _CHOICE_FIELDS.items():
+            normalized[name] = _check_choice(name, getattr(self, name), choices)
+        for name in _BOOL_FIELDS:
+            normalized[name] = _check_bool(name, getattr(self, name))
         if self.loss_tol is not None:
-            norm["loss_tol"] = _check_float(
+            normalized["loss_tol"] = _check_float(
                 "loss_tol", self.loss_tol, "must be None or a finite number > 0", lambda v: v > 0
             )
-        for name, value in norm.items():  # store plain Python values: Config keys the jit cache
+        for name, value in normalized.items():  # plain Python values: Config keys the jit cache
             object.__setattr__(self, name, value)
 
         if self.signal == "antipodal" and self.num_classes != 2:
