@@ -55,6 +55,8 @@ def estimate_run_bytes(config: Config) -> int:
 
 def choose_chunk_size(config: Config, num_runs: int, chunk_size: int | None,
                       memory_budget_gb: float | None) -> int:
+    """Runs per compiled call: `chunk_size` if given, else the fewest equal chunks that fit
+    `memory_budget_gb` (by `estimate_run_bytes`)."""
     if chunk_size is not None:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size = {chunk_size!r} is invalid: must be an int >= 1 or None.")
@@ -62,7 +64,9 @@ def choose_chunk_size(config: Config, num_runs: int, chunk_size: int | None,
     budget = DEFAULT_MEMORY_BUDGET_GB if memory_budget_gb is None else memory_budget_gb
     if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not budget > 0:
         raise ValueError(f"memory_budget_gb = {memory_budget_gb!r} is invalid: must be a number > 0.")
-    return int(max(1, min(num_runs, budget * 2**30 // estimate_run_bytes(config))))
+    fits = int(max(1, min(num_runs, budget * 2**30 // estimate_run_bytes(config))))
+    # As many chunks as the budget needs, of equal size, so the padded last chunk wastes little.
+    return -(-num_runs // -(-num_runs // fits))
 
 
 def _pad(values: np.ndarray, size: int) -> np.ndarray:

@@ -137,3 +137,16 @@ def test_final_keeps_last_row_per_run(reference, tiny):
                              suffixes=("", "_last"))
     at_end = merged[merged.step == tiny.steps]
     np.testing.assert_array_equal(at_end.train_loss, at_end.train_loss_last)
+
+
+@pytest.mark.parametrize("num_runs", [1, 7, 100, 523, 1152, 10_000])
+@pytest.mark.parametrize("budget_gb", [0.01, 0.5, 2.0])
+def test_automatic_chunks_fit_budget_and_waste_little(tiny, num_runs, budget_gb):
+    config = tiny.replace(dim=400, n_test=2000)
+    size = runner.choose_chunk_size(config, num_runs, None, budget_gb)
+    chunks = -(-num_runs // size)
+    assert 1 <= size <= num_runs
+    assert size * runner.estimate_run_bytes(config) <= budget_gb * 2**30 or size == 1
+    assert size * chunks - num_runs < chunks  # padding: less than one run per chunk
+    fits = budget_gb * 2**30 // runner.estimate_run_bytes(config)
+    assert chunks == max(1, -(-num_runs // max(1, fits)))  # no more chunks than the budget needs
