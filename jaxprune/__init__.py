@@ -1,9 +1,9 @@
 """jaxprune: a JAX simulator of pruning at initialization in two-layer CNNs, for vmapped sweeps.
 
-    import jaxprune
-    config, params = jaxprune.presets.yang2023()
-    df = jaxprune.sweep(config, {"prune_frac": [0.0, 0.5, 0.9], "mu_norm": [1.0, 4.0]}, seeds=8)
-    jaxprune.final(df).groupby(["prune_frac", "mu_norm"]).test_acc.mean()
+import jaxprune
+config, params = jaxprune.presets.yang2023()
+df = jaxprune.sweep(config, {"prune_frac": [0.0, 0.5, 0.9], "mu_norm": [1.0, 4.0]}, seeds=8)
+jaxprune.final(df).groupby(["prune_frac", "mu_norm"]).test_acc.mean()
 """
 
 __version__ = "0.1.0"

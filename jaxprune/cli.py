@@ -38,8 +38,10 @@ def spec_sweep(spec: dict, args) -> None:
 
     unknown = set(spec) - {"preset", "config", "params", "grid", "seeds"}
     if unknown:
-        raise ValueError(f"sweep specification has unknown keys {sorted(unknown)}: allowed are "
-                         f"preset, config, params, grid, seeds.")
+        raise ValueError(
+            f"sweep specification has unknown keys {sorted(unknown)}: allowed are "
+            f"preset, config, params, grid, seeds."
+        )
     if "preset" in spec:
         name = spec["preset"]
         if name not in ("yang2023", "kou2023"):
@@ -52,9 +54,16 @@ def spec_sweep(spec: dict, args) -> None:
     seeds = args.seeds if args.seeds is not None else spec.get("seeds", 8)
     if args.out is None:
         raise ValueError("--out is required for a sweep specification.")
-    frame = sweep(config, spec.get("grid", {}), seeds, base=params, out=args.out,
-                  chunk_size=args.chunk_size, memory_budget_gb=args.memory_budget,
-                  overwrite=args.overwrite)
+    frame = sweep(
+        config,
+        spec.get("grid", {}),
+        seeds,
+        base=params,
+        out=args.out,
+        chunk_size=args.chunk_size,
+        memory_budget_gb=args.memory_budget,
+        overwrite=args.overwrite,
+    )
     print(f"wrote {len(frame)} rows to {args.out}")
 
 
@@ -67,8 +76,12 @@ def _sweep(args) -> None:
         return
     # A sweep script: run it as `python SCRIPT ARGS...` with the options passed through.
     argv = [str(target), *args.rest]
-    for flag, value in (("--out", args.out), ("--seeds", args.seeds),
-                        ("--chunk-size", args.chunk_size), ("--memory-budget", args.memory_budget)):
+    for flag, value in (
+        ("--out", args.out),
+        ("--seeds", args.seeds),
+        ("--chunk-size", args.chunk_size),
+        ("--memory-budget", args.memory_budget),
+    ):
         if value is not None:
             argv += [flag, str(value)]
     if args.overwrite:
@@ -82,13 +95,16 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_sweep = sub.add_parser(
-        "sweep", help="run a sweep script (.py, further arguments go to it) or a JSON specification")
+        "sweep", help="run a sweep script (.py, further arguments go to it) or a JSON specification"
+    )
     p_sweep.add_argument("target", help="sweeps/NAME.py, or a JSON sweep specification")
     p_sweep.add_argument("--out", help="output directory of chunk files")
     p_sweep.add_argument("--seeds", type=int, help="number of seeds")
     p_sweep.add_argument("--chunk-size", type=int, help="runs per compiled call")
     p_sweep.add_argument("--memory-budget", type=float, help="GiB a chunk may use")
-    p_sweep.add_argument("--overwrite", action="store_true", help="replace a different sweep at --out")
+    p_sweep.add_argument(
+        "--overwrite", action="store_true", help="replace a different sweep at --out"
+    )
     p_sweep.set_defaults(func=_sweep)
 
     p_plot = sub.add_parser("plot", help="draw a phase diagram from a sweep's output")

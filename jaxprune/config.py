@@ -58,14 +58,29 @@ def _check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
-_INT_FIELDS = {"num_classes": 2, "num_patches": 1, "dim": 1, "width": 1, "n_train": 1,
-               "n_test": 1, "steps": 1, "log_every": 1}
+_INT_FIELDS = {
+    "num_classes": 2,
+    "num_patches": 1,
+    "dim": 1,
+    "width": 1,
+    "n_train": 1,
+    "n_test": 1,
+    "steps": 1,
+    "log_every": 1,
+}
 _FLOAT_FIELDS = {
     "act_power": ("must be a finite number >= 1", lambda v: v >= 1),
     "leaky_slope": ("must be a finite number >= 0", lambda v: v >= 0),
 }
-_CHOICE_FIELDS = {"activation": ACTIVATIONS, "signal": SIGNALS, "layout": LAYOUTS, "init": INITS,
-                  "output_scale": OUTPUT_SCALES, "patch_reduce": PATCH_REDUCES, "mask": MASKS}
+_CHOICE_FIELDS = {
+    "activation": ACTIVATIONS,
+    "signal": SIGNALS,
+    "layout": LAYOUTS,
+    "init": INITS,
+    "output_scale": OUTPUT_SCALES,
+    "patch_reduce": PATCH_REDUCES,
+    "mask": MASKS,
+}
 _BOOL_FIELDS = ("noise_orthogonal", "bias")
 
 
@@ -118,19 +133,30 @@ class Config:
             object.__setattr__(self, name, value)
 
         if self.signal == "antipodal" and self.num_classes != 2:
-            _fail("Config", "num_classes", self.num_classes, "signal='antipodal' needs num_classes = 2")
+            _fail(
+                "Config",
+                "num_classes",
+                self.num_classes,
+                "signal='antipodal' needs num_classes = 2",
+            )
         if self.signal == "orthogonal" and self.dim < self.num_classes:
             _fail(
-                "Config", "dim", self.dim,
+                "Config",
+                "dim",
+                self.dim,
                 f"signal='orthogonal' needs dim >= num_classes ({self.num_classes})",
             )
         if self.layout == "patches" and self.num_patches < 2:
             _fail(
-                "Config", "num_patches", self.num_patches,
+                "Config",
+                "num_patches",
+                self.num_patches,
                 "layout='patches' needs num_patches >= 2 (one signal patch, the rest noise)",
             )
         if self.layout == "additive" and self.num_patches != 1:
-            _fail("Config", "num_patches", self.num_patches, "layout='additive' needs num_patches = 1")
+            _fail(
+                "Config", "num_patches", self.num_patches, "layout='additive' needs num_patches = 1"
+            )
 
     def replace(self, **changes) -> Config:
         """A copy with `changes` applied (validated like any new Config)."""
@@ -183,7 +209,9 @@ def check_params_values(name: str, values: Any) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"Params.{name} = {values!r} is invalid: {allowed} (got a non-number).") from None
+        raise ValueError(
+            f"Params.{name} = {values!r} is invalid: {allowed} (got a non-number)."
+        ) from None
     bad = ~(np.isfinite(array) & ok(array))
     if bad.any():
         raise ValueError(f"Params.{name} = {float(array[bad].flat[0])!r} is invalid: {allowed}.")

@@ -64,7 +64,9 @@ def normalize_seeds(seeds: Any) -> np.ndarray:
     [0, 2**31 - 1]."""
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise ValueError(f"seeds = {seeds!r} is invalid: an int seeds means range(seeds), so >= 1.")
+            raise ValueError(
+                f"seeds = {seeds!r} is invalid: an int seeds means range(seeds), so >= 1."
+            )
         seeds = range(int(seeds))
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray, range)):
         raise ValueError(f"seeds = {seeds!r} is invalid: give an int or a sequence of ints.")
@@ -72,7 +74,11 @@ def normalize_seeds(seeds: Any) -> np.ndarray:
     if not seeds:
         raise ValueError("seeds is empty: give an int >= 1 or a non-empty sequence of ints.")
     for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, numbers.Integral)
+            or not 0 <= seed <= MAX_SEED
+        ):
             raise ValueError(f"seeds contains {seed!r}: seeds must be ints in [0, {MAX_SEED}].")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds = {seeds!r} is invalid: seeds must be distinct.")
@@ -86,12 +92,16 @@ def plan(
     if not isinstance(config, Config):
         raise ValueError(f"config must be a jaxprune.Config, got {type(config).__name__}.")
     if not isinstance(grid, Mapping):
-        raise ValueError(f"grid must be a mapping of field name to values, got {type(grid).__name__}.")
+        raise ValueError(
+            f"grid must be a mapping of field name to values, got {type(grid).__name__}."
+        )
     base = validate_params(Params() if base is None else base)
     for name in PARAMS_FIELDS:
         if np.ndim(getattr(base, name)) != 0:
-            raise ValueError(f"base.{name} = {getattr(base, name)!r} is invalid: must be a scalar; "
-                             f"put several values in the grid instead.")
+            raise ValueError(
+                f"base.{name} = {getattr(base, name)!r} is invalid: must be a scalar; "
+                f"put several values in the grid instead."
+            )
     seeds = normalize_seeds(seeds)
 
     config_axes, params_axes = {}, {}
@@ -121,6 +131,6 @@ def plan(
 
     groups = []
     for combo in itertools.product(*config_axes.values()):
-        changes = dict(zip(config_axes, combo))
+        changes = dict(zip(config_axes, combo, strict=True))
         groups.append(RunGroup(config.replace(**changes), changes, run_params, run_seeds))
     return groups

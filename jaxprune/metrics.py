@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +11,9 @@ import jax.numpy as jnp
 from jaxprune import model
 from jaxprune.config import Config
 from jaxprune.data import Dataset, signal_coordinates, signal_directions
+
+if TYPE_CHECKING:
+    from jaxprune.training import RunState
 
 
 @jax.tree_util.register_dataclass
@@ -48,25 +52,26 @@ def noise_max(w_eff: jax.Array, train: Dataset) -> jax.Array:
     return (ratio * train.noise_patch).sum() / jnp.maximum(train.noise_patch.sum(), 1.0)
 
 
-def measure(
-    config: Config,
-    w: jax.Array,
-    b: jax.Array,
-    mask: jax.Array,
-    train: Dataset,
-    test: Dataset,
-    converged_step: jax.Array,
-    diverged: jax.Array,
-) -> Metrics:
-    """All measurements of one run with filters w (K, m, d), biases b (K, m) and mask (K, m, d)."""
+def measure(config: Config, state: RunState, train: Dataset, test: Dataset) -> Metrics:
+    """All measurements of one run in `state` (weights (K, m, d), bias (K, m), mask (K, m, d)).
+
+    converged_step is the first step whose training loss was <= loss_tol: the state's record, or
+    this step if the loss reaches it now.
+    """
+    w, b, mask = state.weights, state.bias, state.mask
     train_logits = model.logits(config, w, b, mask, train.x)
     test_logits = model.logits(config, w, b, mask, test.x)
+    train_loss = model.cross_entropy(train_logits, train.y)
     test_pred = test_logits.argmax(-1)
     w_eff = w * mask
     coords = signal_coordinates(config)
     kept_signal = mask[jnp.arange(config.num_classes), :, coords]  # (K, m)
+    converged_step = state.converged_step
+    if config.loss_tol is not None:
+        reached_now = (converged_step < 0) & ~state.diverged & (train_loss <= config.loss_tol)
+        converged_step = jnp.where(reached_now, state.step, converged_step)
     return Metrics(
-        train_loss=model.cross_entropy(train_logits, train.y),
+        train_loss=train_loss,
         train_acc=(train_logits.argmax(-1) == train.y).mean(),
         test_loss=model.cross_entropy(test_logits, test.y),
         test_acc=(test_pred == test.y).mean(),
@@ -76,5 +81,5 @@ def measure(
         signal_neurons=kept_signal.sum(axis=1).mean(),
         density=mask.mean(),
         converged_step=converged_step,
-        diverged=diverged,
+        diverged=state.diverged,
     )

@@ -7,7 +7,6 @@ Filters are shared across patches; the second layer is fixed (+scale for the fil
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -58,6 +57,8 @@ def cross_entropy(logits_: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits_, labels).mean()
 
 
-def loss(config: Config, w: jax.Array, b: jax.Array, mask: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
+def loss(
+    config: Config, w: jax.Array, b: jax.Array, mask: jax.Array, x: jax.Array, y: jax.Array
+) -> jax.Array:
     """Training objective L(W ⊙ M): mean cross-entropy over the samples (x (n, P, d), y (n,))."""
     return cross_entropy(logits(config, w, b, mask, x), y)

@@ -91,13 +91,34 @@ def phase_diagram(
         field = cell_table(last, x, y, column).reindex(index=table.index, columns=table.columns)
         xs, ys = np.meshgrid(np.arange(field.shape[1]) + 0.5, np.arange(field.shape[0]) + 0.5)
         color = CONTOUR_COLORS[i % len(CONTOUR_COLORS)]
-        ax.contour(xs, ys, field.to_numpy(dtype=float), levels=sorted(levels), colors=color,
-                   linestyles="--", linewidths=2)
-        handles.append(Line2D([], [], color=color, linestyle="--", linewidth=2,
-                              label=f"{column} = {', '.join(f'{v:g}' for v in sorted(levels))}"))
+        ax.contour(
+            xs,
+            ys,
+            field.to_numpy(dtype=float),
+            levels=sorted(levels),
+            colors=color,
+            linestyles="--",
+            linewidths=2,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=color,
+                linestyle="--",
+                linewidth=2,
+                label=f"{column} = {', '.join(f'{v:g}' for v in sorted(levels))}",
+            )
+        )
     if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2,
-                  fontsize=8, frameon=False)
+        ax.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12),
+            ncol=2,
+            fontsize=8,
+            frameon=False,
+        )
     return ax
 
 

@@ -36,7 +36,9 @@ def history_frame(
     steps: (T,) logged steps. history: each measurement, (R, T).
     """
     num_runs, num_steps = len(run_columns["seed"]), len(steps)
-    columns = {name: np.repeat(np.asarray(values), num_steps) for name, values in run_columns.items()}
+    columns = {
+        name: np.repeat(np.asarray(values), num_steps) for name, values in run_columns.items()
+    }
     columns = {"seed": columns.pop("seed"), "step": np.tile(steps, num_runs), **columns}
     columns.update({name: np.asarray(history[name]).reshape(-1) for name in METRIC_NAMES})
     frame = pd.DataFrame(columns)

@@ -27,14 +27,15 @@ import pandas as pd
 from jaxprune import grid as grid_lib
 from jaxprune import results
 from jaxprune.config import PARAMS_FIELDS, Config, Params
-from jaxprune.training import RunState, make_run
+from jaxprune.metrics import METRIC_NAMES
+from jaxprune.training import make_run
 
 BYTES_PER_FLOAT = 4
 DEFAULT_MEMORY_BUDGET_GB = 2.0
 SPEC_FILE = "_sweep.json"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_runs(config: Config, with_state: bool = False):
     """jit(vmap(run)) for `config`: (Params of (R,) leaves, seeds (R,)) -> history (and states)."""
     run = make_run(config)
@@ -53,17 +54,22 @@ def estimate_run_bytes(config: Config) -> int:
     return int((data + weights + activations) * BYTES_PER_FLOAT * 1.5)
 
 
-def choose_chunk_size(config: Config, num_runs: int, chunk_size: int | None,
-                      memory_budget_gb: float | None) -> int:
+def choose_chunk_size(
+    config: Config, num_runs: int, chunk_size: int | None, memory_budget_gb: float | None
+) -> int:
     """Runs per compiled call: `chunk_size` if given, else the fewest equal chunks that fit
     `memory_budget_gb` (by `estimate_run_bytes`)."""
     if chunk_size is not None:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size = {chunk_size!r} is invalid: must be an int >= 1 or None.")
+            raise ValueError(
+                f"chunk_size = {chunk_size!r} is invalid: must be an int >= 1 or None."
+            )
         return min(chunk_size, num_runs)
     budget = DEFAULT_MEMORY_BUDGET_GB if memory_budget_gb is None else memory_budget_gb
     if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not budget > 0:
-        raise ValueError(f"memory_budget_gb = {memory_budget_gb!r} is invalid: must be a number > 0.")
+        raise ValueError(
+            f"memory_budget_gb = {memory_budget_gb!r} is invalid: must be a number > 0."
+        )
     fits = int(max(1, min(num_runs, budget * 2**30 // estimate_run_bytes(config))))
     # As many chunks as the budget needs, of equal size, so the padded last chunk wastes little.
     return -(-num_runs // -(-num_runs // fits))
@@ -77,8 +83,12 @@ def _pad(values: np.ndarray, size: int) -> np.ndarray:
 def _run_columns(group: grid_lib.RunGroup, index: slice) -> dict[str, np.ndarray]:
     columns = {"seed": group.seeds[index]}
     columns.update({name: getattr(group.params, name)[index] for name in PARAMS_FIELDS})
-    columns.update({name: np.repeat(value, len(columns["seed"]))
-                    for name, value in group.config_values.items()})
+    columns.update(
+        {
+            name: np.repeat(value, len(columns["seed"]))
+            for name, value in group.config_values.items()
+        }
+    )
     return columns
 
 
@@ -90,7 +100,7 @@ def _run_chunk(group: grid_lib.RunGroup, index: slice, size: int, with_state: bo
     out = compiled_runs(group.config, with_state)(params, seeds)
     history, states = out if with_state else (out, None)
     count = len(group.seeds[index])
-    history = {k: np.asarray(v)[:count] for k, v in dataclasses.asdict(history).items()}
+    history = {name: np.asarray(getattr(history, name))[:count] for name in METRIC_NAMES}
     frame = results.history_frame(
         group.config, _run_columns(group, index), group.config.logged_steps(), history
     )
@@ -101,7 +111,8 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     """Train one run; returns its frame (one row per logged step), and with `return_state` also
     its final RunState (weights (K, m, d), bias (K, m), mask (K, m, d), ...).
 
-    The run is exactly the one `sweep` computes for the same (config, params, seed).
+    It is the run `sweep` computes for the same (config, params, seed): the same random draws,
+    the same steps, numbers equal up to float32 rounding.
     """
     (group,) = grid_lib.plan(config, {}, [seed], base=params)
     frame, states = _run_chunk(group, slice(0, 1), 1, with_state=return_state)
@@ -163,7 +174,9 @@ def _prepare_out(out: Path, spec: dict, overwrite: bool) -> list[int] | None:
     if out.exists() and overwrite and (spec_path.exists() or results.chunk_files(out)):
         shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()):
-        raise ValueError(f"out = {str(out)!r} is a non-empty directory that holds no jaxprune sweep.")
+        raise ValueError(
+            f"out = {str(out)!r} is a non-empty directory that holds no jaxprune sweep."
+        )
     out.mkdir(parents=True, exist_ok=True)
     return None
 
@@ -181,9 +194,12 @@ class _Progress:
         elapsed = time.perf_counter() - self.start
         rate = self.done / elapsed if elapsed > 0 else float("inf")
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        print(f"[jaxprune] {self.done}/{self.total} runs ({100 * self.done / self.total:.0f}%), "
-              f"{rate:.1f} runs/s, elapsed {elapsed:.0f}s, ETA {eta:.0f}s{note}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[jaxprune] {self.done}/{self.total} runs ({100 * self.done / self.total:.0f}%), "
+            f"{rate:.1f} runs/s, elapsed {elapsed:.0f}s, ETA {eta:.0f}s{note}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def sweep(
@@ -208,7 +224,9 @@ def sweep(
     parquet; re-running the same sweep into it resumes, skipping chunks already written.
     """
     groups = grid_lib.plan(config, grid, seeds, base)
-    spec = sweep_spec(config, grid, grid_lib.normalize_seeds(seeds), Params() if base is None else base)
+    spec = sweep_spec(
+        config, grid, grid_lib.normalize_seeds(seeds), Params() if base is None else base
+    )
     sizes = [choose_chunk_size(g.config, g.num_runs, chunk_size, memory_budget_gb) for g in groups]
     metadata = {**spec, "chunk_sizes": sizes, **environment()}
     if out is not None:
@@ -225,7 +243,7 @@ def sweep(
     total = sum(g.num_runs for g in groups)
     bar = _Progress(total, progress)
     frames = []
-    for g, (group, size) in enumerate(zip(groups, sizes)):
+    for g, (group, size) in enumerate(zip(groups, sizes, strict=True)):
         for c, start in enumerate(range(0, group.num_runs, size)):
             index = slice(start, min(start + size, group.num_runs))
             path = None if out is None else out / f"part-g{g:04d}-c{c:06d}.parquet"

@@ -45,7 +45,7 @@ def p_class_without_signal(prune_frac, width):
 
 
 def p_any_class_without_signal(prune_frac, width, num_classes):
-    """Probability that at least one of the K classes has no neuron keeping its signal: 1-(1-p^m)^K."""
+    """Probability that some class of the K has no neuron keeping its signal: 1 - (1 - p^m)^K."""
     return 1 - (1 - p_class_without_signal(prune_frac, width)) ** num_classes
 
 

@@ -88,22 +88,18 @@ def make_run(config: Config):
 
     def run(params: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
         key = jax.random.key(seed)
-        train = sample_dataset(config, params, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
+        train = sample_dataset(
+            config, params, jax.random.fold_in(key, TRAIN_STREAM), config.n_train
+        )
         test = sample_dataset(config, params, jax.random.fold_in(key, TEST_STREAM), config.n_test)
 
         def log(state: RunState) -> Metrics:
-            metrics = measure(config, state.weights, state.bias, state.mask, train, test,
-                              state.converged_step, state.diverged)
-            if config.loss_tol is None:
-                return metrics
-            reached_now = (state.converged_step < 0) & (metrics.train_loss <= config.loss_tol)
-            reached_now &= ~state.diverged
-            return dataclasses.replace(
-                metrics, converged_step=jnp.where(reached_now, state.step, state.converged_step)
-            )
+            return measure(config, state, train, test)
+
+        def step(state: RunState, _) -> tuple[RunState, None]:
+            return gd_step(config, params.lr, train, state), None
 
         def advance(state: RunState, length: int) -> RunState:
-            step = lambda s, _: (gd_step(config, params.lr, train, s), None)
             return jax.lax.scan(step, state, length=length)[0]
 
         def block(state: RunState, _) -> tuple[RunState, Metrics]:

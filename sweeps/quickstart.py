@@ -43,16 +43,28 @@ def main() -> None:
     out = Path(args.out or ("results/quickstart-quick" if args.quick else "results/quickstart"))
 
     start = time.perf_counter()
-    frame = jaxprune.sweep(config, grid, seeds, base=params, out=out, chunk_size=args.chunk_size,
-                           memory_budget_gb=args.memory_budget, overwrite=args.overwrite)
+    frame = jaxprune.sweep(
+        config,
+        grid,
+        seeds,
+        base=params,
+        out=out,
+        chunk_size=args.chunk_size,
+        memory_budget_gb=args.memory_budget,
+        overwrite=args.overwrite,
+    )
     elapsed = time.perf_counter() - start
     figure = out.with_suffix(".png")
     save_phase_diagram(
-        frame, figure, x="prune_frac", y="mu_norm", value="test_acc",
+        frame,
+        figure,
+        x="prune_frac",
+        y="mu_norm",
+        value="test_acc",
         contours={"p_any_class_without_signal": [0.5], "benign_score": [1.0]},
         vmin=1 / config.num_classes,  # chance level
         title=f"Final test accuracy, K={config.num_classes}, d={config.dim}, m={config.width}, "
-              f"n={config.n_train}, {config.steps} GD steps ({seeds} seeds per cell)",
+        f"n={config.n_train}, {config.steps} GD steps ({seeds} seeds per cell)",
     )
     runs = len(jaxprune.final(frame))
     print(f"{runs} runs in {elapsed:.1f}s; results in {out}/, phase diagram in {figure}")

@@ -3,8 +3,9 @@ import pytest
 from jaxprune import Config, Params
 
 # Small enough to compile and train in about a second on a 2-core CPU.
-TINY = Config(num_classes=2, num_patches=2, dim=16, width=4, n_train=8, n_test=32, steps=20,
-              log_every=5)
+TINY = Config(
+    num_classes=2, num_patches=2, dim=16, width=4, n_train=8, n_test=32, steps=20, log_every=5
+)
 TINY_PARAMS = Params(prune_frac=0.3, mu_norm=2.0, sigma_noise=0.5, sigma_init=0.05, lr=0.5)
 
 
@@ -28,9 +29,12 @@ def assert_same_runs(actual, expected):
     assert list(actual.columns) == list(expected.columns)
     assert len(actual) == len(expected)
     floats = [c for c in expected.columns if expected[c].dtype == np.float32]
-    pd.testing.assert_frame_equal(actual.drop(columns=floats).reset_index(drop=True),
-                                  expected.drop(columns=floats).reset_index(drop=True),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        actual.drop(columns=floats).reset_index(drop=True),
+        expected.drop(columns=floats).reset_index(drop=True),
+        check_exact=True,
+    )
     for column in floats:
-        np.testing.assert_allclose(actual[column], expected[column], rtol=1e-5, atol=1e-6,
-                                   err_msg=column)
+        np.testing.assert_allclose(
+            actual[column], expected[column], rtol=1e-5, atol=1e-6, err_msg=column
+        )

@@ -22,8 +22,12 @@ def test_info(capsys):
 
 def test_quickstart_quick_writes_parquet_and_png(tmp_path):
     out = tmp_path / "qs"
-    done = subprocess.run([sys.executable, str(ROOT / "sweeps" / "quickstart.py"), "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "sweeps" / "quickstart.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     frame = jaxprune.load(out)
     last = jaxprune.final(frame)
@@ -37,8 +41,11 @@ def test_quickstart_quick_writes_parquet_and_png(tmp_path):
 
 
 def test_sweep_from_json_spec_and_bad_spec(tmp_path, capsys):
-    spec = {"config": {"dim": 8, "width": 3, "n_train": 6, "n_test": 16, "steps": 4,
-                       "log_every": 2}, "grid": {"prune_frac": [0.0, 0.5]}, "seeds": 2}
+    spec = {
+        "config": {"dim": 8, "width": 3, "n_train": 6, "n_test": 16, "steps": 4, "log_every": 2},
+        "grid": {"prune_frac": [0.0, 0.5]},
+        "seeds": 2,
+    }
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     cli.main(["sweep", str(path), "--out", str(tmp_path / "out")])
@@ -48,4 +55,6 @@ def test_sweep_from_json_spec_and_bad_spec(tmp_path, capsys):
         cli.main(["sweep", str(path), "--out", str(tmp_path / "bad")])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert "Params.prune_frac = 1.5 is invalid: must lie in [0, 1)" in err and "Traceback" not in err
+    assert (
+        "Params.prune_frac = 1.5 is invalid: must lie in [0, 1)" in err and "Traceback" not in err
+    )

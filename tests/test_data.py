@@ -18,7 +18,9 @@ def _sample(config, **params):
 def _binomial_band(count, trials, prob, z=4.5):
     """count lies within z standard deviations of Binomial(trials, prob)'s mean."""
     assert abs(count - trials * prob) <= z * np.sqrt(trials * prob * (1 - prob)) + 1e-9, (
-        count, trials * prob)
+        count,
+        trials * prob,
+    )
 
 
 @pytest.mark.parametrize("noise_orthogonal", [True, False])
@@ -50,7 +52,9 @@ def test_orthogonal_patches(noise_orthogonal):
 
 
 def test_antipodal_signal_sign_follows_class():
-    config = Config(num_classes=2, num_patches=2, dim=30, signal="antipodal", noise_orthogonal=False)
+    config = Config(
+        num_classes=2, num_patches=2, dim=30, signal="antipodal", noise_orthogonal=False
+    )
     d = _sample(config, mu_norm=3.0)
     signal = d["x"][d["noise_patch"] == 0]
     expected = np.zeros((N, 30))

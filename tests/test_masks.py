@@ -32,7 +32,7 @@ def test_masks_nested_across_p_for_one_seed(kind):
     config = Config(num_classes=2, width=10, dim=64, mask=kind)
     fracs = jnp.linspace(0.0, 0.95, 12)
     masks = np.asarray(jax.vmap(lambda p: sample_mask(config, jax.random.key(3), p))(fracs))
-    for looser, tighter in zip(masks[:-1], masks[1:]):
+    for looser, tighter in zip(masks[:-1], masks[1:], strict=True):
         assert (tighter <= looser).all()  # mask(p2) ⊆ mask(p1) for p1 < p2
         assert tighter.sum() <= looser.sum()
     assert masks[0].all() and masks[-1].sum() < 0.1 * masks[-1].size
@@ -51,8 +51,9 @@ def test_p_any_class_without_signal_matches_masks():
     prob = theory.p_any_class_without_signal(p, 6, 3)
     np.testing.assert_allclose(prob, 1 - (1 - 0.8**6) ** 3)
     assert abs(none_kept.mean() - prob) <= 4.5 * np.sqrt(prob * (1 - prob) / 4000)
-    np.testing.assert_allclose(kept.sum(axis=-1).mean(), theory.signal_neurons_expected(p, 6),
-                               rtol=0.03)
+    np.testing.assert_allclose(
+        kept.sum(axis=-1).mean(), theory.signal_neurons_expected(p, 6), rtol=0.03
+    )
 
 
 def test_uniforms_shape_and_range():

@@ -12,13 +12,19 @@ from jaxprune.data import sample_dataset
 from jaxprune.masks import sample_mask
 from jaxprune.training import gd_step, init_state
 
-OPTIONS = list(itertools.product(
-    [("relu", {}), ("relu_pow", {"act_power": 3.0}), ("relu_pow", {"act_power": 1.5}),
-     ("leaky_relu", {"leaky_slope": 0.2})],
-    [False, True],          # bias
-    ["mean", "sum"],        # output_scale
-    ["sum", "mean"],        # patch_reduce
-))
+OPTIONS = list(
+    itertools.product(
+        [
+            ("relu", {}),
+            ("relu_pow", {"act_power": 3.0}),
+            ("relu_pow", {"act_power": 1.5}),
+            ("leaky_relu", {"leaky_slope": 0.2}),
+        ],
+        [False, True],  # bias
+        ["mean", "sum"],  # output_scale
+        ["sum", "mean"],  # patch_reduce
+    )
+)
 
 
 def _problem(config, seed=0):
@@ -34,12 +40,25 @@ def _problem(config, seed=0):
 @pytest.mark.parametrize("act,bias,output_scale,patch_reduce", OPTIONS)
 def test_gradient_matches_finite_differences(act, bias, output_scale, patch_reduce):
     name, extra = act
-    config = Config(num_classes=3, num_patches=3, dim=7, width=3, n_train=6, activation=name,
-                    bias=bias, output_scale=output_scale, patch_reduce=patch_reduce, **extra)
+    config = Config(
+        num_classes=3,
+        num_patches=3,
+        dim=7,
+        width=3,
+        n_train=6,
+        activation=name,
+        bias=bias,
+        output_scale=output_scale,
+        patch_reduce=patch_reduce,
+        **extra,
+    )
     with jax.enable_x64(True):
         data, mask, w, b = _problem(config)
         assert w.dtype == jnp.float64
-        loss = lambda w, b: model.loss(config, w, b, mask, data.x, data.y)
+
+        def loss(w, b):
+            return model.loss(config, w, b, mask, data.x, data.y)
+
         grad_w, grad_b = jax.grad(loss, argnums=(0, 1))(w, b)
         eps = 1e-5
         rng = np.random.default_rng(0)
@@ -60,8 +79,18 @@ def test_gradient_matches_finite_differences(act, bias, output_scale, patch_redu
 
 
 def test_logits_match_a_direct_loop():
-    config = Config(num_classes=2, num_patches=3, dim=5, width=2, n_train=4, activation="relu_pow",
-                    act_power=2.0, bias=True, output_scale="mean", patch_reduce="sum")
+    config = Config(
+        num_classes=2,
+        num_patches=3,
+        dim=5,
+        width=2,
+        n_train=4,
+        activation="relu_pow",
+        act_power=2.0,
+        bias=True,
+        output_scale="mean",
+        patch_reduce="sum",
+    )
     with jax.enable_x64(True):
         data, mask, w, b = _problem(config, seed=3)
         got = np.asarray(model.logits(config, w, b, mask, data.x))
@@ -79,10 +108,12 @@ def test_gd_step_is_masked_gradient_descent(tiny, tiny_params):
     data = sample_dataset(config, tiny_params, jax.random.fold_in(key, 0), config.n_train)
     state = init_state(config, tiny_params, key)
     grad_w, grad_b = jax.grad(model.loss, argnums=(1, 2))(
-        config, state.weights, state.bias, state.mask, data.x, data.y)
+        config, state.weights, state.bias, state.mask, data.x, data.y
+    )
     new = gd_step(config, tiny_params.lr, data, state)
-    np.testing.assert_allclose(new.weights, state.weights - tiny_params.lr * grad_w * state.mask,
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        new.weights, state.weights - tiny_params.lr * grad_w * state.mask, rtol=1e-6, atol=1e-7
+    )
     np.testing.assert_allclose(new.bias, state.bias - tiny_params.lr * grad_b, rtol=1e-6, atol=1e-7)
     assert int(new.step) == 1 and int(new.converged_step) == -1 and not bool(new.diverged)
 
@@ -94,7 +125,8 @@ def test_uniform_fan_in_init_bounds_and_variance():
     assert np.abs(w).max() <= bound and np.abs(b).max() <= bound
     # Var of U(-a, a) is a^2 / 3; 40,000 draws give a relative standard error below 1%.
     np.testing.assert_allclose(np.var(np.asarray(w)), bound**2 / 3, rtol=0.04)
-    normal_w, normal_b = model.init_weights(Config(dim=400, width=50), Params(sigma_init=0.2),
-                                            jax.random.key(0))
+    normal_w, normal_b = model.init_weights(
+        Config(dim=400, width=50), Params(sigma_init=0.2), jax.random.key(0)
+    )
     np.testing.assert_allclose(np.std(np.asarray(normal_w)), 0.2, rtol=0.03)
     assert not np.asarray(normal_b).any()

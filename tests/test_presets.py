@@ -13,10 +13,19 @@ def test_kou2023_settings():
     config, params = jaxprune.presets.kou2023()
     assert (config.num_classes, config.num_patches, config.width) == (2, 2, 10)
     assert (config.n_train, config.n_test, config.steps) == (20, 1000, 100)
-    assert (config.signal, config.noise_orthogonal, config.layout) == ("antipodal", False, "patches")
+    assert (config.signal, config.noise_orthogonal, config.layout) == (
+        "antipodal",
+        False,
+        "patches",
+    )
     assert (config.bias, config.init, config.activation) == (True, "uniform_fan_in", "relu")
     assert (config.output_scale, config.patch_reduce) == ("sum", "mean")
-    assert (params.lr, params.label_flip, params.sigma_noise, params.prune_frac) == (0.1, 0.1, 1.0, 0.0)
+    assert (params.lr, params.label_flip, params.sigma_noise, params.prune_frac) == (
+        0.1,
+        0.1,
+        1.0,
+        0.0,
+    )
     assert jaxprune.presets.kou2023(dim=300)[0].dim == 300
 
 
@@ -33,8 +42,13 @@ def test_kou2023_forward_equals_conv1d_rendering():
     signal = np.asarray(data.x).reshape(16, 1, 100)  # (batch, channels=1, length 2d)
     kernel = np.asarray(w).reshape(20, 1, 50)  # (out_channels = 2m, in, kernel): class-major
     bias = np.asarray(b).reshape(20)
-    conv = np.stack([(signal[:, :, s * 50:(s + 1) * 50][:, None] * kernel[None]).sum((2, 3)) + bias
-                     for s in range(2)], axis=-1)  # (batch, 2m, positions)
+    conv = np.stack(
+        [
+            (signal[:, :, s * 50 : (s + 1) * 50][:, None] * kernel[None]).sum((2, 3)) + bias
+            for s in range(2)
+        ],
+        axis=-1,
+    )  # (batch, 2m, positions)
     hidden = np.maximum(conv, 0).mean(-1)
     want = np.stack([hidden[:, :10].sum(1), hidden[:, 10:].sum(1)], axis=1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -55,4 +69,8 @@ def test_yang2023_is_the_default_paper_setting():
     config, params = jaxprune.presets.yang2023()
     assert config == jaxprune.Config() and params == jaxprune.Params()
     assert (config.signal, config.noise_orthogonal, config.output_scale, config.mask) == (
-        "orthogonal", True, "mean", "bernoulli")
+        "orthogonal",
+        True,
+        "mean",
+        "bernoulli",
+    )

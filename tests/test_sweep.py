@@ -17,22 +17,24 @@ GRID = {"prune_frac": [0.0, 0.5, 0.9], "mu_norm": [0.5, 3.0]}
 @pytest.fixture(scope="module")
 def reference(request):
     from conftest import TINY, TINY_PARAMS
-    return jaxprune.sweep(TINY, GRID, seeds=[4, 7], base=TINY_PARAMS, chunk_size=12,
-                          progress=False)
+
+    return jaxprune.sweep(TINY, GRID, seeds=[4, 7], base=TINY_PARAMS, chunk_size=12, progress=False)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 5, 7, None])
 def test_chunk_size_does_not_change_results(reference, tiny, tiny_params, chunk_size):
-    frame = jaxprune.sweep(tiny, GRID, seeds=[4, 7], base=tiny_params, chunk_size=chunk_size,
-                           progress=False)
+    frame = jaxprune.sweep(
+        tiny, GRID, seeds=[4, 7], base=tiny_params, chunk_size=chunk_size, progress=False
+    )
     assert_same_runs(frame, reference)
 
 
 @pytest.mark.parametrize("seed,p,mu", [(4, 0.0, 0.5), (7, 0.5, 3.0), (7, 0.9, 0.5)])
 def test_train_alone_equals_run_inside_sweep(reference, tiny, tiny_params, seed, p, mu):
     alone = jaxprune.train(tiny, tiny_params.replace(prune_frac=p, mu_norm=mu), seed)
-    inside = reference[(reference.seed == seed) & (reference.prune_frac == p)
-                       & (reference.mu_norm == mu)]
+    inside = reference[
+        (reference.seed == seed) & (reference.prune_frac == p) & (reference.mu_norm == mu)
+    ]
     assert_same_runs(alone, inside)
 
 
@@ -53,14 +55,16 @@ def test_grid_expansion_order_and_columns(reference, tiny, tiny_params):
 
 
 def test_config_fields_in_grid(tiny, tiny_params):
-    frame = jaxprune.sweep(tiny, {"width": [4, 6], "prune_frac": [0.0, 0.5]}, seeds=2,
-                           base=tiny_params, progress=False)
+    frame = jaxprune.sweep(
+        tiny, {"width": [4, 6], "prune_frac": [0.0, 0.5]}, seeds=2, base=tiny_params, progress=False
+    )
     assert "width" in frame.columns and list(jaxprune.final(frame).width) == [4] * 4 + [6] * 4
     wide = frame[(frame.width == 6) & (frame.seed == 1) & (frame.prune_frac == 0.5)]
     alone = jaxprune.train(tiny.replace(width=6), tiny_params.replace(prune_frac=0.5), 1)
     assert_same_runs(wide.drop(columns="width"), alone)
-    np.testing.assert_allclose(jaxprune.final(frame).signal_neurons_expected,
-                               [4, 4, 2, 2, 6, 6, 3, 3])
+    np.testing.assert_allclose(
+        jaxprune.final(frame).signal_neurons_expected, [4, 4, 2, 2, 6, 6, 3, 3]
+    )
 
 
 def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
@@ -70,11 +74,23 @@ def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
     runner.compiled_runs.cache_clear()
     try:
         config = tiny.replace(steps=7)  # a Config no other test compiled
-        frame = jaxprune.sweep(config, {"prune_frac": [0.1, 0.2, 0.3, 0.4, 0.5]}, seeds=2,
-                               base=tiny_params, chunk_size=4, progress=False)
+        frame = jaxprune.sweep(
+            config,
+            {"prune_frac": [0.1, 0.2, 0.3, 0.4, 0.5]},
+            seeds=2,
+            base=tiny_params,
+            chunk_size=4,
+            progress=False,
+        )
         assert len(jaxprune.final(frame)) == 10  # 3 chunks: 4 + 4 + 2 (padded to 4)
-        frame = jaxprune.sweep(config, {"prune_frac": [0.6, 0.7]}, seeds=2, base=tiny_params,
-                               chunk_size=4, progress=False)
+        frame = jaxprune.sweep(
+            config,
+            {"prune_frac": [0.6, 0.7]},
+            seeds=2,
+            base=tiny_params,
+            chunk_size=4,
+            progress=False,
+        )
         assert len(jaxprune.final(frame)) == 4  # another sweep, one chunk of 4: no new trace
         guarded = chex.assert_max_traces(lambda v: v + 1, n=1)
         jax.jit(guarded)(1.0)
@@ -87,8 +103,9 @@ def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
 
 def test_parquet_output_metadata_and_load(tmp_path, reference, tiny, tiny_params):
     out = tmp_path / "sweep"
-    frame = jaxprune.sweep(tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, chunk_size=5,
-                           progress=False)
+    frame = jaxprune.sweep(
+        tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, chunk_size=5, progress=False
+    )
     assert_same_runs(frame, reference)
     files = sorted(p.name for p in out.glob("part-*.parquet"))
     assert files == [f"part-g0000-c{c:06d}.parquet" for c in range(3)]
@@ -98,24 +115,37 @@ def test_parquet_output_metadata_and_load(tmp_path, reference, tiny, tiny_params
     meta = loaded.attrs
     assert meta["config"]["dim"] == tiny.dim and meta["grid"] == GRID and meta["seeds"] == [4, 7]
     assert meta["base"]["lr"] == tiny_params.lr
-    for key in ("jaxprune_version", "jax_version", "jaxlib_version", "backend", "device_kind",
-                "spec_hash"):
+    for key in (
+        "jaxprune_version",
+        "jax_version",
+        "jaxlib_version",
+        "backend",
+        "device_kind",
+        "spec_hash",
+    ):
         assert meta[key]
     plain = pd.read_parquet(out)  # plain pandas reads the directory
     assert len(plain) == len(reference) and set(plain.columns) == set(reference.columns)
     single = jaxprune.load(out / files[0])
-    assert len(single) == 5 * len(tiny.logged_steps()) and single.attrs["spec_hash"] == meta["spec_hash"]
+    assert (
+        len(single) == 5 * len(tiny.logged_steps())
+        and single.attrs["spec_hash"] == meta["spec_hash"]
+    )
 
 
-def test_resume_skips_written_chunks_and_refuses_other_specs(tmp_path, reference, tiny,
-                                                            tiny_params, monkeypatch):
+def test_resume_skips_written_chunks_and_refuses_other_specs(
+    tmp_path, reference, tiny, tiny_params, monkeypatch
+):
     out = tmp_path / "sweep"
-    complete = jaxprune.sweep(tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, chunk_size=5,
-                              progress=False)
+    complete = jaxprune.sweep(
+        tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, chunk_size=5, progress=False
+    )
     (out / "part-g0000-c000001.parquet").unlink()  # as if killed while running chunk 1
     calls = []
     run_chunk = runner._run_chunk
-    monkeypatch.setattr(runner, "_run_chunk", lambda *a, **k: calls.append(a[1]) or run_chunk(*a, **k))
+    monkeypatch.setattr(
+        runner, "_run_chunk", lambda *a, **k: calls.append(a[1]) or run_chunk(*a, **k)
+    )
     resumed = jaxprune.sweep(tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, progress=False)
     assert calls == [slice(5, 10)]
     pd.testing.assert_frame_equal(resumed, complete, check_exact=True)
@@ -123,18 +153,29 @@ def test_resume_skips_written_chunks_and_refuses_other_specs(tmp_path, reference
     with pytest.raises(ValueError, match="holds a different sweep"):
         jaxprune.sweep(tiny, GRID, seeds=[4, 8], base=tiny_params, out=out, progress=False)
     with pytest.raises(ValueError, match="chunk_size"):
-        jaxprune.sweep(tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, chunk_size=3,
-                       progress=False)
-    replaced = jaxprune.sweep(tiny, {"prune_frac": [0.5]}, seeds=[4, 7], base=tiny_params,
-                              out=out, overwrite=True, progress=False)
+        jaxprune.sweep(
+            tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, chunk_size=3, progress=False
+        )
+    replaced = jaxprune.sweep(
+        tiny,
+        {"prune_frac": [0.5]},
+        seeds=[4, 7],
+        base=tiny_params,
+        out=out,
+        overwrite=True,
+        progress=False,
+    )
     pd.testing.assert_frame_equal(jaxprune.load(out), replaced)
 
 
 def test_final_keeps_last_row_per_run(reference, tiny):
     last = jaxprune.final(reference)
     assert len(last) == 12 and (last.step == tiny.steps).all()
-    merged = reference.merge(last[["seed", *PARAMS_FIELDS, "train_loss"]], on=["seed", *PARAMS_FIELDS],
-                             suffixes=("", "_last"))
+    merged = reference.merge(
+        last[["seed", *PARAMS_FIELDS, "train_loss"]],
+        on=["seed", *PARAMS_FIELDS],
+        suffixes=("", "_last"),
+    )
     at_end = merged[merged.step == tiny.steps]
     np.testing.assert_array_equal(at_end.train_loss, at_end.train_loss_last)
 

@@ -29,8 +29,18 @@ def test_frame_rows_steps_and_columns(tiny, tiny_params):
     odd = jaxprune.train(tiny.replace(steps=23), tiny_params, 0)
     np.testing.assert_array_equal(odd.step, [0, 5, 10, 15, 20, 23])
     pd.testing.assert_frame_equal(odd.iloc[:5], frame)  # logging does not change the run
-    for column in ("seed", "step", *METRIC_NAMES, *jaxprune.theory.THEORY_COLUMNS,
-                   "prune_frac", "mu_norm", "sigma_noise", "sigma_init", "lr", "label_flip"):
+    for column in (
+        "seed",
+        "step",
+        *METRIC_NAMES,
+        *jaxprune.theory.THEORY_COLUMNS,
+        "prune_frac",
+        "mu_norm",
+        "sigma_noise",
+        "sigma_init",
+        "lr",
+        "label_flip",
+    ):
         assert column in frame.columns
     assert (frame.seed == 0).all() and (frame.prune_frac == 0.3).all()
 
@@ -61,8 +71,12 @@ def test_signal_max_and_noise_max_against_numpy(tiny, tiny_params):
     w = np.asarray(state.weights * state.mask)
     signal = np.mean([w[k, :, k].max() for k in range(3)])
     noise, y, is_noise = map(np.asarray, (train_set.noise, train_set.y, train_set.noise_patch))
-    ratios = [(w[y[i]] @ noise[i, q]).max() / np.linalg.norm(noise[i, q])
-              for i in range(8) for q in range(2) if is_noise[i, q]]
+    ratios = [
+        (w[y[i]] @ noise[i, q]).max() / np.linalg.norm(noise[i, q])
+        for i in range(8)
+        for q in range(2)
+        if is_noise[i, q]
+    ]
     np.testing.assert_allclose(frame.signal_max.iloc[-1], signal, rtol=1e-5)
     np.testing.assert_allclose(frame.noise_max.iloc[-1], np.mean(ratios), rtol=1e-5)
 
@@ -73,13 +87,14 @@ def test_loss_tol_freezes_and_records_first_step(tiny, tiny_params):
     conv = int(frame.converged_step.iloc[-1])
     assert 0 < conv < 60
     losses = frame.set_index("step").train_loss
-    assert losses[conv] <= 0.2 and (losses[:conv - 1] > 0.2).all()
+    assert losses[conv] <= 0.2 and (losses[: conv - 1] > 0.2).all()
     after = frame[frame.step >= conv]
     assert (after.train_loss == losses[conv]).all()  # frozen from then on
     assert (frame[frame.step < conv].converged_step == -1).all()
     # The frozen weights are those of a plain run stopped at that step.
-    _, stopped = jaxprune.train(config.replace(steps=conv, loss_tol=None), tiny_params, 0,
-                                return_state=True)
+    _, stopped = jaxprune.train(
+        config.replace(steps=conv, loss_tol=None), tiny_params, 0, return_state=True
+    )
     np.testing.assert_allclose(state.weights, stopped.weights, rtol=1e-6, atol=1e-9)
 
 

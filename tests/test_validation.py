@@ -66,15 +66,24 @@ BAD_GRIDS = [
     ({"width": [4, 0]}, "width", ">= 1"),
 ]
 
-BAD_SEEDS = [(0, ">= 1"), ([], "empty"), ([-1], "seeds"), ([1, 1], "distinct"), ([0.5], "seeds"),
-             ("12", "seeds"), ([2**31], "seeds")]
+BAD_SEEDS = [
+    (0, ">= 1"),
+    ([], "empty"),
+    ([-1], "seeds"),
+    ([1, 1], "distinct"),
+    ([0.5], "seeds"),
+    ("12", "seeds"),
+    ([2**31], "seeds"),
+]
 
 
 @pytest.fixture(autouse=True)
 def no_compilation(monkeypatch):
     """Any attempt to compile fails the test: validation must come first."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("compiled before validating")
+
     monkeypatch.setattr(runner, "compiled_runs", refuse)
 
 
