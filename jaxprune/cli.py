@@ -69,6 +69,8 @@ def spec_sweep(spec: dict, args) -> None:
 
 def _sweep(args) -> None:
     target = Path(args.target)
+    if not target.is_file():
+        raise FileNotFoundError(f"no sweep script or specification at {target}")
     if target.suffix == ".json":
         if args.rest:
             raise ValueError(f"unrecognized arguments for a specification: {' '.join(args.rest)}")
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     args.rest = rest  # a sweep script's own arguments, such as --quick
     try:
         args.func(args)
-    except ValueError as error:  # bad input: one clear line, no traceback
+    except (ValueError, FileNotFoundError) as error:  # bad input: one clear line, no traceback
         parser.exit(2, f"jaxprune {args.command}: error: {error}\n")
 
 

@@ -58,3 +58,18 @@ def test_sweep_from_json_spec_and_bad_spec(tmp_path, capsys):
     assert (
         "Params.prune_frac = 1.5 is invalid: must lie in [0, 1)" in err and "Traceback" not in err
     )
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["sweep", "no-such-sweep.py"], "no sweep script or specification at no-such-sweep.py"),
+        (["plot", "no-such-results"], "no sweep output at no-such-results"),
+    ],
+)
+def test_missing_files_are_one_line_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
