@@ -37,6 +37,12 @@ def _problem(config, seed=0):
     return data, mask, w, b
 
 
+def _central_difference(f, x, idx, eps=1e-5):
+    """(f(x + eps e_idx) - f(x - eps e_idx)) / (2 eps)."""
+    step = jnp.zeros_like(x).at[idx].set(eps)
+    return (f(x + step) - f(x - step)) / (2 * eps)
+
+
 @pytest.mark.parametrize("act,bias,output_scale,patch_reduce", OPTIONS)
 def test_gradient_matches_finite_differences(act, bias, output_scale, patch_reduce):
     name, extra = act
@@ -60,19 +66,15 @@ def test_gradient_matches_finite_differences(act, bias, output_scale, patch_redu
             return model.loss(config, w, b, mask, data.x, data.y)
 
         grad_w, grad_b = jax.grad(loss, argnums=(0, 1))(w, b)
-        eps = 1e-5
         rng = np.random.default_rng(0)
         for flat in rng.choice(w.size, 25, replace=False):
             idx = np.unravel_index(flat, w.shape)
-            e = jnp.zeros_like(w).at[idx].set(eps)
-            fd = (loss(w + e, b) - loss(w - e, b)) / (2 * eps)
+            fd = _central_difference(lambda v: loss(v, b), w, idx)
             np.testing.assert_allclose(grad_w[idx], fd, rtol=1e-5, atol=1e-8)
             if mask[idx] == 0:
                 assert grad_w[idx] == 0.0  # pruned weights get no gradient
-        for flat in range(b.size):
-            idx = np.unravel_index(flat, b.shape)
-            e = jnp.zeros_like(b).at[idx].set(eps)
-            fd = (loss(w, b + e) - loss(w, b - e)) / (2 * eps)
+        for idx in np.ndindex(b.shape):
+            fd = _central_difference(lambda v: loss(w, v), b, idx)
             np.testing.assert_allclose(grad_b[idx], fd, rtol=1e-5, atol=1e-8)
             if not bias:
                 assert grad_b[idx] == 0.0
