@@ -8,11 +8,11 @@ jaxprune.final(df).groupby(["prune_frac", "mu_norm"]).test_acc.mean()
 
 __version__ = "0.1.0"
 
-from jaxprune import data, masks, metrics, model, presets, theory, training
+from jaxprune import data, masks, metrics, model, presets, state, theory, training
 from jaxprune.config import Config, Params
 from jaxprune.results import final, load
 from jaxprune.runner import sweep, train
-from jaxprune.training import RunState
+from jaxprune.state import RunState
 
 __all__ = [
     "Config",
@@ -25,6 +25,7 @@ __all__ = [
     "metrics",
     "model",
     "presets",
+    "state",
     "sweep",
     "theory",
     "train",

@@ -30,9 +30,7 @@ def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        _fail("Config", name, value, f"must be an integer >= {minimum}")
-    if value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         _fail("Config", name, value, f"must be an integer >= {minimum}")
     return int(value)
 
@@ -47,9 +45,9 @@ def _check_float(name: str, value: Any, allowed: str, ok) -> float:
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         _fail("Config", name, value, f"must be one of {', '.join(map(repr, choices))}")
-    return value
+    return str(value)
 
 
 def _check_bool(name: str, value: Any) -> bool:
@@ -58,7 +56,7 @@ def _check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
-_INT_FIELDS = {
+_INT_MINIMUMS = {
     "num_classes": 2,
     "num_patches": 1,
     "dim": 1,
@@ -68,11 +66,12 @@ _INT_FIELDS = {
     "steps": 1,
     "log_every": 1,
 }
-_FLOAT_FIELDS = {
+_FLOAT_RULES = {
     "act_power": ("must be a finite number >= 1", lambda v: v >= 1),
     "leaky_slope": ("must be a finite number >= 0", lambda v: v >= 0),
+    "loss_tol": ("must be None or a finite number > 0", lambda v: v > 0),
 }
-_CHOICE_FIELDS = {
+_CHOICES = {
     "activation": ACTIVATIONS,
     "signal": SIGNALS,
     "layout": LAYOUTS,
@@ -81,7 +80,28 @@ _CHOICE_FIELDS = {
     "patch_reduce": PATCH_REDUCES,
     "mask": MASKS,
 }
-_BOOL_FIELDS = ("noise_orthogonal", "bias")
+
+
+def normalize_config_value(name: str, value: Any) -> Any:
+    """Check one Config field on its own and return it as a plain Python value (Config keys the
+    jit cache, so numpy scalars become int, float or bool); raises ValueError naming the field."""
+    if name in _INT_MINIMUMS:
+        return _check_int(name, value, _INT_MINIMUMS[name])
+    if name == "loss_tol" and value is None:
+        return None
+    if name in _FLOAT_RULES:
+        return _check_float(name, value, *_FLOAT_RULES[name])
+    if name in _CHOICES:
+        return _check_choice(name, value, _CHOICES[name])
+    return _check_bool(name, value)
+
+
+def _check_fields(owner: str, fields: tuple[str, ...], changes: dict) -> None:
+    unknown = [name for name in changes if name not in fields]
+    if unknown:
+        raise ValueError(
+            f"{owner} has no field {unknown[0]!r}: its fields are {', '.join(fields)}."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,21 +136,9 @@ class Config:
     loss_tol: float | None = None
 
     def __post_init__(self):
-        normalized = {}
-        for name, minimum in _INT_FIELDS.items():
-            normalized[name] = _check_int(name, getattr(self, name), minimum)
-        for name, (allowed, ok) in _FLOAT_FIELDS.items():
-            normalized[name] = _check_float(name, getattr(self, name), allowed, ok)
-        for name, choices in _CHOICE_FIELDS.items():
-            normalized[name] = _check_choice(name, getattr(self, name), choices)
-        for name in _BOOL_FIELDS:
-            normalized[name] = _check_bool(name, getattr(self, name))
-        if self.loss_tol is not None:
-            normalized["loss_tol"] = _check_float(
-                "loss_tol", self.loss_tol, "must be None or a finite number > 0", lambda v: v > 0
-            )
-        for name, value in normalized.items():  # plain Python values: Config keys the jit cache
-            object.__setattr__(self, name, value)
+        for field in dataclasses.fields(self):
+            value = normalize_config_value(field.name, getattr(self, field.name))
+            object.__setattr__(self, field.name, value)
 
         if self.signal == "antipodal" and self.num_classes != 2:
             _fail(
@@ -160,6 +168,7 @@ class Config:
 
     def replace(self, **changes) -> Config:
         """A copy with `changes` applied (validated like any new Config)."""
+        _check_fields("Config", CONFIG_FIELDS, changes)
         return dataclasses.replace(self, **changes)
 
     def logged_steps(self) -> np.ndarray:
@@ -186,6 +195,8 @@ class Params:
     label_flip: Any = 0.0
 
     def replace(self, **changes) -> Params:
+        """A copy with `changes` applied."""
+        _check_fields("Params", PARAMS_FIELDS, changes)
         return dataclasses.replace(self, **changes)
 
 
@@ -194,7 +205,8 @@ PARAMS_FIELDS = tuple(f.name for f in dataclasses.fields(Params))
 
 # field: (allowed-values text, predicate on a float array)
 _PARAMS_RULES = {
-    "prune_frac": ("must lie in [0, 1)", lambda v: (v >= 0) & (v < 1)),
+    # p is used in float32: 0.99999999 would round to 1 and prune everything.
+    "prune_frac": ("must lie in [0, 1)", lambda v: (v >= 0) & (v.astype(np.float32) < 1)),
     "mu_norm": ("must be finite and >= 0", lambda v: v >= 0),
     "sigma_noise": ("must be finite and >= 0", lambda v: v >= 0),
     "sigma_init": ("must be finite and >= 0", lambda v: v >= 0),
@@ -207,11 +219,12 @@ def check_params_values(name: str, values: Any) -> np.ndarray:
     """Validate the concrete values of one Params field; returns them as a float64 array."""
     allowed, ok = _PARAMS_RULES[name]
     try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"Params.{name} = {values!r} is invalid: {allowed} (got a non-number)."
-        ) from None
+        array = np.asarray(values)
+    except ValueError:  # ragged nesting
+        array = np.asarray(None)
+    if array.dtype.kind not in "iuf":  # not bools, strings, None or nested sequences
+        raise ValueError(f"Params.{name} = {values!r} is invalid: {allowed} (got a non-number).")
+    array = array.astype(np.float64)
     bad = ~(np.isfinite(array) & ok(array))
     if bad.any():
         raise ValueError(f"Params.{name} = {float(array[bad].flat[0])!r} is invalid: {allowed}.")

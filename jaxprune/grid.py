@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from jaxprune.config import (
     Config,
     Params,
     check_params_values,
+    normalize_config_value,
     validate_params,
 )
 
@@ -45,56 +46,89 @@ class RunGroup:
         return len(self.seeds)
 
 
+def _as_list(values: Any) -> list | None:
+    """A 1-d sequence of scalars (list, tuple, range, NumPy or JAX array, pandas Series) as a list
+    of plain Python values; None for anything else (a string, a mapping, a scalar, nesting)."""
+    if isinstance(values, (str, bytes, Mapping)):
+        return None
+    try:
+        items = list(values)
+    except TypeError:
+        return None
+    if any(np.ndim(item) != 0 for item in items):
+        return None
+    return [item.item() if hasattr(item, "item") else item for item in items]
+
+
 def _grid_values(name: str, values: Any) -> list:
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray, range)):
+    """The values of one grid axis, normalized and checked: a non-empty 1-d sequence of valid,
+    distinct values of the field `name`."""
+    items = _as_list(values)
+    if items is None:
         raise ValueError(
-            f"grid[{name!r}] = {values!r} is invalid: must be a non-empty sequence of values "
-            f"(a list, tuple, range or 1-d array)."
+            f"grid[{name!r}] = {values!r} is invalid: must be a non-empty 1-d sequence of "
+            f"values (a list, tuple, range or 1-d array)."
         )
-    values = list(np.asarray(values).tolist()) if isinstance(values, np.ndarray) else list(values)
-    if not values:
+    if not items:
         raise ValueError(f"grid[{name!r}] is empty: give at least one value.")
-    if len(set(map(repr, values))) != len(values):
-        raise ValueError(f"grid[{name!r}] = {values!r} is invalid: values must be distinct.")
-    return values
+    if name in PARAMS_FIELDS:
+        items = check_params_values(name, items).tolist()
+    else:
+        items = [normalize_config_value(name, item) for item in items]
+    if len(set(items)) != len(items):
+        raise ValueError(f"grid[{name!r}] = {items!r} is invalid: values must be distinct.")
+    return items
 
 
 def normalize_seeds(seeds: Any) -> np.ndarray:
-    """Seeds as an int64 array: an int n means range(n); a sequence must be distinct ints in
-    [0, 2**31 - 1]."""
+    """Seeds as an int64 array (R,): an int n means range(n); a sequence must hold distinct ints
+    in [0, 2**31 - 1]."""
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ValueError(
                 f"seeds = {seeds!r} is invalid: an int seeds means range(seeds), so >= 1."
             )
         seeds = range(int(seeds))
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray, range)):
+    items = _as_list(seeds)
+    if items is None:
         raise ValueError(f"seeds = {seeds!r} is invalid: give an int or a sequence of ints.")
-    seeds = list(seeds)
-    if not seeds:
+    if not items:
         raise ValueError("seeds is empty: give an int >= 1 or a non-empty sequence of ints.")
-    for seed in seeds:
-        if (
-            isinstance(seed, bool)
-            or not isinstance(seed, numbers.Integral)
-            or not 0 <= seed <= MAX_SEED
-        ):
+    for seed in items:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"seeds contains {seed!r}: seeds must be ints in [0, {MAX_SEED}].")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds = {seeds!r} is invalid: seeds must be distinct.")
-    return np.asarray(seeds, dtype=np.int64)
+        if not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seeds contains {seed!r}: seeds must be ints in [0, {MAX_SEED}].")
+    if len(set(items)) != len(items):
+        raise ValueError(f"seeds = {items!r} is invalid: seeds must be distinct.")
+    return np.asarray(items, dtype=np.int64)
 
 
-def plan(
-    config: Config, grid: Mapping[str, Any], seeds: Any, base: Params | None = None
-) -> list[RunGroup]:
-    """Validate a sweep's specification and expand it into groups of runs."""
-    if not isinstance(config, Config):
-        raise ValueError(f"config must be a jaxprune.Config, got {type(config).__name__}.")
+def normalize_grid(grid: Mapping[str, Any]) -> dict[str, list]:
+    """The grid checked and with plain Python values: field name -> list of distinct values."""
     if not isinstance(grid, Mapping):
         raise ValueError(
             f"grid must be a mapping of field name to values, got {type(grid).__name__}."
         )
+    for name in grid:
+        if name not in CONFIG_FIELDS and name not in PARAMS_FIELDS:
+            raise ValueError(
+                f"grid key {name!r} is no field: Params fields are {', '.join(PARAMS_FIELDS)}; "
+                f"Config fields are {', '.join(CONFIG_FIELDS)}."
+            )
+    return {name: _grid_values(name, values) for name, values in grid.items()}
+
+
+def plan(
+    config: Config, grid: dict[str, list], seeds: np.ndarray, base: Params | None = None
+) -> list[RunGroup]:
+    """Expand a sweep into groups of runs, one group per static Config.
+
+    grid: as returned by `normalize_grid`; seeds: as returned by `normalize_seeds`;
+    base: values of the Params fields not in the grid (default Params()).
+    """
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a jaxprune.Config, got {type(config).__name__}.")
     base = validate_params(Params() if base is None else base)
     for name in PARAMS_FIELDS:
         if np.ndim(getattr(base, name)) != 0:
@@ -102,32 +136,25 @@ def plan(
                 f"base.{name} = {getattr(base, name)!r} is invalid: must be a scalar; "
                 f"put several values in the grid instead."
             )
-    seeds = normalize_seeds(seeds)
 
-    config_axes, params_axes = {}, {}
-    for name, values in grid.items():
-        if name in CONFIG_FIELDS:
-            config_axes[name] = _grid_values(name, values)
-        elif name in PARAMS_FIELDS:
-            params_axes[name] = check_params_values(name, _grid_values(name, values)).tolist()
-        else:
-            raise ValueError(
-                f"grid key {name!r} is no field: Params fields are {', '.join(PARAMS_FIELDS)}; "
-                f"Config fields are {', '.join(CONFIG_FIELDS)}."
+    config_axes = {name: values for name, values in grid.items() if name in CONFIG_FIELDS}
+    params_axes = {name: values for name, values in grid.items() if name in PARAMS_FIELDS}
+
+    # Params points in product order; fields not in the grid take the base value.
+    points = list(itertools.product(*params_axes.values()))  # [()] without Params axes
+    columns = dict(zip(params_axes, zip(*points, strict=True), strict=True)) if params_axes else {}
+    run_params = Params(
+        **{
+            name: np.repeat(
+                np.asarray(
+                    columns.get(name, [float(getattr(base, name))] * len(points)), np.float64
+                ),
+                len(seeds),
             )
-
-    params_points = list(itertools.product(*params_axes.values()))  # [()] for no Params axes
-    point_params = {
-        name: np.asarray(
-            [point[list(params_axes).index(name)] for point in params_points]
-            if name in params_axes
-            else [float(np.asarray(getattr(base, name)))] * len(params_points),
-            dtype=np.float64,
-        )
-        for name in PARAMS_FIELDS
-    }
-    run_params = Params(**{k: np.repeat(v, len(seeds)) for k, v in point_params.items()})
-    run_seeds = np.tile(seeds, len(params_points))
+            for name in PARAMS_FIELDS
+        }
+    )
+    run_seeds = np.tile(seeds, len(points))
 
     groups = []
     for combo in itertools.product(*config_axes.values()):

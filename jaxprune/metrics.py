@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -11,9 +10,7 @@ import jax.numpy as jnp
 from jaxprune import model
 from jaxprune.config import Config
 from jaxprune.data import Dataset, signal_coordinates, signal_directions
-
-if TYPE_CHECKING:
-    from jaxprune.training import RunState
+from jaxprune.state import RunState, settle
 
 
 @jax.tree_util.register_dataclass
@@ -55,8 +52,9 @@ def noise_max(w_eff: jax.Array, train: Dataset) -> jax.Array:
 def measure(config: Config, state: RunState, train: Dataset, test: Dataset) -> Metrics:
     """All measurements of one run in `state` (weights (K, m, d), bias (K, m), mask (K, m, d)).
 
-    converged_step is the first step whose training loss was <= loss_tol: the state's record, or
-    this step if the loss reaches it now.
+    converged_step and diverged are the state's record, settled with this measurement (see
+    `jaxprune.state.settle`): a loss that reaches loss_tol, or a non-finite loss or weight, counts
+    from the step it is first measured.
     """
     w, b, mask = state.weights, state.bias, state.mask
     train_logits = model.logits(config, w, b, mask, train.x)
@@ -66,10 +64,8 @@ def measure(config: Config, state: RunState, train: Dataset, test: Dataset) -> M
     w_eff = w * mask
     coords = signal_coordinates(config)
     kept_signal = mask[jnp.arange(config.num_classes), :, coords]  # (K, m)
-    converged_step = state.converged_step
-    if config.loss_tol is not None:
-        reached_now = (converged_step < 0) & ~state.diverged & (train_loss <= config.loss_tol)
-        converged_step = jnp.where(reached_now, state.step, converged_step)
+    finite = jnp.isfinite(train_loss) & jnp.isfinite(w).all() & jnp.isfinite(b).all()
+    settled = settle(config, state, train_loss, finite)
     return Metrics(
         train_loss=train_loss,
         train_acc=(train_logits.argmax(-1) == train.y).mean(),
@@ -80,6 +76,6 @@ def measure(config: Config, state: RunState, train: Dataset, test: Dataset) -> M
         noise_max=noise_max(w_eff, train),
         signal_neurons=kept_signal.sum(axis=1).mean(),
         density=mask.mean(),
-        converged_step=converged_step,
-        diverged=state.diverged,
+        converged_step=settled.converged_step,
+        diverged=settled.diverged,
     )

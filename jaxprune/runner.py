@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import numbers
 import shutil
 import sys
 import time
@@ -60,11 +61,15 @@ def choose_chunk_size(
     """Runs per compiled call: `chunk_size` if given, else the fewest equal chunks that fit
     `memory_budget_gb` (by `estimate_run_bytes`)."""
     if chunk_size is not None:
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        if (
+            isinstance(chunk_size, bool)
+            or not isinstance(chunk_size, numbers.Integral)
+            or chunk_size < 1
+        ):
             raise ValueError(
                 f"chunk_size = {chunk_size!r} is invalid: must be an int >= 1 or None."
             )
-        return min(chunk_size, num_runs)
+        return min(int(chunk_size), num_runs)
     budget = DEFAULT_MEMORY_BUDGET_GB if memory_budget_gb is None else memory_budget_gb
     if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not budget > 0:
         raise ValueError(
@@ -81,14 +86,12 @@ def _pad(values: np.ndarray, size: int) -> np.ndarray:
 
 
 def _run_columns(group: grid_lib.RunGroup, index: slice) -> dict[str, np.ndarray]:
+    """seed, every Params field and the grid's Config fields of runs `index`, each (R,). A
+    loss_tol of None is written as NaN, so the column stays float (and parquet-friendly)."""
     columns = {"seed": group.seeds[index]}
     columns.update({name: getattr(group.params, name)[index] for name in PARAMS_FIELDS})
-    columns.update(
-        {
-            name: np.repeat(value, len(columns["seed"]))
-            for name, value in group.config_values.items()
-        }
-    )
+    for name, value in group.config_values.items():
+        columns[name] = np.repeat(np.nan if value is None else value, len(columns["seed"]))
     return columns
 
 
@@ -114,26 +117,18 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     It is the run `sweep` computes for the same (config, params, seed): the same random draws,
     the same steps, numbers equal up to float32 rounding.
     """
-    (group,) = grid_lib.plan(config, {}, [seed], base=params)
+    (group,) = grid_lib.plan(config, {}, grid_lib.normalize_seeds([seed]), params)
     frame, states = _run_chunk(group, slice(0, 1), 1, with_state=return_state)
     if not return_state:
         return frame
     return frame, jax.tree.map(lambda v: v[0], states)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple, range, np.ndarray)):
-        return [_jsonable(v) for v in list(value)]
-    return value
-
-
-def sweep_spec(config: Config, grid: Mapping, seeds: np.ndarray, base: Params) -> dict:
+def sweep_spec(config: Config, grid: dict[str, list], seeds: np.ndarray, base: Params) -> dict:
     """What fixes a sweep's results: the Config, grid, seeds and base Params, with their hash."""
     spec = {
         "config": dataclasses.asdict(config),
-        "grid": {k: _jsonable(v) for k, v in grid.items()},
+        "grid": grid,
         "grid_order": list(grid),  # the run order follows the grid's key order
         "seeds": seeds.tolist(),
         "base": {k: float(np.asarray(getattr(base, k))) for k in PARAMS_FIELDS},
@@ -223,10 +218,10 @@ def sweep(
     many as fit `memory_budget_gb`. With `out` (a directory), each chunk is written there as
     parquet; re-running the same sweep into it resumes, skipping chunks already written.
     """
+    grid = grid_lib.normalize_grid(grid)
+    seeds = grid_lib.normalize_seeds(seeds)
     groups = grid_lib.plan(config, grid, seeds, base)
-    spec = sweep_spec(
-        config, grid, grid_lib.normalize_seeds(seeds), Params() if base is None else base
-    )
+    spec = sweep_spec(config, grid, seeds, Params() if base is None else base)
     sizes = [choose_chunk_size(g.config, g.num_runs, chunk_size, memory_budget_gb) for g in groups]
     metadata = {**spec, "chunk_sizes": sizes, **environment()}
     if out is not None:

@@ -14,46 +14,8 @@ import jax.numpy as jnp
 from jaxprune import model
 from jaxprune.config import Config, Params
 from jaxprune.data import Dataset, sample_dataset
-from jaxprune.masks import sample_mask
 from jaxprune.metrics import Metrics, measure
-
-# Every random draw of a run comes from fold_in(key(seed), stream): never from its batch position.
-TRAIN_STREAM, TEST_STREAM, INIT_STREAM, MASK_STREAM = 0, 1, 2, 3
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class RunState:
-    """State of one run. weights: (K, m, d) first-layer filters, kept equal to weights ⊙ mask.
-    bias: (K, m) (zero and untrained unless config.bias). mask: (K, m, d) in {0, 1}. step: GD
-    steps taken. converged_step: first step whose training loss was <= loss_tol, else -1.
-    diverged: a non-finite loss or weight occurred. A converged or diverged run is frozen: its
-    weights no longer change."""
-
-    weights: jax.Array
-    bias: jax.Array
-    mask: jax.Array
-    step: jax.Array
-    converged_step: jax.Array
-    diverged: jax.Array
-
-    @property
-    def frozen(self) -> jax.Array:
-        return (self.converged_step >= 0) | self.diverged
-
-
-def init_state(config: Config, params: Params, key: jax.Array) -> RunState:
-    """Pruned initial state of the run whose root key is `key`."""
-    mask = sample_mask(config, jax.random.fold_in(key, MASK_STREAM), params.prune_frac)
-    weights, bias = model.init_weights(config, params, jax.random.fold_in(key, INIT_STREAM))
-    return RunState(
-        weights=weights * mask,
-        bias=bias,
-        mask=mask,
-        step=jnp.zeros((), jnp.int32),
-        converged_step=jnp.full((), -1, jnp.int32),
-        diverged=jnp.zeros((), bool),
-    )
+from jaxprune.state import TEST_STREAM, TRAIN_STREAM, RunState, init_state, settle
 
 
 def gd_step(config: Config, lr: jax.Array, train: Dataset, state: RunState) -> RunState:
@@ -65,16 +27,13 @@ def gd_step(config: Config, lr: jax.Array, train: Dataset, state: RunState) -> R
     )
     new_w, new_b = state.weights - lr * grad_w, state.bias - lr * grad_b
     finite = jnp.isfinite(loss) & jnp.isfinite(new_w).all() & jnp.isfinite(new_b).all()
-    reached = loss <= config.loss_tol if config.loss_tol is not None else jnp.zeros((), bool)
-    active = ~state.frozen
-    update = active & finite & ~reached
-    return RunState(
+    settled = settle(config, state, loss, finite)
+    update = ~settled.frozen
+    return dataclasses.replace(
+        settled,
         weights=jnp.where(update, new_w, state.weights),
         bias=jnp.where(update, new_b, state.bias),
-        mask=state.mask,
         step=state.step + 1,
-        converged_step=jnp.where(active & finite & reached, state.step, state.converged_step),
-        diverged=state.diverged | (active & ~finite),
     )
 
 
@@ -114,6 +73,11 @@ def make_run(config: Config):
         if rest:
             state = advance(state, rest)
             history.append(jax.tree.map(lambda v: v[None], log(state)))
-        return jax.tree.map(lambda *parts: jnp.concatenate(parts), *history), state
+        history = jax.tree.map(lambda *parts: jnp.concatenate(parts), *history)
+        # The last measurement settles the final state (no GD step follows to do it).
+        state = dataclasses.replace(
+            state, converged_step=history.converged_step[-1], diverged=history.diverged[-1]
+        )
+        return history, state
 
     return run

@@ -73,3 +73,13 @@ def test_missing_files_are_one_line_errors(argv, message, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_unknown_field_in_json_spec_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"config": {"dimm": 10}, "grid": {"prune_frac": [0.1]}}))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["sweep", str(path), "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Config has no field 'dimm'" in err and "Traceback" not in err

@@ -10,7 +10,8 @@ import pytest
 from jaxprune import Config, Params, model
 from jaxprune.data import sample_dataset
 from jaxprune.masks import sample_mask
-from jaxprune.training import gd_step, init_state
+from jaxprune.state import init_state
+from jaxprune.training import gd_step
 
 OPTIONS = list(
     itertools.product(

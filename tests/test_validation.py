@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 import jaxprune
@@ -51,6 +52,10 @@ BAD_PARAMS = [
     ({"lr": math.inf}, "lr", "> 0"),
     ({"label_flip": 1.5}, "label_flip", "[0, 1]"),
     ({"label_flip": "a lot"}, "label_flip", "non-number"),
+    ({"lr": "0.5"}, "lr", "non-number"),
+    ({"lr": True}, "lr", "non-number"),
+    ({"mu_norm": None}, "mu_norm", "non-number"),
+    ({"prune_frac": 0.99999999}, "prune_frac", "[0, 1)"),  # rounds to 1 in float32
 ]
 
 BAD_GRIDS = [
@@ -64,6 +69,14 @@ BAD_GRIDS = [
     ({"activation": ["relu", "gelu"]}, "activation", "'relu', 'relu_pow', 'leaky_relu'"),
     ({"dim": [1, 10]}, "dim", "dim >= num_classes"),
     ({"width": [4, 0]}, "width", ">= 1"),
+    ({"prune_frac": [[0.1, 0.2]]}, "prune_frac", "1-d sequence"),
+    ({"prune_frac": np.zeros((2, 2))}, "prune_frac", "1-d sequence"),
+    ({"lr": [1, 1.0]}, "lr", "distinct"),
+    ({"lr": [0.1, np.float64(0.1)]}, "lr", "distinct"),
+    ({"width": [4, np.int64(4)]}, "width", "distinct"),
+    ({"loss_tol": [1, 1.0]}, "loss_tol", "distinct"),
+    ({"loss_tol": [None, -1.0]}, "loss_tol", "> 0"),
+    ({"bias": [True, "no"]}, "bias", "True or False"),
 ]
 
 BAD_SEEDS = [
@@ -131,3 +144,37 @@ def test_bad_sweep_arguments(tiny, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="holds no jaxprune sweep"):
         jaxprune.sweep(tiny, {}, 2, out=tmp_path, progress=False)
+
+
+def test_replace_with_unknown_field(tiny):
+    with pytest.raises(ValueError, match="Config has no field 'dimm': its fields are num_classes"):
+        tiny.replace(dimm=10)
+    with pytest.raises(ValueError, match="Params has no field 'learning_rate'"):
+        Params().replace(learning_rate=0.1)
+
+
+def test_array_like_grid_values_and_seeds_are_accepted(tiny):
+    """Valid input in NumPy, JAX and pandas containers is taken as plain values."""
+    import jax.numpy as jnp
+    import pandas as pd
+
+    from jaxprune import grid as grid_lib
+
+    grid = grid_lib.normalize_grid(
+        {
+            "prune_frac": jnp.array([0.0, 0.5]),
+            "mu_norm": pd.Series([1.0, 2.0]),
+            "width": np.array([3, 4]),
+            "loss_tol": [None, 0.5],
+        }
+    )
+    assert grid == {
+        "prune_frac": [0.0, 0.5],
+        "mu_norm": [1.0, 2.0],
+        "width": [3, 4],
+        "loss_tol": [None, 0.5],
+    }
+    assert all(type(v) is int for v in grid["width"])
+    np.testing.assert_array_equal(grid_lib.normalize_seeds(np.arange(3)), [0, 1, 2])
+    np.testing.assert_array_equal(grid_lib.normalize_seeds(jnp.array([5, 2])), [5, 2])
+    assert runner.choose_chunk_size(tiny, 10, np.int64(4), None) == 4

@@ -1,0 +1,66 @@
+"""The state of one run, its pruned initialization, and the rule that freezes it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from jaxprune import model
+from jaxprune.config import Config, Params
+from jaxprune.masks import sample_mask
+
+# Every random draw of a run comes from fold_in(key(seed), stream): never from its batch position.
+TRAIN_STREAM, TEST_STREAM, INIT_STREAM, MASK_STREAM = 0, 1, 2, 3
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class RunState:
+    """State of one run. weights: (K, m, d) first-layer filters, kept equal to weights ⊙ mask.
+    bias: (K, m) (zero and untrained unless config.bias). mask: (K, m, d) in {0, 1}. step: GD
+    steps taken. converged_step: first step whose training loss was <= loss_tol, else -1.
+    diverged: a non-finite loss or weight occurred. A converged or diverged run is frozen: its
+    weights no longer change."""
+
+    weights: jax.Array
+    bias: jax.Array
+    mask: jax.Array
+    step: jax.Array
+    converged_step: jax.Array
+    diverged: jax.Array
+
+    @property
+    def frozen(self) -> jax.Array:
+        return (self.converged_step >= 0) | self.diverged
+
+
+def init_state(config: Config, params: Params, key: jax.Array) -> RunState:
+    """Pruned initial state of the run whose root key is `key`."""
+    mask = sample_mask(config, jax.random.fold_in(key, MASK_STREAM), params.prune_frac)
+    weights, bias = model.init_weights(config, params, jax.random.fold_in(key, INIT_STREAM))
+    return RunState(
+        weights=weights * mask,
+        bias=bias,
+        mask=mask,
+        step=jnp.zeros((), jnp.int32),
+        converged_step=jnp.full((), -1, jnp.int32),
+        diverged=jnp.zeros((), bool),
+    )
+
+
+def settle(config: Config, state: RunState, loss: jax.Array, finite: jax.Array) -> RunState:
+    """`state` with its outcome brought up to date, given its training loss and whether that
+    loss and the weights are finite: a run not yet frozen whose loss reaches loss_tol records
+    this step as converged_step; one with something non-finite is marked diverged."""
+    active = ~state.frozen
+    if config.loss_tol is None:
+        reached = jnp.zeros((), bool)
+    else:
+        reached = active & finite & (loss <= config.loss_tol)
+    return dataclasses.replace(
+        state,
+        converged_step=jnp.where(reached, state.step, state.converged_step),
+        diverged=state.diverged | (active & ~finite),
+    )
