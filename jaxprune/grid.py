@@ -95,9 +95,8 @@ def normalize_seeds(seeds: Any) -> np.ndarray:
     if not items:
         raise ValueError("seeds is empty: give an int >= 1 or a non-empty sequence of ints.")
     for seed in items:
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise ValueError(f"seeds contains {seed!r}: seeds must be ints in [0, {MAX_SEED}].")
-        if not 0 <= seed <= MAX_SEED:
+        integer = isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+        if not (integer and 0 <= seed <= MAX_SEED):
             raise ValueError(f"seeds contains {seed!r}: seeds must be ints in [0, {MAX_SEED}].")
     if len(set(items)) != len(items):
         raise ValueError(f"seeds = {items!r} is invalid: seeds must be distinct.")
@@ -143,17 +142,11 @@ def plan(
     # Params points in product order; fields not in the grid take the base value.
     points = list(itertools.product(*params_axes.values()))  # [()] without Params axes
     columns = dict(zip(params_axes, zip(*points, strict=True), strict=True)) if params_axes else {}
-    run_params = Params(
-        **{
-            name: np.repeat(
-                np.asarray(
-                    columns.get(name, [float(getattr(base, name))] * len(points)), np.float64
-                ),
-                len(seeds),
-            )
-            for name in PARAMS_FIELDS
-        }
-    )
+    run_params = {}
+    for name in PARAMS_FIELDS:
+        point_values = columns.get(name, [float(getattr(base, name))] * len(points))
+        run_params[name] = np.repeat(np.asarray(point_values, np.float64), len(seeds))
+    run_params = Params(**run_params)
     run_seeds = np.tile(seeds, len(points))
 
     groups = []

@@ -61,17 +61,25 @@ def final(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _atomically(path: Path, write) -> None:
+    """Call write(temporary path), then rename it to `path`: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
 def write_parquet(frame: pd.DataFrame, path: str | Path, metadata: dict) -> None:
-    """Write `frame` to `path` atomically (temporary name, then rename), with `metadata` as JSON
-    in the schema metadata."""
-    path = Path(path)
+    """Write `frame` to `path` atomically, with `metadata` as JSON in the schema metadata."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()}
     )
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    _atomically(Path(path), lambda tmp: pq.write_table(table, tmp))
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    """Write `data` as JSON to `path` atomically."""
+    _atomically(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
 
 
 def read_metadata(path: str | Path) -> dict:

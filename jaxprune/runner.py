@@ -233,7 +233,7 @@ def sweep(
                 f"already in {out}: pass chunk_size=None to resume it, or overwrite=True."
             )
         sizes = metadata["chunk_sizes"] = recorded or sizes
-        (out / SPEC_FILE).write_text(json.dumps(metadata, indent=1))
+        results.write_json(out / SPEC_FILE, metadata)
 
     total = sum(g.num_runs for g in groups)
     bar = _Progress(total, progress)
