@@ -36,13 +36,33 @@ DEFAULT_MEMORY_BUDGET_GB = 2.0
 SPEC_FILE = "_sweep.json"
 
 
+# On CPU a chunk is computed in micro-batches of at most this many runs, vmapped together, so that
+# a step's working set stays in cache: at the quickstart size (d = 200, m = 20, n = 40) a chunk of
+# 256 runs trains at 36 runs/s as one vmap and at 62-69 runs/s in micro-batches of 1 to 32.
+CPU_MICRO_BATCH = 32
+
+
+def micro_batch_size(chunk: int) -> int:
+    """Runs vmapped together inside a chunk of `chunk` runs: all of them on an accelerator; on
+    CPU the largest divisor of `chunk` up to CPU_MICRO_BATCH (a divisor, so that no separate
+    remainder batch is traced)."""
+    if jax.default_backend() != "cpu":
+        return chunk
+    return max(b for b in range(1, min(chunk, CPU_MICRO_BATCH) + 1) if chunk % b == 0)
+
+
 @functools.cache
-def compiled_runs(config: Config, with_state: bool = False):
-    """jit(vmap(run)) for `config`: (Params of (R,) leaves, seeds (R,)) -> history (and states)."""
+def compiled_runs(config: Config, with_state: bool = False, micro_batch: int = 0):
+    """The compiled chunk function for `config`: (Params of (R,) leaves, seeds (R,)) -> history
+    (and final states), the single-run function vmapped over micro-batches of `micro_batch`
+    runs (0: all R at once) by `lax.map`."""
     run = make_run(config)
-    if with_state:
-        return jax.jit(jax.vmap(run))
-    return jax.jit(jax.vmap(lambda params, seed: run(params, seed)[0]))
+    one = run if with_state else (lambda params, seed: run(params, seed)[0])
+    return jax.jit(
+        lambda params, seeds: jax.lax.map(
+            lambda args: one(*args), (params, seeds), batch_size=micro_batch
+        )
+    )
 
 
 def estimate_run_bytes(config: Config) -> int:
@@ -100,7 +120,7 @@ def _run_chunk(group: grid_lib.RunGroup, index: slice, size: int, with_state: bo
     Returns (frame, states) with states None unless `with_state`."""
     params = jax.tree.map(lambda v: jnp.asarray(_pad(v[index], size), jnp.float32), group.params)
     seeds = jnp.asarray(_pad(group.seeds[index], size), jnp.int32)
-    out = compiled_runs(group.config, with_state)(params, seeds)
+    out = compiled_runs(group.config, with_state, micro_batch_size(size))(params, seeds)
     history, states = out if with_state else (out, None)
     count = len(group.seeds[index])
     history = {name: np.asarray(getattr(history, name))[:count] for name in METRIC_NAMES}

@@ -208,3 +208,21 @@ def test_config_grid_with_optional_loss_tol_on_disk(tmp_path, tiny, tiny_params)
     assert len(last) == 4  # NaN keys are runs too
     assert (last[last.loss_tol.isna()].converged_step == -1).all()
     assert (last[last.loss_tol == 0.6].converged_step > 0).all()
+
+
+def test_micro_batches_divide_the_chunk(monkeypatch):
+    for chunk in [1, 7, 12, 32, 64, 97, 384, 1000]:
+        micro = runner.micro_batch_size(chunk)
+        assert chunk % micro == 0 and 1 <= micro <= runner.CPU_MICRO_BATCH
+        assert not any(chunk % b == 0 for b in range(micro + 1, runner.CPU_MICRO_BATCH + 1))
+    monkeypatch.setattr(runner.jax, "default_backend", lambda: "gpu")
+    assert runner.micro_batch_size(384) == 384  # on an accelerator: the whole chunk at once
+
+
+def test_micro_batching_does_not_change_results(reference, tiny, tiny_params, monkeypatch):
+    monkeypatch.setattr(runner, "CPU_MICRO_BATCH", 4)  # a chunk of 12 runs as 3 micro-batches
+    frame = jaxprune.sweep(
+        tiny, GRID, seeds=[4, 7], base=tiny_params, chunk_size=12, progress=False
+    )
+    assert runner.micro_batch_size(12) == 4
+    assert_same_runs(frame, reference)
