@@ -56,7 +56,8 @@ def phase_diagram(
 ):
     """Draw the seed-mean of final `value` over (x, y) as an annotated heatmap.
 
-    Grid values are shown as evenly spaced categories, so log-like grids read well. `contours`
+    Grid values are shown as evenly spaced categories, so log-like grids read well; the
+    caption gives the seeds per cell and the largest 95% confidence half-width. `contours`
     maps a column (a theory column, say) to levels drawn as dashed lines over the cells.
     Returns the matplotlib Axes.
     """
@@ -66,7 +67,9 @@ def phase_diagram(
 
     last = final(frame)
     table = cell_table(last, x, y, value)
-    runs = int(last.groupby([y, x]).size().min())
+    cells = last.groupby([y, x])[value]
+    runs = int(cells.size().min())
+    ci = float((1.96 * cells.sem()).max())  # normal-approximation 95% interval of a cell mean
     if ax is None:
         _, ax = plt.subplots(figsize=(1.0 + 0.75 * table.shape[1], 1.2 + 0.5 * table.shape[0]))
     accuracy = value.endswith("acc") or "_acc" in value
@@ -85,7 +88,9 @@ def phase_diagram(
     )
     ax.set_xlabel(label(x))
     ax.set_ylabel(label(y))
-    ax.set_title(title or f"{label(value)} over {label(x)} x {label(y)} ({runs} seeds per cell)")
+    heading = title or f"{label(value)} over {label(x)} x {label(y)}"
+    caption = f"{runs} seeds per cell; largest 95% CI half-width of a cell mean: {ci:.3f}"
+    ax.set_title(f"{heading}\n{caption}", fontsize=10)
     handles = []
     for i, (column, levels) in enumerate((contours or {}).items()):
         field = cell_table(last, x, y, column).reindex(index=table.index, columns=table.columns)

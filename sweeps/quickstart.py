@@ -64,7 +64,7 @@ def main() -> None:
         contours={"p_any_class_without_signal": [0.5], "benign_score": [1.0]},
         vmin=1 / config.num_classes,  # chance level
         title=f"Final test accuracy, K={config.num_classes}, d={config.dim}, m={config.width}, "
-        f"n={config.n_train}, {config.steps} GD steps ({seeds} seeds per cell)",
+        f"n={config.n_train}, {config.steps} GD steps",
     )
     runs = len(jaxprune.final(frame))
     print(f"{runs} runs in {elapsed:.1f}s; results in {out}/, phase diagram in {figure}")
