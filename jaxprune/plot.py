@@ -71,7 +71,8 @@ def phase_diagram(
     runs = int(cells.size().min())
     ci = float((1.96 * cells.sem()).max())  # normal-approximation 95% interval of a cell mean
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.0 + 0.75 * table.shape[1], 1.2 + 0.5 * table.shape[0]))
+        width, height = max(7.0, 1.5 + 0.75 * table.shape[1]), max(4.5, 1.5 + 0.5 * table.shape[0])
+        _, ax = plt.subplots(figsize=(width, height))
     accuracy = value.endswith("acc") or "_acc" in value
     sns.heatmap(
         table,
