@@ -240,8 +240,9 @@ def sweep(
     """
     grid = grid_lib.normalize_grid(grid)
     seeds = grid_lib.normalize_seeds(seeds)
+    base = Params() if base is None else base
     groups = grid_lib.plan(config, grid, seeds, base)
-    spec = sweep_spec(config, grid, seeds, Params() if base is None else base)
+    spec = sweep_spec(config, grid, seeds, base)
     sizes = [choose_chunk_size(g.config, g.num_runs, chunk_size, memory_budget_gb) for g in groups]
     metadata = {**spec, "chunk_sizes": sizes, **environment()}
     if out is not None:

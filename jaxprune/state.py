@@ -50,10 +50,13 @@ def init_state(config: Config, params: Params, key: jax.Array) -> RunState:
     )
 
 
-def settle(config: Config, state: RunState, loss: jax.Array, finite: jax.Array) -> RunState:
-    """`state` with its outcome brought up to date, given its training loss and whether that
-    loss and the weights are finite: a run not yet frozen whose loss reaches loss_tol records
-    this step as converged_step; one with something non-finite is marked diverged."""
+def settle(config: Config, state: RunState, loss: jax.Array, *weights: jax.Array) -> RunState:
+    """`state` with its outcome brought up to date, given its training loss and the weights it
+    holds or is about to take: a run not yet frozen whose loss reaches loss_tol records this
+    step as converged_step; one whose loss or weights are not all finite is marked diverged."""
+    finite = jnp.isfinite(loss)
+    for array in weights:
+        finite &= jnp.isfinite(array).all()
     active = ~state.frozen
     if config.loss_tol is None:
         reached = jnp.zeros((), bool)

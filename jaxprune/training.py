@@ -26,8 +26,7 @@ def gd_step(config: Config, lr: jax.Array, train: Dataset, state: RunState) -> R
         config, state.weights, state.bias, state.mask, train.x, train.y
     )
     new_w, new_b = state.weights - lr * grad_w, state.bias - lr * grad_b
-    finite = jnp.isfinite(loss) & jnp.isfinite(new_w).all() & jnp.isfinite(new_b).all()
-    settled = settle(config, state, loss, finite)
+    settled = settle(config, state, loss, new_w, new_b)
     update = ~settled.frozen
     return dataclasses.replace(
         settled,
