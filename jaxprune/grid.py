@@ -33,17 +33,22 @@ class RunGroup:
     """The runs of a sweep that share one static Config.
 
     config: that Config. config_values: the grid's Config fields and their values in this group.
-    params: Params whose leaves are float64 arrays (R,). seeds: int64 array (R,).
+    points: Params whose leaves are float64 arrays (N,), one entry per point of the Params grid.
+    seeds: int64 array (S,). The group's runs are every (point, seed), points outermost.
     """
 
     config: Config
     config_values: dict[str, Any]
-    params: Params
+    points: Params
     seeds: np.ndarray
 
     @property
+    def num_points(self) -> int:
+        return len(self.points.prune_frac)
+
+    @property
     def num_runs(self) -> int:
-        return len(self.seeds)
+        return self.num_points * len(self.seeds)
 
 
 def _as_list(values: Any) -> list | None:
@@ -142,15 +147,14 @@ def plan(
     # Params points in product order; fields not in the grid take the base value.
     points = list(itertools.product(*params_axes.values()))  # [()] without Params axes
     columns = dict(zip(params_axes, zip(*points, strict=True), strict=True)) if params_axes else {}
-    run_params = {}
-    for name in PARAMS_FIELDS:
-        point_values = columns.get(name, [float(getattr(base, name))] * len(points))
-        run_params[name] = np.repeat(np.asarray(point_values, np.float64), len(seeds))
-    run_params = Params(**run_params)
-    run_seeds = np.tile(seeds, len(points))
-
+    point_params = Params(
+        **{
+            name: np.asarray(columns.get(name, [getattr(base, name)] * len(points)), np.float64)
+            for name in PARAMS_FIELDS
+        }
+    )
     groups = []
     for combo in itertools.product(*config_axes.values()):
         changes = dict(zip(config_axes, combo, strict=True))
-        groups.append(RunGroup(config.replace(**changes), changes, run_params, run_seeds))
+        groups.append(RunGroup(config.replace(**changes), changes, point_params, seeds))
     return groups

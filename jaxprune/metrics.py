@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxprune import model
-from jaxprune.config import Config
-from jaxprune.data import Dataset, signal_coordinates, signal_directions
+from jaxprune.config import Config, Params
+from jaxprune.data import Sample, observed_labels, signal_coordinates
 from jaxprune.state import RunState, settle
 
 
@@ -36,43 +36,59 @@ METRIC_NAMES = tuple(f.name for f in dataclasses.fields(Metrics))
 
 def signal_max(config: Config, w_eff: jax.Array) -> jax.Array:
     """Mean over classes k of max_r <w_{k,r} ⊙ M_{k,r}, mu_k> / ||mu_k||; w_eff is (K, m, d)."""
-    alignment = jnp.einsum("kmd,kd->km", w_eff, signal_directions(config))
-    return alignment.max(axis=1).mean()
+    alignment = model.signal_alignment(config, w_eff)  # (K, m, K)
+    own = jnp.diagonal(alignment, axis1=0, axis2=2)  # (m, K): filters of class k against mu_k
+    return own.max(axis=0).mean()
 
 
-def noise_max(w_eff: jax.Array, train: Dataset) -> jax.Array:
-    """Mean over training noise patches (i, q) of max_r <w_{y_i,r} ⊙ M, xi_{i,q}> / ||xi_{i,q}||."""
-    best = jnp.einsum("npd,kmd->npkm", train.noise, w_eff).max(axis=-1)  # (n, P, K)
-    proj = jnp.take_along_axis(best, train.y[:, None, None], axis=-1)[..., 0]  # own class, (n, P)
-    norm = jnp.linalg.norm(train.noise, axis=-1)
+def noise_max(
+    config: Config, params: Params, w_eff: jax.Array, train: Sample, noise_pre: jax.Array
+) -> jax.Array:
+    """Mean over training noise patches (i, q) of max_r <w_{y_i,r} ⊙ M, xi_{i,q}> / ||xi_{i,q}||,
+    given noise_pre = `model.noise_preactivations(w_eff, train)` (n, Q, K, m). The ratio does
+    not depend on sigma_noise > 0; with sigma_noise = 0 there is no noise and it is 0."""
+    y = observed_labels(config, train, params.label_flip)
+    best = noise_pre.max(axis=-1)  # (n, Q, K)
+    proj = jnp.take_along_axis(best, y[:, None, None], axis=-1)[..., 0]  # own class, (n, Q)
+    norm = jnp.linalg.norm(train.z, axis=-1)
     ratio = jnp.where(norm > 0, proj / jnp.where(norm > 0, norm, 1.0), 0.0)
-    return (ratio * train.noise_patch).sum() / jnp.maximum(train.noise_patch.sum(), 1.0)
+    return jnp.where(params.sigma_noise > 0, ratio.mean(), 0.0)
 
 
-def measure(config: Config, state: RunState, train: Dataset, test: Dataset) -> Metrics:
-    """All measurements of one run in `state` (weights (K, m, d), bias (K, m), mask (K, m, d)).
+def measure(
+    config: Config, params: Params, state: RunState, train: Sample, test: Sample
+) -> Metrics:
+    """All measurements of one run in `state` (weights (K, m, d), equal to weights ⊙ mask, bias
+    (K, m), mask (K, m, d)), on the data `params` makes of the `train` and `test` draws.
 
     converged_step and diverged are the state's record, settled with this measurement (see
     `jaxprune.state.settle`): a loss that reaches loss_tol, or a non-finite loss or weight, counts
     from the step it is first measured.
     """
     w, b, mask = state.weights, state.bias, state.mask
-    train_logits = model.logits(config, w, b, mask, train.x)
-    test_logits = model.logits(config, w, b, mask, test.x)
-    train_loss = model.cross_entropy(train_logits, train.y)
+    train_noise = model.noise_preactivations(w, train)
+
+    def outputs(sample: Sample, noise_pre: jax.Array) -> jax.Array:
+        pre = model.preactivations(config, w, sample, params.mu_norm, params.sigma_noise, noise_pre)
+        return model.readout(config, pre, b)
+
+    train_y = observed_labels(config, train, params.label_flip)
+    test_y = observed_labels(config, test, params.label_flip)
+    train_logits = outputs(train, train_noise)
+    test_logits = outputs(test, model.noise_preactivations(w, test))
+    train_loss = model.cross_entropy(train_logits, train_y)
     test_pred = test_logits.argmax(-1)
-    w_eff = w * mask
     coords = signal_coordinates(config)
     kept_signal = mask[jnp.arange(config.num_classes), :, coords]  # (K, m)
     settled = settle(config, state, train_loss, w, b)
     return Metrics(
         train_loss=train_loss,
-        train_acc=(train_logits.argmax(-1) == train.y).mean(),
-        test_loss=model.cross_entropy(test_logits, test.y),
-        test_acc=(test_pred == test.y).mean(),
+        train_acc=(train_logits.argmax(-1) == train_y).mean(),
+        test_loss=model.cross_entropy(test_logits, test_y),
+        test_acc=(test_pred == test_y).mean(),
         test_acc_clean=(test_pred == test.y_true).mean(),
-        signal_max=signal_max(config, w_eff),
-        noise_max=noise_max(w_eff, train),
+        signal_max=signal_max(config, w),
+        noise_max=noise_max(config, params, w, train, train_noise),
         signal_neurons=kept_signal.sum(axis=1).mean(),
         density=mask.mean(),
         converged_step=settled.converged_step,

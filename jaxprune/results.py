@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jaxprune import theory
+from jaxprune.chunking import ChunkShape, chunk_blocks, run_order_key, run_positions
 from jaxprune.config import CONFIG_FIELDS, PARAMS_FIELDS, Config
 from jaxprune.metrics import METRIC_NAMES
 
@@ -88,6 +89,11 @@ def read_metadata(path: str | Path) -> dict:
     return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
 
 
+def chunk_path(directory: Path, group: int, chunk: int) -> Path:
+    """The file of chunk `chunk` of group `group` of a sweep written to `directory`."""
+    return directory / f"part-g{group:04d}-c{chunk:06d}.parquet"
+
+
 def chunk_files(directory: str | Path) -> list[Path]:
     """The chunk files of a sweep directory, in run order."""
     return sorted(Path(directory).glob("part-*.parquet"))
@@ -105,6 +111,24 @@ def load(path: str | Path) -> pd.DataFrame:
         files = [path]
     else:
         raise FileNotFoundError(f"no sweep output at {path}.")
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    frame.attrs = read_metadata(files[0])
+    frames = [pd.read_parquet(f) for f in files]
+    frame = pd.concat(frames, ignore_index=True)
+    frame.attrs = metadata = read_metadata(files[0])
+    if len(files) > 1:  # chunks are blocks of points x seeds: put their rows in run order
+        keys = [
+            _run_order_key(metadata, f, len(part)) for f, part in zip(files, frames, strict=True)
+        ]
+        frame = frame.iloc[np.argsort(np.concatenate(keys), kind="stable")].reset_index(drop=True)
+        frame.attrs = metadata
     return frame
+
+
+def _run_order_key(metadata: dict, file: Path, rows: int) -> np.ndarray:
+    """The sweep-order sort key of the rows of chunk file `file` (named by `chunk_path`)."""
+    group, chunk = (int(part[1:]) for part in file.stem.split("-")[1:])
+    num_points = int(np.prod([len(v) for k, v in metadata["grid"].items() if k in PARAMS_FIELDS]))
+    num_seeds = len(metadata["seeds"])
+    shape = ChunkShape(*metadata["chunk_shapes"][group], metadata["chunk_shapes"][group][1])
+    points, seeds = chunk_blocks(num_points, num_seeds, shape)[chunk]
+    positions = run_positions(num_seeds, points, seeds)
+    return run_order_key(group, positions, rows // len(positions))

@@ -1,9 +1,14 @@
-"""`train` and `sweep`: run the pure single-run function vmapped over chunks of runs.
+"""`train` and `sweep`: run the pure single-run function over chunks of runs.
 
-One compiled function per static Config (cached); each chunk of runs is one call of it. Chunks
-have a fixed size within a group (the last is padded), so chunks never recompile. With `out`,
-each chunk is written as its own parquet file as soon as it is done; re-running the same sweep
-into the same directory reads finished chunks instead of recomputing them.
+A chunk is a block of points x seeds of one static Config (see `jaxprune.chunking`). It is one
+call of a compiled function: over its seeds (sharded across the local devices, and on CPU one
+at a time), the single-run function vmapped over its points, so that the runs of one seed share
+that seed's draws and their noise enters as one matrix product. One compiled function per
+static Config and chunk shape (cached); the last chunks are padded, never recompiled.
+
+With `out`, each chunk is written as its own parquet file as soon as it is done; re-running the
+same sweep into the same directory reads finished chunks instead of recomputing them. Under
+`jax.distributed`, process i computes the chunks i, i + n, i + 2n, ... of n processes.
 """
 
 from __future__ import annotations
@@ -12,10 +17,7 @@ import dataclasses
 import functools
 import hashlib
 import json
-import numbers
 import shutil
-import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,80 +26,72 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jax.sharding import PartitionSpec
 
+from jaxprune import chunking, results
 from jaxprune import grid as grid_lib
-from jaxprune import results
+from jaxprune.chunking import ChunkShape, check_chunk_options, choose_chunk_shape
 from jaxprune.config import PARAMS_FIELDS, Config, Params
 from jaxprune.metrics import METRIC_NAMES
+from jaxprune.progress import ProgressBar
 from jaxprune.training import make_run
 
-BYTES_PER_FLOAT = 4
-DEFAULT_MEMORY_BUDGET_GB = 2.0
 SPEC_FILE = "_sweep.json"
+RUN_AXIS = "runs"
 
 
-# On CPU a chunk is computed in micro-batches of at most this many runs, vmapped together, so that
-# a step's working set stays in cache: at the quickstart size (d = 200, m = 20, n = 40) a chunk of
-# 256 runs trains at 36 runs/s as one vmap and at 62-69 runs/s in micro-batches of 1 to 32.
-CPU_MICRO_BATCH = 32
-
-
-def micro_batch_size(chunk: int) -> int:
-    """Runs vmapped together inside a chunk of `chunk` runs: all of them on an accelerator; on
-    CPU the largest divisor of `chunk` up to CPU_MICRO_BATCH (a divisor, so that no separate
-    remainder batch is traced)."""
-    if jax.default_backend() != "cpu":
-        return chunk
-    return max(b for b in range(1, min(chunk, CPU_MICRO_BATCH) + 1) if chunk % b == 0)
+def seed_batch_size(padded_seeds: int, num_devices: int) -> int:
+    """Seeds vmapped together on one device: one at a time on CPU (the runs of one seed already
+    make large matrix products, and a small working set stays in cache), all of them on an
+    accelerator."""
+    if jax.default_backend() == "cpu":
+        return 1
+    return padded_seeds // num_devices
 
 
 @functools.cache
-def compiled_runs(config: Config, with_state: bool = False, micro_batch: int = 0):
-    """The compiled chunk function for `config`: (Params of (R,) leaves, seeds (R,)) -> history
-    (and final states), the single-run function vmapped over micro-batches of `micro_batch`
-    runs (0: all R at once) by `lax.map`."""
+def compiled_chunk(
+    config: Config, with_state: bool = False, seed_batch: int = 1, num_devices: int = 1
+):
+    """The compiled chunk function for `config`: (Params of (R,) leaves, seeds (S,)) -> history
+    Metrics of (S, R, T) leaves (and final RunStates of (S, R, ...) leaves with `with_state`).
+
+    The single-run function is vmapped over the R points with the seed fixed, then mapped over
+    the seeds in batches of `seed_batch` by `lax.map`; with num_devices > 1 the seed axis is
+    split across that many local devices by `shard_map` (S must be a multiple of it).
+    """
     run = make_run(config)
     one = run if with_state else (lambda params, seed: run(params, seed)[0])
-    return jax.jit(
-        lambda params, seeds: jax.lax.map(
-            lambda args: one(*args), (params, seeds), batch_size=micro_batch
+    per_seed = jax.vmap(one, in_axes=(0, None))
+
+    def chunk(points: Params, seeds: jax.Array):
+        return jax.lax.map(lambda seed: per_seed(points, seed), seeds, batch_size=seed_batch)
+
+    if num_devices > 1:
+        mesh = jax.make_mesh((num_devices,), (RUN_AXIS,), devices=jax.local_devices()[:num_devices])
+        chunk = jax.shard_map(
+            chunk,
+            mesh=mesh,
+            in_specs=(PartitionSpec(), PartitionSpec(RUN_AXIS)),
+            out_specs=PartitionSpec(RUN_AXIS),
         )
-    )
+    return jax.jit(chunk)
 
 
-def estimate_run_bytes(config: Config) -> int:
-    """Rough bytes one run needs inside a vmapped chunk: data, weights, activations, gradients."""
-    k, p, d, m = config.num_classes, config.num_patches, config.dim, config.width
-    samples = config.n_train + config.n_test
-    data = samples * p * d * 2 + config.n_train * p * d  # x and noise of both sets, temporaries
-    weights = k * m * d * 8  # weights, mask, uniforms, gradient, update, temporaries
-    activations = samples * p * k * m * 4
-    return int((data + weights + activations) * BYTES_PER_FLOAT * 1.5)
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """One chunk of a group: points[point_slice] x seeds[seed_slice], with its index in the
+    group's chunk order (point blocks outermost)."""
+
+    index: int
+    point_slice: slice
+    seed_slice: slice
 
 
-def choose_chunk_size(
-    config: Config, num_runs: int, chunk_size: int | None, memory_budget_gb: float | None
-) -> int:
-    """Runs per compiled call: `chunk_size` if given, else the fewest equal chunks that fit
-    `memory_budget_gb` (by `estimate_run_bytes`)."""
-    if chunk_size is not None:
-        if (
-            isinstance(chunk_size, bool)
-            or not isinstance(chunk_size, numbers.Integral)
-            or chunk_size < 1
-        ):
-            raise ValueError(
-                f"chunk_size = {chunk_size!r} is invalid: must be an int >= 1 or None."
-            )
-        return min(int(chunk_size), num_runs)
-    budget = DEFAULT_MEMORY_BUDGET_GB if memory_budget_gb is None else memory_budget_gb
-    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not budget > 0:
-        raise ValueError(
-            f"memory_budget_gb = {memory_budget_gb!r} is invalid: must be a number > 0."
-        )
-    fits = int(max(1, min(num_runs, budget * 2**30 // estimate_run_bytes(config))))
-    # As many chunks as the budget needs, of equal size, so the padded last chunk wastes little.
-    return -(-num_runs // -(-num_runs // fits))
+def chunks_of(group: grid_lib.RunGroup, shape: ChunkShape) -> list[Chunk]:
+    """The group's chunks of `shape`, in order (see `chunking.chunk_blocks`)."""
+    blocks = chunking.chunk_blocks(group.num_points, len(group.seeds), shape)
+    return [Chunk(index, points, seeds) for index, (points, seeds) in enumerate(blocks)]
 
 
 def _pad(values: np.ndarray, size: int) -> np.ndarray:
@@ -105,29 +99,48 @@ def _pad(values: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([values, np.repeat(values[-1:], size - len(values))])
 
 
-def _run_columns(group: grid_lib.RunGroup, index: slice) -> dict[str, np.ndarray]:
-    """seed, every Params field and the grid's Config fields of runs `index`, each (R,). A
-    loss_tol of None is written as NaN, so the column stays float (and parquet-friendly)."""
-    columns = {"seed": group.seeds[index]}
-    columns.update({name: getattr(group.params, name)[index] for name in PARAMS_FIELDS})
+def _run_columns(group: grid_lib.RunGroup, chunk: Chunk) -> dict[str, np.ndarray]:
+    """seed, every Params field and the grid's Config fields of the chunk's runs (points
+    outermost), each (R,). A loss_tol of None is written as NaN, so the column stays float."""
+    seeds = group.seeds[chunk.seed_slice]
+    num_points = chunk.point_slice.stop - chunk.point_slice.start
+    columns = {"seed": np.tile(seeds, num_points)}
+    for name in PARAMS_FIELDS:
+        columns[name] = np.repeat(getattr(group.points, name)[chunk.point_slice], len(seeds))
     for name, value in group.config_values.items():
         columns[name] = np.repeat(np.nan if value is None else value, len(columns["seed"]))
     return columns
 
 
-def _run_chunk(group: grid_lib.RunGroup, index: slice, size: int, with_state: bool = False):
-    """Run the runs `index` of `group` as one padded chunk of `size` runs.
+def _run_chunk(
+    group: grid_lib.RunGroup,
+    chunk: Chunk,
+    shape: ChunkShape,
+    num_devices: int = 1,
+    with_state: bool = False,
+):
+    """Run one chunk as a padded block of shape.points x shape.padded_seeds runs.
     Returns (frame, states) with states None unless `with_state`."""
-    params = jax.tree.map(lambda v: jnp.asarray(_pad(v[index], size), jnp.float32), group.params)
-    seeds = jnp.asarray(_pad(group.seeds[index], size), jnp.int32)
-    out = compiled_runs(group.config, with_state, micro_batch_size(size))(params, seeds)
-    history, states = out if with_state else (out, None)
-    count = len(group.seeds[index])
-    history = {name: np.asarray(getattr(history, name))[:count] for name in METRIC_NAMES}
-    frame = results.history_frame(
-        group.config, _run_columns(group, index), group.config.logged_steps(), history
+    points = jax.tree.map(
+        lambda v: jnp.asarray(_pad(v[chunk.point_slice], shape.points), jnp.float32), group.points
     )
-    return frame, states
+    seeds = jnp.asarray(_pad(group.seeds[chunk.seed_slice], shape.padded_seeds), jnp.int32)
+    batch = seed_batch_size(shape.padded_seeds, num_devices)
+    out = compiled_chunk(group.config, with_state, batch, num_devices)(points, seeds)
+    history, states = out if with_state else (out, None)
+    num_points = chunk.point_slice.stop - chunk.point_slice.start
+    num_seeds = chunk.seed_slice.stop - chunk.seed_slice.start
+
+    def rows(values: jax.Array) -> np.ndarray:
+        """(S, R, ...) -> (real points x real seeds, ...), points outermost."""
+        values = np.swapaxes(np.asarray(values)[:num_seeds, :num_points], 0, 1)
+        return values.reshape(num_points * num_seeds, *values.shape[2:])
+
+    history = {name: rows(getattr(history, name)) for name in METRIC_NAMES}
+    frame = results.history_frame(
+        group.config, _run_columns(group, chunk), group.config.logged_steps(), history
+    )
+    return frame, None if states is None else jax.tree.map(rows, states)
 
 
 def train(config: Config, params: Params, seed: int, return_state: bool = False):
@@ -138,7 +151,8 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     the same steps, numbers equal up to float32 rounding.
     """
     (group,) = grid_lib.plan(config, {}, grid_lib.normalize_seeds([seed]), params)
-    frame, states = _run_chunk(group, slice(0, 1), 1, with_state=return_state)
+    (chunk,) = chunks_of(group, ChunkShape(1, 1, 1))
+    frame, states = _run_chunk(group, chunk, ChunkShape(1, 1, 1), with_state=return_state)
     if not return_state:
         return frame
     return frame, jax.tree.map(lambda v: v[0], states)
@@ -174,14 +188,14 @@ def environment() -> dict:
     }
 
 
-def _prepare_out(out: Path, spec: dict, overwrite: bool) -> list[int] | None:
-    """Create or reuse the output directory. Returns the chunk sizes of the sweep found there
+def _prepare_out(out: Path, spec: dict, overwrite: bool) -> list[list[int]] | None:
+    """Create or reuse the output directory. Returns the chunk shapes of the sweep found there
     when it is the same sweep (to resume it with the same chunks), else None."""
     spec_path = out / SPEC_FILE
     if spec_path.exists() and not overwrite:
         recorded = json.loads(spec_path.read_text())
         if recorded["spec_hash"] == spec["spec_hash"]:
-            return recorded["chunk_sizes"]
+            return recorded["chunk_shapes"]
         raise ValueError(
             f"out = {str(out)!r} holds a different sweep (spec_hash {recorded['spec_hash']}, this "
             f"one {spec['spec_hash']}): choose another `out`, or pass overwrite=True to replace it."
@@ -196,25 +210,12 @@ def _prepare_out(out: Path, spec: dict, overwrite: bool) -> list[int] | None:
     return None
 
 
-class _Progress:
-    """One line per chunk on stderr: runs done, rate and ETA."""
+def _sync(name: str) -> None:
+    """Wait until every process of a `jax.distributed` job gets here (nothing with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
 
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.done, self.enabled, self.start = total, 0, enabled, time.perf_counter()
-
-    def update(self, runs: int, note: str = "") -> None:
-        self.done += runs
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.start
-        rate = self.done / elapsed if elapsed > 0 else float("inf")
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        print(
-            f"[jaxprune] {self.done}/{self.total} runs ({100 * self.done / self.total:.0f}%), "
-            f"{rate:.1f} runs/s, elapsed {elapsed:.0f}s, ETA {eta:.0f}s{note}",
-            file=sys.stderr,
-            flush=True,
-        )
+        multihost_utils.sync_global_devices(name)
 
 
 def sweep(
@@ -234,44 +235,82 @@ def sweep(
     grid: Params fields (vmapped inside one compiled call) and Config fields (one compilation per
     distinct combination) mapped to sequences of values; the runs are their Cartesian product
     with `seeds` (an int n for range(n), or a sequence). Fields not in the grid come from
-    `config` and `base` (default Params()). Runs go in chunks of `chunk_size` runs, by default as
-    many as fit `memory_budget_gb`. With `out` (a directory), each chunk is written there as
-    parquet; re-running the same sweep into it resumes, skipping chunks already written.
+    `config` and `base` (default Params()). Runs go in chunks of at most `chunk_size` runs, by
+    default as many as fit `memory_budget_gb` (default: half the free device memory, or RAM),
+    with the seeds of a chunk sharded across the local devices. With `out` (a directory), each
+    chunk is written there as parquet; re-running the same sweep into it resumes, skipping
+    chunks already written. Under `jax.distributed`, the processes split the chunks, each
+    writing its own files into `out` (required), and each returns the whole table.
     """
     grid = grid_lib.normalize_grid(grid)
     seeds = grid_lib.normalize_seeds(seeds)
     base = Params() if base is None else base
+    check_chunk_options(chunk_size, memory_budget_gb)
     groups = grid_lib.plan(config, grid, seeds, base)
     spec = sweep_spec(config, grid, seeds, base)
-    sizes = [choose_chunk_size(g.config, g.num_runs, chunk_size, memory_budget_gb) for g in groups]
-    metadata = {**spec, "chunk_sizes": sizes, **environment()}
+    process, num_processes = jax.process_index(), jax.process_count()
+    if num_processes > 1 and out is None:
+        raise ValueError("out = None is invalid under jax.distributed: give a shared directory.")
+    num_devices = jax.local_device_count()
+    shapes = [
+        choose_chunk_shape(
+            g.config, g.num_points, len(g.seeds), chunk_size, memory_budget_gb, num_devices
+        )
+        for g in groups
+    ]
     if out is not None:
         out = Path(out)
-        recorded = _prepare_out(out, spec, overwrite)
-        if recorded is not None and chunk_size is not None and recorded != sizes:
+        if process == 0:
+            recorded = _prepare_out(out, spec, overwrite)
+        _sync("jaxprune: output prepared")
+        if process != 0:
+            recorded = _prepare_out(out, spec, overwrite=False)
+        as_lists = [[shape.points, shape.seeds] for shape in shapes]
+        if recorded is not None and chunk_size is not None and recorded != as_lists:
             raise ValueError(
-                f"chunk_size = {chunk_size} differs from the chunks {recorded} of the same sweep "
-                f"already in {out}: pass chunk_size=None to resume it, or overwrite=True."
+                f"chunk_size = {chunk_size} differs from the chunks {recorded} (points x seeds) "
+                f"of the same sweep already in {out}: pass chunk_size=None to resume it, or "
+                f"overwrite=True."
             )
-        sizes = metadata["chunk_sizes"] = recorded or sizes
+        if recorded is not None:
+            shapes = [ChunkShape(p, s, -(-s // num_devices) * num_devices) for p, s in recorded]
+    metadata = {
+        **spec,
+        "chunk_shapes": [[shape.points, shape.seeds] for shape in shapes],
+        **environment(),
+    }
+    if out is not None and process == 0:
         results.write_json(out / SPEC_FILE, metadata)
 
-    total = sum(g.num_runs for g in groups)
-    bar = _Progress(total, progress)
-    frames = []
-    for g, (group, size) in enumerate(zip(groups, sizes, strict=True)):
-        for c, start in enumerate(range(0, group.num_runs, size)):
-            index = slice(start, min(start + size, group.num_runs))
-            path = None if out is None else out / f"part-g{g:04d}-c{c:06d}.parquet"
-            if path is not None and path.exists():
-                frames.append(pd.read_parquet(path))
-                bar.update(index.stop - index.start, " (resumed)")
+    bar = ProgressBar(sum(g.num_runs for g in groups), progress)
+    pieces = []  # (group, run index of each run, frame or None when another process owns it)
+    counter = 0
+    for g, (group, shape) in enumerate(zip(groups, shapes, strict=True)):
+        for chunk in chunks_of(group, shape):
+            mine, counter = counter % num_processes == process, counter + 1
+            path = None if out is None else results.chunk_path(out, g, chunk.index)
+            index = chunking.run_positions(len(group.seeds), chunk.point_slice, chunk.seed_slice)
+            if not mine:
+                pieces.append((g, index, path))
                 continue
-            frame, _ = _run_chunk(group, index, size)
+            if path is not None and path.exists():
+                pieces.append((g, index, pd.read_parquet(path)))
+                bar.update(len(index), resumed=True)
+                continue
+            frame, _ = _run_chunk(group, chunk, shape, num_devices)
             if path is not None:
                 results.write_parquet(frame, path, metadata)
-            frames.append(frame)
-            bar.update(index.stop - index.start)
+            pieces.append((g, index, frame))
+            bar.update(len(index))
+    if num_processes > 1:
+        bar.note(f"process {process}: my chunks are done; waiting for the other processes")
+        _sync("jaxprune: chunks written")
+    frames, order = [], []
+    for g, index, frame in pieces:
+        frame = pd.read_parquet(frame) if isinstance(frame, Path) else frame
+        frames.append(frame)
+        order.append(chunking.run_order_key(g, index, len(frame) // len(index)))
     frame = pd.concat(frames, ignore_index=True)
+    frame = frame.iloc[np.argsort(np.concatenate(order), kind="stable")].reset_index(drop=True)
     frame.attrs = metadata
     return frame

@@ -34,7 +34,7 @@ def test_quickstart_quick_writes_parquet_and_png(tmp_path):
     assert len(last) == 3 * 2 * 2 and set(last.prune_frac) == {0.0, 0.5, 0.99}
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    assert "[jaxprune] 12/12 runs (100%)" in done.stderr  # progress went to stderr
+    assert "12/12 runs (100%)" in done.stderr and "ETA" in done.stderr  # progress on stderr
 
     cli.main(["plot", str(out), "--value", "train_acc", "--out", str(tmp_path / "t.png")])
     assert (tmp_path / "t.png").stat().st_size > 10_000

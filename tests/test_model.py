@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxprune import Config, Params, model
-from jaxprune.data import sample_dataset
+from jaxprune.data import dataset, draw_sample, sample_dataset
 from jaxprune.masks import sample_mask
 from jaxprune.state import init_state
 from jaxprune.training import gd_step
@@ -108,12 +108,13 @@ def test_logits_match_a_direct_loop():
 def test_gd_step_is_masked_gradient_descent(tiny, tiny_params):
     config = tiny.replace(bias=True, init="uniform_fan_in")
     key = jax.random.key(7)
-    data = sample_dataset(config, tiny_params, jax.random.fold_in(key, 0), config.n_train)
+    sample = draw_sample(config, jax.random.fold_in(key, 0), config.n_train)
+    data = dataset(config, tiny_params, sample)
     state = init_state(config, tiny_params, key)
     grad_w, grad_b = jax.grad(model.loss, argnums=(1, 2))(
         config, state.weights, state.bias, state.mask, data.x, data.y
     )
-    new = gd_step(config, tiny_params.lr, data, state)
+    new = gd_step(config, tiny_params, sample, state)
     np.testing.assert_allclose(
         new.weights, state.weights - tiny_params.lr * grad_w * state.mask, rtol=1e-6, atol=1e-7
     )
@@ -133,3 +134,44 @@ def test_uniform_fan_in_init_bounds_and_variance():
     )
     np.testing.assert_allclose(np.std(np.asarray(normal_w)), 0.2, rtol=0.03)
     assert not np.asarray(normal_b).any()
+
+
+LAYOUTS = [
+    {"signal": "orthogonal", "num_classes": 3, "num_patches": 3},
+    {"signal": "orthogonal", "num_classes": 3, "num_patches": 1, "layout": "additive"},
+    {"signal": "antipodal", "num_classes": 2, "num_patches": 2, "noise_orthogonal": False},
+    {"signal": "antipodal", "num_classes": 2, "num_patches": 1, "layout": "additive"},
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("act,bias,output_scale,patch_reduce", OPTIONS[::3])
+def test_training_path_equals_the_dense_model(layout, act, bias, output_scale, patch_reduce):
+    """`sample_loss` (no dense x: gathered signal, shared noise rows) gives the dense model's
+    loss and gradients, for every layout and signal kind."""
+    name, extra = act
+    config = Config(
+        dim=9,
+        width=3,
+        n_train=11,
+        activation=name,
+        bias=bias,
+        output_scale=output_scale,
+        patch_reduce=patch_reduce,
+        **layout,
+        **extra,
+    )
+    params = Params(prune_frac=0.4, mu_norm=1.7, sigma_noise=0.6, label_flip=0.3)
+    with jax.enable_x64(True):
+        sample = draw_sample(config, jax.random.key(5), config.n_train)
+        data = dataset(config, params, sample)
+        _, mask, w, b = _problem(config, seed=2)
+        dense = jax.value_and_grad(model.loss, argnums=(1, 2))(
+            config, w * mask, b, mask, data.x, data.y
+        )
+        factored = jax.value_and_grad(model.sample_loss, argnums=(2, 3))(
+            config, params, w * mask, b, sample
+        )
+    np.testing.assert_allclose(factored[0], dense[0], rtol=1e-12)
+    np.testing.assert_allclose(factored[1][0] * mask, dense[1][0], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(factored[1][1], dense[1][1], rtol=1e-10, atol=1e-14)

@@ -7,7 +7,7 @@ import pytest
 
 import jaxprune
 from conftest import assert_same_runs
-from jaxprune import runner
+from jaxprune import chunking, runner
 from jaxprune.config import PARAMS_FIELDS
 
 GRID = {"prune_frac": [0.0, 0.5, 0.9], "mu_norm": [0.5, 3.0]}
@@ -73,7 +73,7 @@ def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
     """Chunks reuse one compiled function: the last, shorter chunk is padded, not retraced."""
     make_run = runner.make_run
     monkeypatch.setattr(runner, "make_run", lambda c: chex.assert_max_traces(make_run(c), n=1))
-    runner.compiled_runs.cache_clear()
+    runner.compiled_chunk.cache_clear()
     try:
         config = tiny.replace(steps=7)  # a Config no other test compiled
         frame = jaxprune.sweep(
@@ -84,20 +84,21 @@ def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
             chunk_size=4,
             progress=False,
         )
-        assert len(jaxprune.final(frame)) == 10  # 3 chunks: 4 + 4 + 2 (padded to 4)
+        # 5 points x 2 seeds in 4 chunks of 3 points x 1 seed (the last point block padded)
+        assert len(jaxprune.final(frame)) == 10
         frame = jaxprune.sweep(
             config,
-            {"prune_frac": [0.6, 0.7]},
+            {"prune_frac": [0.6, 0.7, 0.8]},
             seeds=2,
             base=tiny_params,
             chunk_size=4,
             progress=False,
         )
-        assert len(jaxprune.final(frame)) == 4  # another sweep, one chunk of 4: no new trace
+        assert len(jaxprune.final(frame)) == 6  # another sweep, same chunk shape: no new trace
         with pytest.raises(AssertionError, match="traced > 1"):  # the guard is armed: a
             jaxprune.sweep(config, {"prune_frac": [0.1]}, seeds=3, progress=False)  # new shape
     finally:
-        runner.compiled_runs.cache_clear()
+        runner.compiled_chunk.cache_clear()
         chex.clear_trace_counter()
 
 
@@ -108,7 +109,8 @@ def test_parquet_output_metadata_and_load(tmp_path, reference, tiny, tiny_params
     )
     assert_same_runs(frame, reference)
     files = sorted(p.name for p in out.glob("part-*.parquet"))
-    assert files == [f"part-g0000-c{c:06d}.parquet" for c in range(3)]
+    # 6 points x 2 seeds in chunks of at most 5 runs: 2 point blocks of 3 x 2 seed blocks of 1
+    assert files == [f"part-g0000-c{c:06d}.parquet" for c in range(4)]
     assert not list(out.glob(".*"))  # no temporaries left behind
     loaded = jaxprune.load(out)
     pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
@@ -128,7 +130,7 @@ def test_parquet_output_metadata_and_load(tmp_path, reference, tiny, tiny_params
     assert len(plain) == len(reference) and set(plain.columns) == set(reference.columns)
     single = jaxprune.load(out / files[0])
     assert (
-        len(single) == 5 * len(tiny.logged_steps())
+        len(single) == 3 * len(tiny.logged_steps())
         and single.attrs["spec_hash"] == meta["spec_hash"]
     )
 
@@ -147,14 +149,14 @@ def test_resume_skips_written_chunks_and_refuses_other_specs(
         runner, "_run_chunk", lambda *a, **k: calls.append(a[1]) or run_chunk(*a, **k)
     )
     resumed = jaxprune.sweep(tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, progress=False)
-    assert calls == [slice(5, 10)]
+    assert calls == [runner.Chunk(1, slice(0, 3), slice(1, 2))]  # points 0-2 with seed 7
     pd.testing.assert_frame_equal(resumed, complete, check_exact=True)
     pd.testing.assert_frame_equal(jaxprune.load(out), complete, check_exact=True)
     with pytest.raises(ValueError, match="holds a different sweep"):
         jaxprune.sweep(tiny, GRID, seeds=[4, 8], base=tiny_params, out=out, progress=False)
     with pytest.raises(ValueError, match="chunk_size"):
         jaxprune.sweep(
-            tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, chunk_size=3, progress=False
+            tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, chunk_size=2, progress=False
         )
     replaced = jaxprune.sweep(
         tiny,
@@ -180,17 +182,35 @@ def test_final_keeps_last_row_per_run(reference, tiny):
     np.testing.assert_array_equal(at_end.train_loss, at_end.train_loss_last)
 
 
-@pytest.mark.parametrize("num_runs", [1, 7, 100, 523, 1152, 10_000])
+@pytest.mark.parametrize("num_points,num_seeds", [(1, 1), (7, 1), (1, 100), (24, 48), (523, 3)])
 @pytest.mark.parametrize("budget_gb", [0.01, 0.5, 2.0])
-def test_automatic_chunks_fit_budget_and_waste_little(tiny, num_runs, budget_gb):
+def test_automatic_chunks_fit_budget_and_waste_little(tiny, num_points, num_seeds, budget_gb):
     config = tiny.replace(dim=400, n_test=2000)
-    size = runner.choose_chunk_size(config, num_runs, None, budget_gb)
-    chunks = -(-num_runs // size)
-    assert 1 <= size <= num_runs
-    assert size * runner.estimate_run_bytes(config) <= budget_gb * 2**30 or size == 1
-    assert size * chunks - num_runs < chunks  # padding: less than one run per chunk
-    fits = budget_gb * 2**30 // runner.estimate_run_bytes(config)
-    assert chunks == max(1, -(-num_runs // max(1, fits)))  # no more chunks than the budget needs
+    shape = chunking.choose_chunk_shape(config, num_points, num_seeds, None, budget_gb)
+    fits = chunking.runs_that_fit(config, budget_gb)
+    assert 1 <= shape.points <= num_points and 1 <= shape.seeds <= num_seeds
+    assert shape.runs <= max(1, fits) and shape.padded_seeds == shape.seeds
+    point_blocks, seed_blocks = -(-num_points // shape.points), -(-num_seeds // shape.seeds)
+    # Evened out: padding is less than one point (seed) per block.
+    assert shape.points * point_blocks - num_points < point_blocks
+    assert shape.seeds * seed_blocks - num_seeds < seed_blocks
+    if fits >= num_points:  # whole rows of points, then as many seeds as fit
+        assert shape.points == num_points
+        assert seed_blocks == -(-num_seeds // min(num_seeds, fits // num_points))
+
+
+def test_chunk_shapes_pad_seeds_to_the_device_count(tiny):
+    shape = chunking.choose_chunk_shape(tiny, 3, 10, chunk_size=12, num_devices=4)
+    assert (shape.points, shape.seeds, shape.padded_seeds) == (3, 4, 4)
+    shape = chunking.choose_chunk_shape(tiny, 3, 5, chunk_size=6, num_devices=4)
+    assert (shape.points, shape.seeds, shape.padded_seeds) == (3, 2, 4)
+
+
+def test_a_run_that_does_not_fit_the_budget_is_refused(tiny):
+    config = tiny.replace(dim=4000, n_test=100_000)
+    need = (chunking.estimate_seed_bytes(config) + chunking.estimate_run_bytes(config)) / 2**30
+    with pytest.raises(ValueError, match=rf"needs about {need:.3g} GiB"):
+        jaxprune.sweep(config, {}, seeds=2, memory_budget_gb=need / 2, progress=False)
 
 
 def test_config_grid_with_optional_loss_tol_on_disk(tmp_path, tiny, tiny_params):
@@ -210,19 +230,11 @@ def test_config_grid_with_optional_loss_tol_on_disk(tmp_path, tiny, tiny_params)
     assert (last[last.loss_tol == 0.6].converged_step > 0).all()
 
 
-def test_micro_batches_divide_the_chunk(monkeypatch):
-    for chunk in [1, 7, 12, 32, 64, 97, 384, 1000]:
-        micro = runner.micro_batch_size(chunk)
-        assert chunk % micro == 0 and 1 <= micro <= runner.CPU_MICRO_BATCH
-        assert not any(chunk % b == 0 for b in range(micro + 1, runner.CPU_MICRO_BATCH + 1))
-    monkeypatch.setattr(runner.jax, "default_backend", lambda: "gpu")
-    assert runner.micro_batch_size(384) == 384  # on an accelerator: the whole chunk at once
-
-
-def test_micro_batching_does_not_change_results(reference, tiny, tiny_params, monkeypatch):
-    monkeypatch.setattr(runner, "CPU_MICRO_BATCH", 4)  # a chunk of 12 runs as 3 micro-batches
+def test_seeds_vmapped_together_give_the_same_results(reference, tiny, tiny_params, monkeypatch):
+    """The accelerator path (all seeds of a chunk in one vmap) computes the same runs as the
+    CPU path (one seed at a time)."""
+    monkeypatch.setattr(runner, "seed_batch_size", lambda padded, devices: padded // devices)
     frame = jaxprune.sweep(
         tiny, GRID, seeds=[4, 7], base=tiny_params, chunk_size=12, progress=False
     )
-    assert runner.micro_batch_size(12) == 4
     assert_same_runs(frame, reference)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxprune
-from jaxprune import Config, Params, runner
+from jaxprune import Config, Params, chunking, runner
 
 BAD_CONFIGS = [
     ({"num_classes": 1}, "num_classes", ">= 2"),
@@ -97,7 +97,7 @@ def no_compilation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("compiled before validating")
 
-    monkeypatch.setattr(runner, "compiled_runs", refuse)
+    monkeypatch.setattr(runner, "compiled_chunk", refuse)
 
 
 @pytest.mark.parametrize("changes,field,allowed", BAD_CONFIGS)
@@ -177,4 +177,4 @@ def test_array_like_grid_values_and_seeds_are_accepted(tiny):
     assert all(type(v) is int for v in grid["width"])
     np.testing.assert_array_equal(grid_lib.normalize_seeds(np.arange(3)), [0, 1, 2])
     np.testing.assert_array_equal(grid_lib.normalize_seeds(jnp.array([5, 2])), [5, 2])
-    assert runner.choose_chunk_size(tiny, 10, np.int64(4), None) == 4
+    assert chunking.choose_chunk_shape(tiny, 10, 3, np.int64(4)).runs == 4
