@@ -42,23 +42,30 @@ class ChunkShape:
 
 
 def estimate_seed_bytes(config: Config) -> int:
-    """Bytes of one seed's shared draws: training and test samples, initial weights and mask
-    uniforms, with their temporaries."""
-    q, d = num_noise_rows(config), config.dim
-    samples = (config.n_train + config.n_test) * (q * d + 4)
-    weights = 2 * config.num_classes * config.width * d
-    return int(2 * (samples + weights) * BYTES_PER_FLOAT)
+    """Bytes of one seed's shared draws in flight: the training and test noise rows (n Q d
+    each) with the random bits and temporaries that drawing them takes (about 7 copies, measured
+    with `memory_analysis` of compiled chunks), initial weights and mask uniforms."""
+    samples = (config.n_train + config.n_test) * (num_noise_rows(config) * config.dim + 8)
+    weights = 4 * config.num_classes * config.width * config.dim
+    return int(7 * samples + weights) * BYTES_PER_FLOAT
 
 
 def estimate_run_bytes(config: Config) -> int:
-    """Bytes one run needs besides its seed's draws: weights, mask, gradient, update and
-    temporaries (K m d each), pre-activations and their gradient on the training and test sets
-    (n P K m each), and its logged metrics."""
-    k, p, d, m = config.num_classes, config.num_patches, config.dim, config.width
-    weights = 8 * k * m * d
-    activations = 4 * (config.n_train + config.n_test) * p * k * m
+    """Bytes one run needs besides its seed's draws: 2 copies of its pre-activations on the
+    training and test sets (n P K m: values and gradient or activation) and of its weights (K m
+    d: weights and gradient), and its logged metrics; with a 25% margin. (Calibrated with
+    XLA's `memory_analysis` of compiled chunks, which it overestimates by up to 2x.)"""
+    k, d, m = config.num_classes, config.dim, config.width
+    weights = k * m * d
+    activations = (config.n_train + config.n_test) * config.num_patches * k * m
     history = 16 * len(config.logged_steps())
-    return int(1.25 * (weights + activations + history) * BYTES_PER_FLOAT)
+    return int(1.25 * (2 * weights + 2 * activations + history)) * BYTES_PER_FLOAT
+
+
+def chunk_bytes(config: Config, points: int, seeds_in_flight: int) -> int:
+    """Estimated peak bytes of a chunk of `points` Params points while `seeds_in_flight` of its
+    seeds are computed at once (one on CPU, all of a device's seeds on an accelerator)."""
+    return seeds_in_flight * (estimate_seed_bytes(config) + points * estimate_run_bytes(config))
 
 
 def default_memory_budget_gb() -> float:
@@ -99,20 +106,11 @@ def check_chunk_options(chunk_size, memory_budget_gb) -> None:
     check_memory_budget(memory_budget_gb)
 
 
-def runs_that_fit(config: Config, budget_gb: float, seeds_in_flight: int = 1) -> int:
-    """Runs of one chunk that fit `budget_gb` with `seeds_in_flight` seeds' draws in memory.
-    Refuses a budget that does not hold one run, saying how much one run needs."""
-    budget = budget_gb * 2**30
-    seed_bytes, run_bytes = estimate_seed_bytes(config), estimate_run_bytes(config)
-    if seed_bytes + run_bytes > budget:
-        need = (seed_bytes + run_bytes) / 2**30
-        raise ValueError(
-            f"memory_budget_gb = {budget_gb:g} is too small: one run of this Config needs about "
-            f"{need:.3g} GiB ({seed_bytes / 2**20:.1f} MiB of data shared by its seed, "
-            f"{run_bytes / 2**20:.1f} MiB of its own). Raise memory_budget_gb, or reduce "
-            f"n_test, n_train, dim or width."
-        )
-    return max(1, int((budget - seeds_in_flight * seed_bytes) // run_bytes))
+def seeds_vmapped(num_devices_seeds: int) -> int:
+    """Seeds computed at once on one device, of the `num_devices_seeds` it holds in a chunk: one
+    at a time on CPU (`lax.map`; the runs of a seed already make large matrix products), all of
+    them on an accelerator."""
+    return 1 if jax.default_backend() == "cpu" else num_devices_seeds
 
 
 def _even(total: int, most: int) -> int:
@@ -127,25 +125,44 @@ def choose_chunk_shape(
     chunk_size: int | None = None,
     memory_budget_gb: float | None = None,
     num_devices: int = 1,
-    seeds_in_flight: int = 1,
 ) -> ChunkShape:
     """The chunk shape of a group of num_points x num_seeds runs.
 
-    Runs per chunk: `chunk_size` if given, else as many as fit `memory_budget_gb` per device
-    (default: `default_memory_budget_gb()`), at most MAX_DEFAULT_CHUNK_RUNS per device. A chunk
-    takes whole rows of points first (every point of a seed shares that seed's draws), then as
-    many seeds as fit; both are evened out so that the padded last chunk wastes little.
+    With `chunk_size`, at most that many runs. Otherwise the largest chunk whose estimated peak
+    memory (`chunk_bytes`) on each device fits `memory_budget_gb` (default:
+    `default_memory_budget_gb()`), of at most MAX_DEFAULT_CHUNK_RUNS runs per device; a budget
+    that does not hold one run is refused. A chunk takes whole rows of points first (every
+    point of a seed shares that seed's draws), then as many seeds as fit; both are evened out
+    so that the padded last chunk wastes little. Seeds are padded to a multiple of num_devices.
     """
     check_chunk_options(chunk_size, memory_budget_gb)
     if chunk_size is not None:
-        most = int(chunk_size)
+        points = min(num_points, int(chunk_size))
+        seeds = min(num_seeds, max(1, int(chunk_size) // points))
     else:
         budget = default_memory_budget_gb() if memory_budget_gb is None else memory_budget_gb
+        budget_bytes = budget * 2**30
+        if chunk_bytes(config, 1, 1) > budget_bytes:
+            raise ValueError(
+                f"memory_budget_gb = {budget:g} is too small: one run of this Config needs about "
+                f"{chunk_bytes(config, 1, 1) / 2**30:.3g} GiB "
+                f"({estimate_seed_bytes(config) / 2**20:.1f} MiB of data drawn for its seed, "
+                f"{estimate_run_bytes(config) / 2**20:.1f} MiB of its own). Raise "
+                f"memory_budget_gb, or reduce n_test, n_train, dim or width."
+            )
         kind = "cpu" if jax.default_backend() == "cpu" else "accelerator"
-        most = min(runs_that_fit(config, budget, seeds_in_flight), MAX_DEFAULT_CHUNK_RUNS[kind])
-        most *= num_devices
-    points = _even(num_points, min(num_points, most))
-    seeds = _even(num_seeds, max(1, min(num_seeds, most // points)))
+        most_runs = MAX_DEFAULT_CHUNK_RUNS[kind]
+        run_bytes = estimate_run_bytes(config)
+        points = (budget_bytes - estimate_seed_bytes(config)) // run_bytes
+        points = int(max(1, min(num_points, most_runs, points)))
+        per_device = max(1, most_runs // points)
+        if seeds_vmapped(2) > 1:  # all of a device's seeds at once: they share the budget
+            per_device = min(
+                per_device, max(1, int(budget_bytes // chunk_bytes(config, points, 1)))
+            )
+        seeds = min(num_seeds, per_device * num_devices)
+    points = _even(num_points, points)
+    seeds = _even(num_seeds, seeds)
     padded = -(-seeds // num_devices) * num_devices
     return ChunkShape(points=points, seeds=seeds, padded_seeds=padded)
 

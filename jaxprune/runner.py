@@ -40,15 +40,6 @@ SPEC_FILE = "_sweep.json"
 RUN_AXIS = "runs"
 
 
-def seed_batch_size(padded_seeds: int, num_devices: int) -> int:
-    """Seeds vmapped together on one device: one at a time on CPU (the runs of one seed already
-    make large matrix products, and a small working set stays in cache), all of them on an
-    accelerator."""
-    if jax.default_backend() == "cpu":
-        return 1
-    return padded_seeds // num_devices
-
-
 @functools.cache
 def compiled_chunk(
     config: Config, with_state: bool = False, seed_batch: int = 1, num_devices: int = 1
@@ -125,7 +116,7 @@ def _run_chunk(
         lambda v: jnp.asarray(_pad(v[chunk.point_slice], shape.points), jnp.float32), group.points
     )
     seeds = jnp.asarray(_pad(group.seeds[chunk.seed_slice], shape.padded_seeds), jnp.int32)
-    batch = seed_batch_size(shape.padded_seeds, num_devices)
+    batch = chunking.seeds_vmapped(shape.padded_seeds // num_devices)
     out = compiled_chunk(group.config, with_state, batch, num_devices)(points, seeds)
     history, states = out if with_state else (out, None)
     num_points = chunk.point_slice.stop - chunk.point_slice.start

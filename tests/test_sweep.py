@@ -183,20 +183,43 @@ def test_final_keeps_last_row_per_run(reference, tiny):
 
 
 @pytest.mark.parametrize("num_points,num_seeds", [(1, 1), (7, 1), (1, 100), (24, 48), (523, 3)])
-@pytest.mark.parametrize("budget_gb", [0.01, 0.5, 2.0])
+@pytest.mark.parametrize("budget_gb", [0.05, 0.5, 2.0])
 def test_automatic_chunks_fit_budget_and_waste_little(tiny, num_points, num_seeds, budget_gb):
     config = tiny.replace(dim=400, n_test=2000)
     shape = chunking.choose_chunk_shape(config, num_points, num_seeds, None, budget_gb)
-    fits = chunking.runs_that_fit(config, budget_gb)
     assert 1 <= shape.points <= num_points and 1 <= shape.seeds <= num_seeds
-    assert shape.runs <= max(1, fits) and shape.padded_seeds == shape.seeds
+    assert shape.padded_seeds == shape.seeds
+    assert chunking.chunk_bytes(config, shape.points, 1) <= budget_gb * 2**30
     point_blocks, seed_blocks = -(-num_points // shape.points), -(-num_seeds // shape.seeds)
     # Evened out: padding is less than one point (seed) per block.
     assert shape.points * point_blocks - num_points < point_blocks
     assert shape.seeds * seed_blocks - num_seeds < seed_blocks
-    if fits >= num_points:  # whole rows of points, then as many seeds as fit
-        assert shape.points == num_points
-        assert seed_blocks == -(-num_seeds // min(num_seeds, fits // num_points))
+    # No more point blocks than the budget needs: one more point per block would not fit.
+    if point_blocks > 1:
+        bigger = -(-num_points // (point_blocks - 1))
+        assert chunking.chunk_bytes(config, bigger, 1) > budget_gb * 2**30
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"dim": 2000, "n_test": 3000},
+        {"width": 60, "n_train": 200, "num_patches": 3},
+        {"dim": 1000, "width": 50, "n_train": 100, "n_test": 1000},
+    ],
+)
+@pytest.mark.parametrize("budget_gb", [0.2, 0.5])
+def test_compiled_chunk_peak_memory_is_within_the_budget(tiny, changes, budget_gb):
+    """XLA's own account of the compiled chunk (arguments, outputs and temporaries at their peak)
+    stays within the budget the chunk was sized for, and uses a fair share of it."""
+    config = tiny.replace(steps=4, log_every=2, **changes)
+    shape = chunking.choose_chunk_shape(config, 4096, 8, None, budget_gb)
+    points = jaxprune.Params(**{k: np.zeros(shape.points, np.float32) for k in PARAMS_FIELDS})
+    seeds = np.zeros(shape.padded_seeds, np.int32)
+    compiled = runner.compiled_chunk(config).lower(points, seeds).compile()
+    memory = compiled.memory_analysis()
+    peak = memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
+    assert 0.2 * budget_gb * 2**30 < peak <= budget_gb * 2**30
 
 
 def test_chunk_shapes_pad_seeds_to_the_device_count(tiny):
@@ -233,7 +256,7 @@ def test_config_grid_with_optional_loss_tol_on_disk(tmp_path, tiny, tiny_params)
 def test_seeds_vmapped_together_give_the_same_results(reference, tiny, tiny_params, monkeypatch):
     """The accelerator path (all seeds of a chunk in one vmap) computes the same runs as the
     CPU path (one seed at a time)."""
-    monkeypatch.setattr(runner, "seed_batch_size", lambda padded, devices: padded // devices)
+    monkeypatch.setattr(chunking, "seeds_vmapped", lambda seeds: seeds)
     frame = jaxprune.sweep(
         tiny, GRID, seeds=[4, 7], base=tiny_params, chunk_size=12, progress=False
     )
