@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jax.sharding import PartitionSpec
+from jax.sharding import AxisType, PartitionSpec
 
 from jaxprune import chunking, results
 from jaxprune import grid as grid_lib
@@ -59,12 +59,18 @@ def compiled_chunk(
         return jax.lax.map(lambda seed: per_seed(points, seed), seeds, batch_size=seed_batch)
 
     if num_devices > 1:
-        mesh = jax.make_mesh((num_devices,), (RUN_AXIS,), devices=jax.local_devices()[:num_devices])
+        mesh = jax.make_mesh(
+            (num_devices,),
+            (RUN_AXIS,),
+            axis_types=(AxisType.Auto,),
+            devices=jax.local_devices()[:num_devices],
+        )
         chunk = jax.shard_map(
             chunk,
             mesh=mesh,
             in_specs=(PartitionSpec(), PartitionSpec(RUN_AXIS)),
             out_specs=PartitionSpec(RUN_AXIS),
+            check_vma=False,  # each device computes its own seeds: no collectives to check
         )
     return jax.jit(chunk)
 
@@ -83,6 +89,13 @@ def chunks_of(group: grid_lib.RunGroup, shape: ChunkShape) -> list[Chunk]:
     """The group's chunks of `shape`, in order (see `chunking.chunk_blocks`)."""
     blocks = chunking.chunk_blocks(group.num_points, len(group.seeds), shape)
     return [Chunk(index, points, seeds) for index, (points, seeds) in enumerate(blocks)]
+
+
+def chunk_runs(chunk: Chunk) -> int:
+    """Runs in `chunk` (without padding)."""
+    return (chunk.point_slice.stop - chunk.point_slice.start) * (
+        chunk.seed_slice.stop - chunk.seed_slice.start
+    )
 
 
 def _pad(values: np.ndarray, size: int) -> np.ndarray:
@@ -186,6 +199,8 @@ def _prepare_out(out: Path, spec: dict, overwrite: bool) -> list[list[int]] | No
     if spec_path.exists() and not overwrite:
         recorded = json.loads(spec_path.read_text())
         if recorded["spec_hash"] == spec["spec_hash"]:
+            for stale in out.glob(".*.tmp-*"):  # half-written by a killed run
+                stale.unlink(missing_ok=True)
             return recorded["chunk_shapes"]
         raise ValueError(
             f"out = {str(out)!r} holds a different sweep (spec_hash {recorded['spec_hash']}, this "
@@ -199,6 +214,28 @@ def _prepare_out(out: Path, spec: dict, overwrite: bool) -> list[list[int]] | No
         )
     out.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def _metadata(spec: dict, shapes: list[ChunkShape]) -> dict:
+    """What every result file records: the sweep's spec, its chunk shapes and the environment."""
+    return {**spec, "chunk_shapes": [[s.points, s.seeds] for s in shapes], **environment()}
+
+
+def _check_resumed_shapes(recorded, shapes: list[ChunkShape], chunk_size, out: Path) -> None:
+    """Refuse an explicit chunk_size that would cut a sweep found in `out` differently."""
+    as_lists = [[shape.points, shape.seeds] for shape in shapes]
+    if recorded is not None and chunk_size is not None and recorded != as_lists:
+        raise ValueError(
+            f"chunk_size = {chunk_size} differs from the chunks {recorded} (points x seeds) of "
+            f"the same sweep already in {out}: pass chunk_size=None to resume it, or "
+            f"overwrite=True."
+        )
+
+
+def _resumed_shapes(recorded: list[list[int]] | None, num_devices: int) -> list[ChunkShape]:
+    """The recorded chunk shapes ([points, seeds] per group), padded for num_devices ([] for
+    None)."""
+    return [ChunkShape(p, s, -(-s // num_devices) * num_devices) for p, s in recorded or []]
 
 
 def _sync(name: str) -> None:
@@ -251,56 +288,45 @@ def sweep(
     ]
     if out is not None:
         out = Path(out)
-        if process == 0:
+        if process == 0:  # the others wait, then take the chunks it settled on
             recorded = _prepare_out(out, spec, overwrite)
+            _check_resumed_shapes(recorded, shapes, chunk_size, out)
+            shapes = _resumed_shapes(recorded, num_devices) or shapes
+            results.write_json(out / SPEC_FILE, _metadata(spec, shapes))
         _sync("jaxprune: output prepared")
         if process != 0:
-            recorded = _prepare_out(out, spec, overwrite=False)
-        as_lists = [[shape.points, shape.seeds] for shape in shapes]
-        if recorded is not None and chunk_size is not None and recorded != as_lists:
-            raise ValueError(
-                f"chunk_size = {chunk_size} differs from the chunks {recorded} (points x seeds) "
-                f"of the same sweep already in {out}: pass chunk_size=None to resume it, or "
-                f"overwrite=True."
-            )
-        if recorded is not None:
-            shapes = [ChunkShape(p, s, -(-s // num_devices) * num_devices) for p, s in recorded]
-    metadata = {
-        **spec,
-        "chunk_shapes": [[shape.points, shape.seeds] for shape in shapes],
-        **environment(),
-    }
-    if out is not None and process == 0:
-        results.write_json(out / SPEC_FILE, metadata)
+            recorded = json.loads((out / SPEC_FILE).read_text())["chunk_shapes"]
+            shapes = _resumed_shapes(recorded, num_devices)
+    metadata = _metadata(spec, shapes)
 
-    bar = ProgressBar(sum(g.num_runs for g in groups), progress)
-    pieces = []  # (group, run index of each run, frame or None when another process owns it)
-    counter = 0
+    plan = []  # (group index, group, shape, chunk, mine): every chunk of the sweep, in order
     for g, (group, shape) in enumerate(zip(groups, shapes, strict=True)):
         for chunk in chunks_of(group, shape):
-            mine, counter = counter % num_processes == process, counter + 1
-            path = None if out is None else results.chunk_path(out, g, chunk.index)
-            index = chunking.run_positions(len(group.seeds), chunk.point_slice, chunk.seed_slice)
-            if not mine:
-                pieces.append((g, index, path))
-                continue
-            if path is not None and path.exists():
-                pieces.append((g, index, pd.read_parquet(path)))
-                bar.update(len(index), resumed=True)
-                continue
+            plan.append((g, group, shape, chunk, len(plan) % num_processes == process))
+    bar = ProgressBar(sum(chunk_runs(c) for *_, c, mine in plan if mine), progress)
+    pieces = []  # (group, run positions, frame, or the path of another process's chunk)
+    for g, group, shape, chunk, mine in plan:
+        path = None if out is None else results.chunk_path(out, g, chunk.index)
+        positions = chunking.run_positions(len(group.seeds), chunk.point_slice, chunk.seed_slice)
+        if not mine:
+            pieces.append((g, positions, path))
+        elif path is not None and path.exists():
+            pieces.append((g, positions, pd.read_parquet(path)))
+            bar.update(len(positions), resumed=True)
+        else:
             frame, _ = _run_chunk(group, chunk, shape, num_devices)
             if path is not None:
                 results.write_parquet(frame, path, metadata)
-            pieces.append((g, index, frame))
-            bar.update(len(index))
+            pieces.append((g, positions, frame))
+            bar.update(len(positions))
     if num_processes > 1:
         bar.note(f"process {process}: my chunks are done; waiting for the other processes")
         _sync("jaxprune: chunks written")
     frames, order = [], []
-    for g, index, frame in pieces:
+    for g, positions, frame in pieces:
         frame = pd.read_parquet(frame) if isinstance(frame, Path) else frame
         frames.append(frame)
-        order.append(chunking.run_order_key(g, index, len(frame) // len(index)))
+        order.append(chunking.run_order_key(g, positions, len(frame) // len(positions)))
     frame = pd.concat(frames, ignore_index=True)
     frame = frame.iloc[np.argsort(np.concatenate(order), kind="stable")].reset_index(drop=True)
     frame.attrs = metadata
