@@ -1,6 +1,7 @@
 """Every bad input of SPEC §5 is a ValueError that names the field, raised before compiling."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,3 +179,37 @@ def test_array_like_grid_values_and_seeds_are_accepted(tiny):
     np.testing.assert_array_equal(grid_lib.normalize_seeds(np.arange(3)), [0, 1, 2])
     np.testing.assert_array_equal(grid_lib.normalize_seeds(jnp.array([5, 2])), [5, 2])
     assert chunking.choose_chunk_shape(tiny, 10, 3, np.int64(4)).runs == 4
+
+
+def _readme_bad_inputs() -> list[tuple[str, str]]:
+    """(input, message) rows of the README's bad-input table."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("<!-- bad-input-table: begin -->")[1].split("<!-- bad-input-table: end")[0]
+    rows = [line.split(" | ", 1) for line in table.strip().splitlines()[2:]]
+    return [(code.strip("| `"), message.rstrip(" |")) for code, message in rows]
+
+
+README_BAD_INPUTS = _readme_bad_inputs()
+
+
+def test_the_readme_table_covers_spec_section_5():
+    inputs = " ".join(code for code, _ in README_BAD_INPUTS)
+    spec_cases = [
+        "prune_frac=1.0", "prune_frac=-0.1", "num_classes=1", "dim=2, num_classes=3",
+        "'antipodal', num_classes=3", "n_train=0", "width=0", "steps=0", "lr=0.0",
+        "sigma_noise=-1.0", "math.inf", "math.nan", "'gelu'", "{'depth'", "[]",
+    ]  # fmt: skip
+    for needle in spec_cases:
+        assert needle in inputs
+
+
+@pytest.mark.parametrize("code,message", README_BAD_INPUTS, ids=[c for c, _ in README_BAD_INPUTS])
+def test_every_readme_bad_input_gets_its_message(code, message):
+    tiny = Config(
+        num_classes=2, num_patches=2, dim=16, width=4, n_train=8, n_test=32, steps=20, log_every=5
+    )
+    namespace = {"math": math, "Config": Config, "Params": Params, "C": tiny}
+    namespace.update(sweep=jaxprune.sweep, train=jaxprune.train)
+    with pytest.raises(ValueError) as error:
+        eval(code, namespace)
+    assert str(error.value) == message
