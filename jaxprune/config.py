@@ -206,7 +206,10 @@ PARAMS_FIELDS = tuple(f.name for f in dataclasses.fields(Params))
 # field: (allowed-values text, predicate on a float array)
 _PARAMS_RULES = {
     # p is used in float32: 0.99999999 would round to 1 and prune everything.
-    "prune_frac": ("must lie in [0, 1), also in float32", lambda v: (v >= 0) & (v.astype(np.float32) < 1)),
+    "prune_frac": (
+        "must lie in [0, 1), also in float32",
+        lambda v: (v >= 0) & (v.astype(np.float32) < 1),
+    ),
     "mu_norm": ("must be finite and >= 0", lambda v: v >= 0),
     "sigma_noise": ("must be finite and >= 0", lambda v: v >= 0),
     "sigma_init": ("must be finite and >= 0", lambda v: v >= 0),
