@@ -48,6 +48,12 @@ def make_run(config: Config):
     run(params, seed) -> (history, state): `params` holds scalar leaves, `seed` is an int scalar;
     `history` is Metrics with a leading axis (T,) over `config.logged_steps()`, `state` the final
     RunState.
+
+    The blocks of log_every steps run in a `while_loop` that ends early once the run is frozen
+    (converged to loss_tol, or diverged): a frozen run no longer changes, so each measurement it
+    skips equals its last one and is filled in from it. Under vmap the loop runs until every
+    run of the batch is frozen or done, so a sweep with loss_tol costs what its slowest run
+    needs, not the step cap.
     """
 
     def run(params: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
@@ -55,8 +61,14 @@ def make_run(config: Config):
         train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
         test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
 
-        def log(state: RunState) -> Metrics:
-            return measure(config, params, state, train, test)
+        def log(state: RunState) -> tuple[RunState, Metrics]:
+            """Measure, and settle the state with the measurement (a run whose loss reached
+            loss_tol, or turned non-finite, is frozen from this step)."""
+            metrics = measure(config, params, state, train, test)
+            state = dataclasses.replace(
+                state, converged_step=metrics.converged_step, diverged=metrics.diverged
+            )
+            return state, metrics
 
         def step(state: RunState, _) -> tuple[RunState, None]:
             return gd_step(config, params, train, state), None
@@ -64,23 +76,28 @@ def make_run(config: Config):
         def advance(state: RunState, length: int) -> RunState:
             return jax.lax.scan(step, state, length=length)[0]
 
-        def block(state: RunState, _) -> tuple[RunState, Metrics]:
-            state = advance(state, config.log_every)
-            return state, log(state)
-
-        state = init_state(config, params, key)
-        history = [jax.tree.map(lambda v: v[None], log(state))]
         full_blocks, rest = divmod(config.steps, config.log_every)
-        state, logged = jax.lax.scan(block, state, length=full_blocks)
-        history.append(logged)
+        num_logs = len(config.logged_steps())
+
+        def block(carry: tuple[jax.Array, RunState, Metrics]):
+            logged, state, history = carry
+            state, metrics = log(advance(state, config.log_every))
+            history = jax.tree.map(lambda h, v: h.at[logged].set(v), history, metrics)
+            return logged + 1, state, history
+
+        def unfinished(carry: tuple[jax.Array, RunState, Metrics]) -> jax.Array:
+            logged, state, _ = carry
+            return (logged <= full_blocks) & ~state.frozen
+
+        state, first = log(init_state(config, params, key))
+        history = jax.tree.map(lambda v: jnp.zeros(num_logs, v.dtype).at[0].set(v), first)
+        logged, state, history = jax.lax.while_loop(unfinished, block, (1, state, history))
+        # A frozen run's skipped measurements equal its last one.
+        skipped = jnp.arange(num_logs) >= logged
+        history = jax.tree.map(lambda h: jnp.where(skipped, h[logged - 1], h), history)
         if rest:
-            state = advance(state, rest)
-            history.append(jax.tree.map(lambda v: v[None], log(state)))
-        history = jax.tree.map(lambda *parts: jnp.concatenate(parts), *history)
-        # The last measurement settles the final state (no GD step follows to do it).
-        state = dataclasses.replace(
-            state, converged_step=history.converged_step[-1], diverged=history.diverged[-1]
-        )
-        return history, state
+            state, last = log(advance(state, rest))
+            history = jax.tree.map(lambda h, v: h.at[-1].set(v), history, last)
+        return history, dataclasses.replace(state, step=jnp.asarray(config.steps, jnp.int32))
 
     return run

@@ -100,6 +100,19 @@ def test_loss_tol_freezes_and_records_first_step(tiny, tiny_params):
     np.testing.assert_allclose(state.weights, stopped.weights, rtol=1e-6, atol=1e-9)
 
 
+def test_early_exit_of_frozen_runs_changes_no_number(tiny, tiny_params):
+    """A run trained alone stops once it converges; inside a sweep whose other run never
+    converges, the loop goes on and the run stays frozen: the histories are the same."""
+    config = tiny.replace(steps=200, log_every=10, loss_tol=0.3)
+    frame = jaxprune.sweep(config, {"lr": [0.5, 1e-4]}, seeds=[3], base=tiny_params, progress=False)
+    last = jaxprune.final(frame)
+    assert 0 < last.converged_step.iloc[0] < 150 and last.converged_step.iloc[1] == -1
+    alone = jaxprune.train(config, tiny_params.replace(lr=0.5), 3)
+    assert_same_runs(alone, frame[frame.lr == 0.5])
+    skipped = alone[alone.step > last.converged_step.iloc[0] + config.log_every]
+    assert len(skipped) >= 3 and (skipped.train_loss == skipped.train_loss.iloc[0]).all()
+
+
 def test_divergence_is_flagged_and_isolated(tiny, tiny_params):
     config = tiny.replace(activation="relu_pow", act_power=4.0)
     frame = jaxprune.sweep(config, {"lr": [0.5, 1e30]}, seeds=2, progress=False)
