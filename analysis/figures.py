@@ -113,7 +113,8 @@ def mild_pruning(diffs: pd.DataFrame, path, *, panel: str = "sigma_init", line: 
         for ax in (top, bottom):
             ax.set_xlabel("pruning fraction p")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            if col == 0:
+                ax.legend(fontsize=7, loc="best")
     _save(fig, path)
 
 

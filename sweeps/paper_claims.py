@@ -38,7 +38,7 @@ LOSS_TOL = 0.05  # train until the mean training cross-entropy reaches this (or 
 # Per size: step cap, then each sweep's grid and seeds.
 SIZES = {
     "full": {
-        "steps": 1000,
+        "steps": 2000,
         "mild": dict(
             p=[round(0.1 * i, 1) for i in range(10)],
             mu=[1.0, 1.5, 2.0, 3.0],
