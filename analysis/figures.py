@@ -1,0 +1,221 @@
+"""The report's figures, each drawn from result frames and saved as a PNG.
+
+Every function takes frames (or the tables of `stats`) and a path, and writes one readable figure:
+labelled axes with units, legends and colour bars.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from jaxprune.plot import label, save_phase_diagram  # noqa: E402
+
+DPI = 130
+
+
+def _save(fig, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def kou_heatmap(last: pd.DataFrame, boundary: pd.DataFrame, fit, level: float, n: int, path):
+    """Test-error heatmap over signal strength (x) and dimension (y), as in Kou et al. (2023),
+    with the measured boundary (first ||mu|| whose mean error <= level, per d) and the fitted
+    curve n ||mu||^4 = C d."""
+    table = last.groupby(["dim", "mu_norm"]).test_error.mean().unstack("mu_norm")
+    mus, dims = table.columns.to_numpy(float), table.index.to_numpy(float)
+    seeds = int(last.groupby(["dim", "mu_norm"]).size().min())
+    dx = (mus[1] - mus[0]) / 2 if len(mus) > 1 else 0.5
+    dy = (dims[1] - dims[0]) / 2 if len(dims) > 1 else 5
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    image = ax.imshow(
+        table.to_numpy(),
+        origin="lower",
+        aspect="auto",
+        cmap="viridis",
+        vmin=0,
+        vmax=0.5,
+        extent=(mus[0] - dx, mus[-1] + dx, dims[0] - dy, dims[-1] + dy),
+        interpolation="nearest",
+    )
+    fig.colorbar(image, ax=ax, label=f"test error (mean of {seeds} repeats)")
+    ax.plot(
+        boundary.mu_norm,
+        boundary.dim,
+        "o",
+        color="white",
+        markeredgecolor="black",
+        markersize=4,
+        label=f"measured boundary (mean error = {level:g})",
+    )
+    grid = np.linspace(max(mus[0], 1e-3), mus[-1], 400)
+    curve = n * grid**4 / fit.C
+    keep = (curve >= dims[0] - dy) & (curve <= dims[-1] + dy)
+    ax.plot(
+        grid[keep],
+        curve[keep],
+        "--",
+        color="red",
+        linewidth=2,
+        label=f"n ||mu||^4 = C d, C = {fit.C:.3g} (95% CI {fit.ci_low:.3g}-{fit.ci_high:.3g})",
+    )
+    ax.set_xlabel("signal strength ||mu|| (noise std sigma = 1)")
+    ax.set_ylabel("dimension d")
+    ax.set_title(f"Benign overfitting (kou2023 preset, n = {n}, p = 0): test error", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    _save(fig, path)
+
+
+def _pruning_axis(ax, ps) -> None:
+    """x axis for p up to 0.999: position -log10(1 - p), ticks labelled with p."""
+    ps = np.asarray(sorted(set(ps)), float)
+    ax.set_xticks(-np.log10(1 - ps))
+    ax.set_xticklabels([f"{p:g}" for p in ps], rotation=60, fontsize=7)
+    ax.set_xlabel("pruning fraction p (axis: -log10(1 - p))")
+
+
+def mild_pruning(diffs: pd.DataFrame, path, *, panel: str = "sigma_init", line: str = "mu_norm"):
+    """Top row: the paired difference of test accuracy to p = 0 over p, one panel per `panel`
+    value, one line per `line` value, with 95% CIs (error bars). Bottom row: the seed-mean test
+    accuracy itself (shared y axis), so that panels can be compared in absolute terms."""
+    panels = sorted(diffs[panel].unique())
+    fig, axes = plt.subplots(
+        2, len(panels), figsize=(5.2 * len(panels), 7.6), squeeze=False, sharey="row"
+    )
+    colors = plt.cm.plasma(np.linspace(0, 0.85, diffs[line].nunique()))
+    for col, value in enumerate(panels):
+        top, bottom = axes[0, col], axes[1, col]
+        part = diffs[diffs[panel] == value]
+        for color, (level, rows) in zip(colors, part.groupby(line), strict=True):
+            rows = rows.sort_values("prune_frac")
+            xs = np.concatenate([[0.0], rows.prune_frac])
+            ys = np.concatenate([[0.0], rows["diff"]])
+            err = np.concatenate([[0.0], rows.half_width])
+            name = f"{label(line)} = {level:g}"
+            top.errorbar(
+                xs, ys, yerr=err, marker="o", markersize=3, capsize=2, color=color, label=name
+            )
+            acc = np.concatenate([[rows.base.iloc[0]], rows.treated])
+            bottom.plot(xs, acc, "o-", markersize=3, color=color, label=name)
+        top.axhline(0, color="black", linewidth=0.8)
+        top.set_ylabel("test acc(p) - test acc(0), paired by seed")
+        n = int(part.n.min())
+        top.set_title(f"{label(panel)} = {value:g}; {n} seeds, bars: 95% CI", fontsize=10)
+        bottom.set_ylabel("test accuracy (mean over seeds)")
+        bottom.set_title(f"{label(panel)} = {value:g}: absolute test accuracy", fontsize=10)
+        for ax in (top, bottom):
+            ax.set_xlabel("pruning fraction p")
+            ax.grid(alpha=0.3)
+            if col == 0:
+                ax.legend(fontsize=7, loc="best")
+    _save(fig, path)
+
+
+def over_pruning(cells: pd.DataFrame, boundary: dict, path, *, chance: float):
+    """Final training loss, test accuracy, signal_max and noise_max over p (log scale of 1 - p),
+    one line per width m (seed mean with 95% CI bands); dashed verticals: the predicted p at
+    which half the runs lose some class's signal (p_any_class_without_signal = 0.5)."""
+    panels = [
+        ("train_loss", "final training loss (cross-entropy)"),
+        ("test_acc", "test accuracy"),
+        ("signal_max", "signal_max (max_r <w_r, mu_k> / ||mu||)"),
+        ("noise_max", "noise_max (max_r <w_r, xi> / ||xi||)"),
+    ]
+    widths = sorted(cells.width.unique())
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.6))
+    for ax, (column, title) in zip(axes, panels, strict=True):
+        for color, m in zip(colors, widths, strict=True):
+            rows = cells[cells.width == m].sort_values("prune_frac")
+            x = -np.log10(1 - rows.prune_frac.to_numpy())
+            ax.plot(x, rows[f"{column}_mean"], "o-", color=color, markersize=3, label=f"m = {m:g}")
+            ax.fill_between(
+                x, rows[f"{column}_low"], rows[f"{column}_high"], color=color, alpha=0.2
+            )
+            ax.axvline(-np.log10(1 - boundary[m]), color=color, linestyle="--", linewidth=1)
+        if column == "test_acc":
+            ax.axhline(chance, color="gray", linestyle=":", label="chance")
+        if column == "train_loss":
+            ax.set_yscale("log")
+        _pruning_axis(ax, cells.prune_frac)
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, title="width (dashed: predicted p*)", title_fontsize=8)
+    fig.suptitle(
+        "Over-pruning: seed means with 95% CI bands; dashed: p* where "
+        "p_any_class_without_signal = 1 - (1 - p^m)^K = 0.5",
+        fontsize=10,
+    )
+    _save(fig, path)
+
+
+def dynamics(frame: pd.DataFrame, path):
+    """signal_max, noise_max and test accuracy over GD steps for each p: thin lines per seed,
+    thick the seed mean."""
+    ps = sorted(frame.prune_frac.unique())
+    colors = ["tab:blue", "tab:orange", "tab:red", "tab:green", "tab:purple"]
+    panels = [
+        ("signal_max", "signal_max: max_r <w_r, mu_k> / ||mu|| (feature learning)"),
+        ("noise_max", "noise_max: max_r <w_r, xi> / ||xi|| (noise memorization)"),
+        ("test_acc", "test accuracy"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+    for ax, (column, title) in zip(axes, panels, strict=True):
+        for color, p in zip(colors, ps, strict=False):
+            part = frame[frame.prune_frac == p]
+            for _, run in part.groupby("seed"):
+                ax.plot(run.step, run[column], color=color, alpha=0.25, linewidth=0.7)
+            mean = part.groupby("step")[column].mean()
+            ax.plot(mean.index, mean.to_numpy(), color=color, linewidth=2.5, label=f"p = {p:g}")
+        ax.set_xlabel("GD step")
+        ax.set_ylabel(title, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, title="thin: seeds, thick: mean", title_fontsize=8)
+    _save(fig, path)
+
+
+def regime(diffs: pd.DataFrame, path):
+    """Forest plot: the paired test-accuracy difference (largest mild p minus p = 0) with its 95%
+    CI for every setting x sigma_0 x benign score."""
+    rows = diffs.sort_values(["setting", "sigma_init", "benign"], ascending=False)
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(rows) + 1.6))
+    y = np.arange(len(rows))
+    colors = np.where(rows.ci_low > 0, "tab:green", np.where(rows.ci_high < 0, "tab:red", "gray"))
+    for yi, (x, err, color) in enumerate(zip(rows["diff"], rows.half_width, colors, strict=True)):
+        ax.errorbar(x, yi, xerr=err, fmt="none", ecolor=color, capsize=2)
+    ax.scatter(rows["diff"], y, c=list(colors), s=14, zorder=3)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels(
+        [
+            f"{r.setting}, sigma_0={r.sigma_init:g}, score={r.benign:g} (acc0 {r.base:.2f})"
+            for r in rows.itertuples()
+        ],
+        fontsize=7,
+    )
+    p = rows.prune_frac.iloc[0]
+    ax.set_xlabel(f"test accuracy(p = {p:g}) - test accuracy(p = 0), paired by seed (95% CI)")
+    ax.set_title(
+        "Where does mild pruning help? green: CI above 0, red: below 0, gray: includes 0",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3, axis="x")
+    _save(fig, path)
+
+
+def phase(frame, path, *, x, y, contours, title, vmin=None):
+    """A jaxprune phase diagram (seed-mean heatmap with theory contours). Contours need at
+    least two values on each axis (jaxprune.plot passes a 1-row field to matplotlib's contour,
+    which raises), so a grid with a single row or column is drawn without them."""
+    if frame[x].nunique() < 2 or frame[y].nunique() < 2:
+        contours = None
+    save_phase_diagram(
+        frame, path, x=x, y=y, value="test_acc", contours=contours, title=title, vmin=vmin
+    )

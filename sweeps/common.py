@@ -1,0 +1,135 @@
+"""What the science sweep scripts share: their command line, sizes and the run record.
+
+A science script runs at one of three sizes: full (the default, the report's size), `--quick`
+(minutes on a 2-core CPU) and `--smoke` (seconds, for CI). Its results go under one directory,
+default `results/NAME` (`results/NAME-quick`, `results/NAME-smoke`), one subdirectory per sweep
+(jaxprune's resumable parquet output), plus `run.json`: the script, its size, and for every
+invocation the command line, the wall time, the runs it computed or resumed and the hardware.
+`analysis/report.py` reads `run.json` to say which size and commands made the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import jaxprune
+from jaxprune.results import write_json
+from jaxprune.runner import environment
+
+SIZES = ("full", "quick", "smoke")
+RUN_FILE = "run.json"
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of a science script: --out, --quick, --smoke and the sweep options that
+    `jaxprune sweep SCRIPT` passes through."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--out", default=None, help="output directory (default results/NAME[-SIZE])")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="coarse grids: minutes on 2 CPU cores")
+    size.add_argument("--smoke", action="store_true", help="tiny grids: seconds, for CI")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: per size)")
+    p.add_argument("--chunk-size", type=int, default=None)
+    p.add_argument("--memory-budget", type=float, default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace different results at --out")
+    return p
+
+
+def size_of(args) -> str:
+    """'smoke', 'quick' or 'full' from the parsed arguments."""
+    return "smoke" if args.smoke else "quick" if args.quick else "full"
+
+
+def out_dir(name: str, args) -> Path:
+    """The output directory: --out, else results/NAME for full size, results/NAME-SIZE else."""
+    size = size_of(args)
+    return Path(args.out or (f"results/{name}" if size == "full" else f"results/{name}-{size}"))
+
+
+def hardware() -> dict:
+    """What ran it: CPU model and count, platform, JAX backend and device."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env = environment()
+    return {
+        "cpu": cpu,
+        "cpu_count": usable,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **env,
+    }
+
+
+class Recorder:
+    """Runs a script's sweeps into subdirectories of `out` and keeps `out/run.json` up to date."""
+
+    def __init__(self, script: str, args, name: str):
+        self.args, self.size = args, size_of(args)
+        self.out = out_dir(name, args)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.start = time.perf_counter()
+        self.runs = {}
+        path = self.out / RUN_FILE
+        record = json.loads(path.read_text()) if path.exists() else {}
+        if record and (record.get("size") != self.size or record.get("script") != script):
+            if not args.overwrite:
+                raise SystemExit(
+                    f"{self.out} holds {record.get('script')} results of size "
+                    f"{record.get('size')!r}, not {script} {self.size!r}: choose another --out "
+                    f"or pass --overwrite."
+                )
+            record = {}
+        self.record = {"script": script, "size": self.size, "invocations": [], **record}
+        self.invocation = {
+            "command": "python " + shlex.join([script, *sys.argv[1:]]),
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "hardware": hardware(),
+            "sweeps": {},
+        }
+
+    def sweep(self, key: str, config, grid, seeds, base, **meta):
+        """jaxprune.sweep into out/key (resumable); `meta` (what the sweep is for) goes to
+        run.json. Returns the tidy frame."""
+        t0 = time.perf_counter()
+        frame = jaxprune.sweep(
+            config,
+            grid,
+            seeds,
+            base=base,
+            out=self.out / key,
+            chunk_size=self.args.chunk_size,
+            memory_budget_gb=self.args.memory_budget,
+            overwrite=self.args.overwrite,
+        )
+        runs = len(jaxprune.final(frame))
+        self.invocation["sweeps"][key] = {"runs": runs, "wall_s": time.perf_counter() - t0}
+        self.record.setdefault("sweeps", {})[key] = meta
+        self.save()
+        return frame
+
+    def save(self) -> None:
+        """Write run.json with this invocation's wall time so far."""
+        self.invocation["wall_s"] = round(time.perf_counter() - self.start, 1)
+        invocations = [i for i in self.record["invocations"] if i is not self.invocation]
+        self.record["invocations"] = [*invocations, self.invocation]
+        write_json(self.out / RUN_FILE, self.record)
+
+    def done(self) -> None:
+        self.save()
+        total = sum(s["runs"] for s in self.invocation["sweeps"].values())
+        print(f"{total} runs in {self.invocation['wall_s']:.0f}s; results in {self.out}/")
