@@ -52,10 +52,13 @@ def estimate_seed_bytes(config: Config) -> int:
 
 def estimate_run_bytes(config: Config) -> int:
     """Bytes one run needs besides its seed's draws: weights, mask, gradient, update and
-    temporaries (K m d each), pre-activations and their gradient on the training and test sets
-    (n P K m each), and its logged metrics."""
+    temporaries (K m d each), the optimizer's moments (one K m d for momentum, two for Adam,
+    with their updates), the scores and ranks of a pruning criterion, pre-activations and their
+    gradient on the training and test sets (n P K m each), and its logged metrics."""
     k, p, d, m = config.num_classes, config.num_patches, config.dim, config.width
-    weights = 8 * k * m * d
+    moments = {"gd": 0, "momentum": 1, "adam": 2}[config.optimizer]
+    criterion = 0 if config.mask in ("bernoulli", "exact", "structured") else 4
+    weights = (8 + 2 * moments + criterion) * k * m * d
     activations = 4 * (config.n_train + config.n_test) * p * k * m
     history = 16 * len(config.logged_steps())
     return int(1.25 * (weights + activations + history) * BYTES_PER_FLOAT)
