@@ -89,7 +89,9 @@ def test_grasp_removes_the_largest_scores(scope):
     config = SMALL.replace(mask="grasp", mask_scope=scope)
     w, b, uniforms, train = draws(config)
     scores = np.asarray(grasp_scores(config, SMALL_PARAMS, w, b, train))
-    mask = np.asarray(prune_mask(config, SMALL_PARAMS.replace(prune_frac=0.4), uniforms, w, b, train))
+    mask = np.asarray(
+        prune_mask(config, SMALL_PARAMS.replace(prune_frac=0.4), uniforms, w, b, train)
+    )
     groups = (-1, 10) if scope == "neuron" else (1, -1)
     kept, scores = mask.reshape(groups).astype(bool), scores.reshape(groups)
     for keep, score in zip(kept, scores, strict=True):
@@ -233,3 +235,26 @@ def test_criterion_run_uses_its_own_init_and_data():
     weights, mask = np.asarray(state.weights), np.asarray(state.mask)
     assert (weights[mask == 0] == 0).all() and (weights[mask == 1] != 0).all()
     np.testing.assert_allclose(frame.density, 1 - round(0.7 * 90) / 90)
+
+
+def test_criteria_sweep_smoke_and_report(tmp_path):
+    """sweeps/criteria.py --smoke (in this process) writes every criterion's results and the
+    report: its tables, its verdict and its three figures."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "sweeps" / "criteria.py"
+    spec = importlib.util.spec_from_file_location("criteria_sweep", script)
+    sweep_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep_script)
+    out, report = tmp_path / "results", tmp_path / "report"
+    sweep_script.main(["--smoke", "--out", str(out), "--report", str(report)])
+    text = (report / "criteria.md").read_text()
+    assert "Size: **smoke**" in text and "## Verdict" in text
+    for name in ("bernoulli", "snip/layer"):
+        assert f"- **{name}** keeps the signal coordinate" in text
+    for figure in ("test_acc", "signal_neurons", "noise_max"):
+        assert (report / f"criteria_{figure}.png").stat().st_size > 1000
+    last = sweep_script.criteria_report.load_criteria(out)
+    assert len(last) == 2 * 3 * 2 * 2  # criteria x p x mu x seeds
+    assert set(last.criterion) == {"bernoulli", "snip/layer"}
