@@ -242,7 +242,11 @@ def write_report(results: Path, report: Path) -> Path:
         "Criteria: `bernoulli` (random, the paper's), `structured` (random whole neurons), and "
         "magnitude |w0|, SNIP |w0 dL/dw|, GraSP (removes the largest -w0 Hg) and SynFlow "
         "(iterative, data-free), each ranking within every neuron (`/neuron`: round(p d) "
-        "removed per neuron) or over the whole layer (`/layer`).",
+        "removed per neuron) or over the whole layer (`/layer`). With ReLU, SynFlow is magnitude "
+        "pruning exactly (its objective is linear in |w| here), so their rows coincide. The "
+        "initial weights are i.i.d., so magnitude's (and SynFlow's) `signal_neurons` equals "
+        "random pruning's in expectation: a difference between them is seed noise. `structured` "
+        "removes round(p K m) neurons, all of them once p K m >= K m - 0.5.",
         "",
         "## Verdict",
         "",
