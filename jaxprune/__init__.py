@@ -8,7 +8,7 @@ jaxprune.final(df).groupby(["prune_frac", "mu_norm"]).test_acc.mean()
 
 __version__ = "0.1.0"
 
-from jaxprune import data, masks, metrics, model, presets, state, theory, training
+from jaxprune import data, masks, metrics, model, optimizers, presets, state, theory, training
 from jaxprune.config import Config, Params
 from jaxprune.results import final, load
 from jaxprune.runner import sweep, train
@@ -24,6 +24,7 @@ __all__ = [
     "masks",
     "metrics",
     "model",
+    "optimizers",
     "presets",
     "state",
     "sweep",

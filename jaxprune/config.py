@@ -22,7 +22,9 @@ LAYOUTS = ("patches", "additive")
 INITS = ("normal", "uniform_fan_in")
 OUTPUT_SCALES = ("mean", "sum")
 PATCH_REDUCES = ("sum", "mean")
-MASKS = ("bernoulli", "exact")
+MASKS = ("bernoulli", "exact", "structured", "magnitude", "snip", "grasp", "synflow")
+MASK_SCOPES = ("neuron", "layer")
+OPTIMIZERS = ("gd", "momentum", "adam")
 
 
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
@@ -31,7 +33,8 @@ def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        _fail("Config", name, value, f"must be an integer >= {minimum}")
+        none = "None or " if name in _OPTIONAL else ""
+        _fail("Config", name, value, f"must be {none}an integer >= {minimum}")
     return int(value)
 
 
@@ -65,7 +68,11 @@ _INT_MINIMUMS = {
     "n_test": 1,
     "steps": 1,
     "log_every": 1,
+    "synflow_rounds": 1,
+    "batch_size": 1,
 }
+# Fields for which None is a valid value (no tolerance, full batch).
+_OPTIONAL = ("loss_tol", "batch_size")
 _FLOAT_RULES = {
     "act_power": ("must be a finite number >= 1", lambda v: v >= 1),
     "leaky_slope": ("must be a finite number >= 0", lambda v: v >= 0),
@@ -79,16 +86,18 @@ _CHOICES = {
     "output_scale": OUTPUT_SCALES,
     "patch_reduce": PATCH_REDUCES,
     "mask": MASKS,
+    "mask_scope": MASK_SCOPES,
+    "optimizer": OPTIMIZERS,
 }
 
 
 def normalize_config_value(name: str, value: Any) -> Any:
     """Check one Config field on its own and return it as a plain Python value (Config keys the
     jit cache, so numpy scalars become int, float or bool); raises ValueError naming the field."""
+    if name in _OPTIONAL and value is None:
+        return None
     if name in _INT_MINIMUMS:
         return _check_int(name, value, _INT_MINIMUMS[name])
-    if name == "loss_tol" and value is None:
-        return None
     if name in _FLOAT_RULES:
         return _check_float(name, value, *_FLOAT_RULES[name])
     if name in _CHOICES:
@@ -110,8 +119,16 @@ class Config:
 
     Notation: K = num_classes, P = num_patches, d = dim, m = width (neurons per class),
     n = n_train. The defaults are the paper's setting (orthogonal 1-sparse signals, noise
-    orthogonal to them, ReLU, fixed second layer 1/m, Bernoulli mask) at a size that trains in a
-    second or two on a laptop CPU.
+    orthogonal to them, ReLU, fixed second layer 1/m, Bernoulli mask, full-batch GD) at a size
+    that trains in a second or two on a laptop CPU.
+
+    mask: how the pruning mask is chosen at initialization (see `jaxprune.masks`): 'bernoulli',
+    'exact', 'structured' (random), or a criterion: 'magnitude', 'snip', 'grasp', 'synflow'.
+    mask_scope: where 'exact' and the criteria rank the weights: within each 'neuron' (round(p d)
+    removed per neuron) or over the whole 'layer' (round(p K m d) removed in all).
+    synflow_rounds: pruning rounds of SynFlow (exponential schedule; Tanaka et al. use 100).
+    optimizer: 'gd' (the paper's), 'momentum' (heavy ball, 0.9) or 'adam', all with lr from
+    Params. batch_size: samples per step, drawn afresh each step; None for the full batch.
     """
 
     num_classes: int = 2
@@ -134,6 +151,10 @@ class Config:
     patch_reduce: str = "sum"
     mask: str = "bernoulli"
     loss_tol: float | None = None
+    mask_scope: str = "neuron"
+    synflow_rounds: int = 100
+    optimizer: str = "gd"
+    batch_size: int | None = None
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -164,6 +185,13 @@ class Config:
         if self.layout == "additive" and self.num_patches != 1:
             _fail(
                 "Config", "num_patches", self.num_patches, "layout='additive' needs num_patches = 1"
+            )
+        if self.batch_size is not None and self.batch_size > self.n_train:
+            _fail(
+                "Config",
+                "batch_size",
+                self.batch_size,
+                f"must be None (full batch) or at most n_train ({self.n_train})",
             )
 
     def replace(self, **changes) -> Config:

@@ -1,8 +1,27 @@
-"""Random pruning masks drawn at initialization, nested across the pruning fraction.
+"""Pruning masks chosen at initialization (SPEC §2.3): random, structured, and the criteria
+magnitude, SNIP, GraSP and SynFlow.
 
-A run draws one uniform per first-layer weight from its mask key; the mask for fraction p is a
-threshold of those uniforms. Two runs with the same seed and p1 < p2 therefore have
-mask(p2) ⊆ mask(p1), and p stays a traced, vmappable float.
+A run draws one Uniform(0, 1) per first-layer weight from its mask key: Params-free, so shared by
+the runs of a seed. Every mask is then a threshold of a ranking:
+
+- 'bernoulli': M = [U >= p], each weight kept independently with probability 1 - p.
+- 'exact': the uniforms are the scores; the round(p * count) smallest are removed.
+- 'structured': round(p * K * m) whole neurons are removed, those with the smallest per-neuron
+  uniform U[k, r, 0] (the whole layer: classes may lose different numbers of neurons).
+- 'magnitude' (|w0|), 'snip' (|w0 * dL/dw|), 'grasp' (GraSP's -w0 * Hg, of which the largest
+  are removed) and 'synflow' (iterative, data-free) score each weight from the run's own
+  initial weights and, for SNIP and GraSP, its training set; the mask keeps the weights of
+  highest score (lowest, for GraSP), ties broken by the uniforms.
+
+`mask_from_scores` removes exactly round(p * count) weights of each group: each neuron's d
+weights (`mask_scope='neuron'`, uniform fan-in) or the K m d weights of the layer
+(`mask_scope='layer'`). p stays a traced, vmappable float: the count is compared with ranks, no
+Python int is made of it. 'bernoulli' and 'structured' do not use the scope.
+
+Nesting: for one run (seed and the Params other than p), the scores do not depend on p, so every
+mask but SynFlow's is nested across p: mask(p2) ⊆ mask(p1) for p1 < p2. SynFlow's rounds follow a
+schedule that depends on p, so it is not nested in general; in this model, with ReLU or leaky
+ReLU, it equals magnitude pruning (see `synflow_scores`) and is therefore nested.
 """
 
 from __future__ import annotations
@@ -10,28 +29,178 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxprune.config import Config
+from jaxprune import model
+from jaxprune.config import Config, Params
+from jaxprune.data import Sample
+
+RANDOM_MASKS = ("bernoulli", "exact", "structured")
 
 
 def mask_uniforms(config: Config, key: jax.Array) -> jax.Array:
-    """One Uniform(0, 1) score per first-layer weight, (K, m, d)."""
+    """One Uniform(0, 1) per first-layer weight, (K, m, d)."""
     return jax.random.uniform(key, (config.num_classes, config.width, config.dim))
 
 
+def removal_ranks(scores: jax.Array, tiebreak: jax.Array) -> jax.Array:
+    """Rank of each entry along the last axis in removal order, int (..., c): 0 for the lowest
+    score, equal scores ordered by `tiebreak` (same shape), lowest first."""
+    order = jnp.lexsort((tiebreak, scores), axis=-1)
+    return jnp.argsort(order, axis=-1)
+
+
+def keep_top(scores: jax.Array, tiebreak: jax.Array, prune_frac: jax.Array) -> jax.Array:
+    """Binary mask (..., c) in the scores' dtype that removes the round(p * c) lowest scores of
+    each row along the last axis (ties by `tiebreak`) and keeps the others."""
+    removed = jnp.round(prune_frac * scores.shape[-1])
+    return (removal_ranks(scores, tiebreak) >= removed).astype(scores.dtype)
+
+
+def mask_from_scores(
+    config: Config, scores: jax.Array, uniforms: jax.Array, prune_frac: jax.Array
+) -> jax.Array:
+    """Binary mask (K, m, d) that keeps the weights of highest `scores` (K, m, d): it removes
+    exactly round(p d) weights of each neuron (mask_scope='neuron') or round(p K m d) of the
+    layer ('layer'). Equal scores are ordered by the run's mask `uniforms` (K, m, d)."""
+    if config.mask_scope == "neuron":
+        return keep_top(scores, uniforms, prune_frac)
+    flat = keep_top(scores.reshape(-1), uniforms.reshape(-1), prune_frac)
+    return flat.reshape(scores.shape)
+
+
+def structured_mask(uniforms: jax.Array, prune_frac: jax.Array) -> jax.Array:
+    """Binary mask (K, m, d) that removes the round(p K m) whole neurons of smallest per-neuron
+    uniform uniforms[k, r, 0] (nested across p)."""
+    neuron = uniforms[..., 0].reshape(-1)  # (K m,)
+    keep = keep_top(neuron, neuron, prune_frac).reshape(uniforms.shape[:2])
+    return jnp.broadcast_to(keep[..., None], uniforms.shape)
+
+
 def mask_from_uniforms(config: Config, uniforms: jax.Array, prune_frac: jax.Array) -> jax.Array:
-    """Binary mask (K, m, d) in the uniforms' dtype that removes a fraction `prune_frac` of weights.
+    """The random masks, (K, m, d) in the uniforms' dtype, that remove a fraction `prune_frac`.
 
     'bernoulli': each weight kept independently with probability 1 - p (M = [U >= p]).
-    'exact': the round(p * d) weights with the smallest uniforms of each neuron are removed.
+    'exact': the round(p * count) weights with the smallest uniforms of each neuron (or of the
+    layer, mask_scope='layer') are removed. 'structured': see `structured_mask`.
     """
     if config.mask == "bernoulli":
-        keep = uniforms >= prune_frac
-    else:
-        rank = jnp.argsort(jnp.argsort(uniforms, axis=-1), axis=-1)  # 0 = smallest, per neuron
-        keep = rank >= jnp.round(prune_frac * config.dim)
-    return keep.astype(uniforms.dtype)
+        return (uniforms >= prune_frac).astype(uniforms.dtype)
+    if config.mask == "exact":
+        return mask_from_scores(config, uniforms, uniforms, prune_frac)
+    return structured_mask(uniforms, prune_frac)
 
 
 def sample_mask(config: Config, key: jax.Array, prune_frac: jax.Array) -> jax.Array:
-    """The run's mask, (K, m, d): `mask_from_uniforms` of the uniforms drawn from `key`."""
+    """A random mask (K, m, d): `mask_from_uniforms` of the uniforms drawn from `key`. The
+    criteria need the run's weights and data: see `prune_mask`."""
+    if config.mask not in RANDOM_MASKS:
+        raise ValueError(
+            f"Config.mask = {config.mask!r} is invalid here: sample_mask draws the random masks "
+            f"{', '.join(map(repr, RANDOM_MASKS))}; use prune_mask for a criterion."
+        )
     return mask_from_uniforms(config, mask_uniforms(config, key), prune_frac)
+
+
+def _weight_grad(config: Config, params: Params, bias: jax.Array, train: Sample):
+    """w -> dL/dw (K, m, d): the gradient of the training loss at unmasked weights w."""
+    return lambda w: jax.grad(model.sample_loss, argnums=2)(config, params, w, bias, train)
+
+
+def magnitude_scores(weights: jax.Array) -> jax.Array:
+    """|w0|, (K, m, d): magnitude pruning keeps the largest initial weights."""
+    return jnp.abs(weights)
+
+
+def snip_scores(
+    config: Config, params: Params, weights: jax.Array, bias: jax.Array, train: Sample
+) -> jax.Array:
+    """SNIP's connection sensitivity |w0 * dL/dw| (Lee et al. 2019), (K, m, d): the training loss
+    that `params` makes of `train`, at the initial weights w0 (K, m, d) with the full mask and
+    biases b (K, m). It equals |dL/dc| for a mask c at c = 1. The highest are kept."""
+    return jnp.abs(weights * _weight_grad(config, params, bias, train)(weights))
+
+
+def grasp_scores(
+    config: Config, params: Params, weights: jax.Array, bias: jax.Array, train: Sample
+) -> jax.Array:
+    """GraSP's score S = -w0 ⊙ Hg (Wang et al. 2020), (K, m, d), with g = dL/dw and H the Hessian
+    of the training loss in the weights, both at w0 with the full mask; Hg is the forward-over-
+    reverse product of `jax.linearize`. -S_i is, to first order, half the change of the gradient
+    norm |g|^2 when weight i is removed, so GraSP removes the weights of *largest* S (those whose
+    removal reduces gradient flow least) and keeps the lowest, as its reference code does. No
+    temperature is applied to the logits (the reference code divides them by 200)."""
+    grad, hessian_times = jax.linearize(_weight_grad(config, params, bias, train), weights)
+    return -weights * hessian_times(grad)
+
+
+def synflow_scores(
+    config: Config, weights: jax.Array, bias: jax.Array, mask: jax.Array
+) -> jax.Array:
+    """One round of SynFlow's scores (Tanaka et al. 2020), (K, m, d): |w| ⊙ dR/d|w| with
+    R = the sum of the network's outputs on an all-ones input (every one of the P patches), at
+    the absolute weights |w| ⊙ mask and biases |b|. Data-free; pruned weights score 0.
+
+    In this model the second layer is fixed and positive, and ReLU (or leaky ReLU) of a positive
+    input is the identity, so R = scale * P' * sum_{k,r} (sum_d |w_krd| M_krd + |b_kr|), with
+    P' = P (patch_reduce='sum') or 1 ('mean'): R is linear in |w|, the score is a constant
+    times |w| ⊙ M, and iterative SynFlow keeps exactly the weights magnitude pruning keeps. With
+    relu_pow the factor grows with the neuron's total |w|: the same per neuron, but a different
+    ranking from magnitude's over the layer (mask_scope='layer')."""
+    ones = jnp.ones((1, config.num_patches, config.dim), weights.dtype)
+
+    def objective(abs_w: jax.Array) -> jax.Array:
+        return model.logits(config, abs_w, jnp.abs(bias), mask, ones).sum()
+
+    abs_w = jnp.abs(weights)
+    return abs_w * jax.grad(objective)(abs_w)
+
+
+def synflow_mask(
+    config: Config,
+    weights: jax.Array,
+    bias: jax.Array,
+    uniforms: jax.Array,
+    prune_frac: jax.Array,
+) -> jax.Array:
+    """Iterative SynFlow, (K, m, d): config.synflow_rounds = n rounds; round k rescores the
+    remaining weights and prunes them to density (1 - p)^(k / n) (exponential schedule), the last
+    round to exactly 1 - p, by `mask_from_scores` (so per neuron or per layer). A pruned weight
+    ranks below every remaining one and stays pruned."""
+    rounds = config.synflow_rounds
+
+    def prune_round(k: jax.Array, mask: jax.Array) -> jax.Array:
+        scores = jnp.where(mask > 0, synflow_scores(config, weights, bias, mask), -jnp.inf)
+        frac = jnp.where(k == rounds, prune_frac, 1.0 - (1.0 - prune_frac) ** (k / rounds))
+        return mask_from_scores(config, scores, uniforms, frac)
+
+    return jax.lax.fori_loop(1, rounds + 1, prune_round, jnp.ones_like(weights))
+
+
+def prune_mask(
+    config: Config,
+    params: Params,
+    uniforms: jax.Array,
+    weights: jax.Array,
+    bias: jax.Array,
+    train: Sample | None,
+) -> jax.Array:
+    """The run's mask (K, m, d) of kind config.mask, removing a fraction params.prune_frac.
+
+    uniforms: the run's mask uniforms (K, m, d). weights (K, m, d) and bias (K, m): its unpruned
+    initialization. train: its training draws (only 'snip' and 'grasp' use them; may be None for
+    the others). Pure and vmappable over params.
+    """
+    p = params.prune_frac
+    if config.mask in RANDOM_MASKS:
+        return mask_from_uniforms(config, uniforms, p)
+    if config.mask == "synflow":
+        return synflow_mask(config, weights, bias, uniforms, p)
+    if config.mask == "magnitude":
+        scores = magnitude_scores(weights)
+    else:
+        if train is None:
+            raise ValueError(f"Config.mask = {config.mask!r} needs the run's training draws.")
+        if config.mask == "snip":
+            scores = snip_scores(config, params, weights, bias, train)
+        else:  # grasp: remove the largest S, keep the largest -S
+            scores = -grasp_scores(config, params, weights, bias, train)
+    return mask_from_scores(config, scores, uniforms, p)

@@ -1,10 +1,11 @@
-"""One training run as a pure function: sample, prune, masked full-batch GD, measure (SPEC §2.4).
+"""One training run as a pure function: sample, prune, masked (minibatch) gradient steps of the
+run's optimizer, measure (SPEC §2.4).
 
 `make_run(config)` returns `run(params, seed) -> (history, final_state)`. It is written for one
 run; the sweep vmaps it over the Params of runs that share a seed, so everything drawn from the
-seed (data, test set, initial weights, mask uniforms) is drawn once and shared, and the noise
-enters as one matrix product for all of those runs (see `jaxprune.data`). The Python control
-flow depends on `config` only.
+seed (data, test set, initial weights, mask uniforms, minibatch indices) is drawn once and
+shared, and the noise enters as one matrix product for all of those runs (see
+`jaxprune.data`). The Python control flow depends on `config` only.
 """
 
 from __future__ import annotations
@@ -18,26 +19,35 @@ from jaxprune import model
 from jaxprune.config import Config, Params
 from jaxprune.data import Sample, draw_sample
 from jaxprune.metrics import Metrics, measure
-from jaxprune.state import TEST_STREAM, TRAIN_STREAM, RunState, init_state, settle
+from jaxprune.optimizers import minibatch, minibatch_indices, optimizer
+from jaxprune.state import BATCH_STREAM, TEST_STREAM, TRAIN_STREAM, RunState, init_state, settle
 
 
 def gd_step(config: Config, params: Params, train: Sample, state: RunState) -> RunState:
-    """One masked full-batch GD step W <- W - lr * grad_W L(W ⊙ M) on the training set that
-    `params` makes of `train`. The weights are kept equal to W ⊙ M, so the loss is taken at them
-    and its gradient masked. A frozen run is returned unchanged but for its step count; a run
-    whose loss reaches loss_tol records the step and freezes; a non-finite loss or update marks
-    it diverged."""
+    """One masked step of config.optimizer on the training set that `params` makes of `train`
+    (the full training draws, or this step's minibatch when config.batch_size is set).
+
+    The weights are kept equal to W ⊙ M: the loss is taken at them, its gradient masked, and the
+    optimizer's update masked, so pruned weights stay exactly zero whatever the optimizer. For
+    'gd' this is W <- W - lr * grad_W L(W ⊙ M) ⊙ M. A frozen run is returned unchanged but for
+    its step count; a run whose full-batch loss reaches loss_tol records the step and freezes (a
+    minibatch loss cannot: see `make_run`); a non-finite loss or update marks it diverged."""
     loss, (grad_w, grad_b) = jax.value_and_grad(model.sample_loss, argnums=(2, 3))(
         config, params, state.weights, state.bias, train
     )
-    lr = params.lr
-    new_w, new_b = state.weights - lr * (grad_w * state.mask), state.bias - lr * grad_b
-    settled = settle(config, state, loss, new_w, new_b)
+    (step_w, step_b), opt_state = optimizer(config, params.lr).update(
+        (grad_w * state.mask, grad_b), state.opt_state, (state.weights, state.bias)
+    )
+    new_w, new_b = state.weights + step_w * state.mask, state.bias + step_b
+    settled = settle(config, state, loss, new_w, new_b, full_loss=config.batch_size is None)
     update = ~settled.frozen
     return dataclasses.replace(
         settled,
         weights=jnp.where(update, new_w, state.weights),
         bias=jnp.where(update, new_b, state.bias),
+        opt_state=jax.tree.map(
+            lambda new, old: jnp.where(update, new, old), opt_state, state.opt_state
+        ),
         step=state.step + 1,
     )
 
@@ -54,12 +64,18 @@ def make_run(config: Config):
     skips equals its last one and is filled in from it. Under vmap the loop runs until every
     run of the batch is frozen or done, so a sweep with loss_tol costs what its slowest run
     needs, not the step cap.
+
+    With config.batch_size set, step t uses the minibatch `optimizers.minibatch_indices` draws
+    from fold_in(key(seed), BATCH_STREAM) and t, shared by the runs of a seed. loss_tol then
+    applies to the full training loss at the logged measurements: a run freezes at the first
+    logged step whose training loss is <= loss_tol, and records it as converged_step.
     """
 
     def run(params: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
         key = jax.random.key(seed)
         train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
         test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
+        batch_key = jax.random.fold_in(key, BATCH_STREAM)
 
         def log(state: RunState) -> tuple[RunState, Metrics]:
             """Measure, and settle the state with the measurement (a run whose loss reached
@@ -71,7 +87,10 @@ def make_run(config: Config):
             return state, metrics
 
         def step(state: RunState, _) -> tuple[RunState, None]:
-            return gd_step(config, params, train, state), None
+            batch = train
+            if config.batch_size is not None:
+                batch = minibatch(train, minibatch_indices(config, batch_key, state.step))
+            return gd_step(config, params, batch, state), None
 
         def advance(state: RunState, length: int) -> RunState:
             return jax.lax.scan(step, state, length=length)[0]
@@ -89,7 +108,7 @@ def make_run(config: Config):
             logged, state, _ = carry
             return (logged <= full_blocks) & ~state.frozen
 
-        state, first = log(init_state(config, params, key))
+        state, first = log(init_state(config, params, key, train))
         history = jax.tree.map(lambda v: jnp.zeros(num_logs, v.dtype).at[0].set(v), first)
         logged, state, history = jax.lax.while_loop(unfinished, block, (1, state, history))
         # A frozen run's skipped measurements equal its last one.

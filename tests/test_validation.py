@@ -35,7 +35,18 @@ BAD_CONFIGS = [
     ({"init": "xavier"}, "init", "'normal', 'uniform_fan_in'"),
     ({"output_scale": "max"}, "output_scale", "'mean', 'sum'"),
     ({"patch_reduce": "max"}, "patch_reduce", "'sum', 'mean'"),
-    ({"mask": "snip"}, "mask", "'bernoulli', 'exact'"),
+    (
+        {"mask": "random"},
+        "mask",
+        "'bernoulli', 'exact', 'structured', 'magnitude', 'snip', 'grasp', 'synflow'",
+    ),
+    ({"mask_scope": "global"}, "mask_scope", "'neuron', 'layer'"),
+    ({"synflow_rounds": 0}, "synflow_rounds", ">= 1"),
+    ({"synflow_rounds": 2.5}, "synflow_rounds", "integer"),
+    ({"optimizer": "sgd"}, "optimizer", "'gd', 'momentum', 'adam'"),
+    ({"batch_size": 0}, "batch_size", "None or an integer >= 1"),
+    ({"batch_size": 8.0}, "batch_size", "None or an integer >= 1"),
+    ({"batch_size": 41}, "batch_size", "at most n_train (40)"),
     ({"loss_tol": 0.0}, "loss_tol", "> 0"),
     ({"loss_tol": -1.0}, "loss_tol", "> 0"),
 ]
@@ -78,6 +89,12 @@ BAD_GRIDS = [
     ({"loss_tol": [1, 1.0]}, "loss_tol", "distinct"),
     ({"loss_tol": [None, -1.0]}, "loss_tol", "> 0"),
     ({"bias": [True, "no"]}, "bias", "True or False"),
+    ({"batch_size": [4, 9]}, "batch_size", "at most n_train (8)"),
+    ({"batch_size": [None, None]}, "batch_size", "distinct"),
+    ({"optimizer": ["gd", "sgd"]}, "optimizer", "'gd', 'momentum', 'adam'"),
+    ({"mask": ["snip", "random"]}, "mask", "'magnitude', 'snip', 'grasp', 'synflow'"),
+    ({"mask_scope": ["layer", 1]}, "mask_scope", "'neuron', 'layer'"),
+    ({"synflow_rounds": [10, -1]}, "synflow_rounds", ">= 1"),
 ]
 
 BAD_SEEDS = [
