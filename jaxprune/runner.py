@@ -34,7 +34,7 @@ from jaxprune.chunking import ChunkShape, check_chunk_options, choose_chunk_shap
 from jaxprune.config import PARAMS_FIELDS, Config, Params
 from jaxprune.metrics import METRIC_NAMES
 from jaxprune.progress import ProgressBar
-from jaxprune.training import make_run
+from jaxprune.training import make_seed_runs
 
 SPEC_FILE = "_sweep.json"
 RUN_AXIS = "runs"
@@ -47,13 +47,12 @@ def compiled_chunk(
     """The compiled chunk function for `config`: (Params of (R,) leaves, seeds (S,)) -> history
     Metrics of (S, R, T) leaves (and final RunStates of (S, R, ...) leaves with `with_state`).
 
-    The single-run function is vmapped over the R points with the seed fixed, then mapped over
-    the seeds in batches of `seed_batch` by `lax.map`; with num_devices > 1 the seed axis is
-    split across that many local devices by `shard_map` (S must be a multiple of it).
+    `training.make_seed_runs` (the R points of one seed, sharing its draws) is mapped over the
+    seeds in batches of `seed_batch` by `lax.map`; with num_devices > 1 the seed axis is split
+    across that many local devices by `shard_map` (S must be a multiple of it).
     """
-    run = make_run(config)
-    one = run if with_state else (lambda params, seed: run(params, seed)[0])
-    per_seed = jax.vmap(one, in_axes=(0, None))
+    runs = make_seed_runs(config)
+    per_seed = runs if with_state else (lambda points, seed: runs(points, seed)[0])
 
     def chunk(points: Params, seeds: jax.Array):
         return jax.lax.map(lambda seed: per_seed(points, seed), seeds, batch_size=seed_batch)

@@ -52,32 +52,38 @@ def gd_step(config: Config, params: Params, train: Sample, state: RunState) -> R
     )
 
 
-def make_run(config: Config):
-    """Factory: the pure single-run function for `config`.
+def make_seed_runs(config: Config):
+    """Factory: the pure function that trains the runs of one seed.
 
-    run(params, seed) -> (history, state): `params` holds scalar leaves, `seed` is an int scalar;
-    `history` is Metrics with a leading axis (T,) over `config.logged_steps()`, `state` the final
-    RunState.
+    runs(points, seed) -> (history, states): `points` is Params with leaves (R,), `seed` an int
+    scalar; `history` is Metrics with leaves (R, T) over `config.logged_steps()`, `states` the
+    final RunStates with a leading axis (R,).
 
-    The blocks of log_every steps run in a `while_loop` that ends early once the run is frozen
-    (converged to loss_tol, or diverged): a frozen run no longer changes, so each measurement it
-    skips equals its last one and is filled in from it. Under vmap the loop runs until every
-    run of the batch is frozen or done, so a sweep with loss_tol costs what its slowest run
-    needs, not the step cap.
+    The R runs share the seed's draws (data, test set, initial weights, mask uniforms and
+    minibatch indices: none depends on Params), so they are drawn once and the runs' steps are
+    vmapped over the points with the draws unbatched: the noise enters as one matrix product
+    for all R runs. The blocks of log_every steps run in a `while_loop` that ends once every run
+    is frozen (converged to loss_tol, or diverged): a frozen run no longer changes, so the
+    measurements it skips equal its last one and are filled in from it, and a sweep with
+    loss_tol costs what its slowest run needs, not the step cap. The loop's counters are shared
+    by the runs (not batched), so step t's minibatch stays one gather for all of them.
 
     With config.batch_size set, step t uses the minibatch `optimizers.minibatch_indices` draws
-    from fold_in(key(seed), BATCH_STREAM) and t, shared by the runs of a seed. loss_tol then
-    applies to the full training loss at the logged measurements: a run freezes at the first
-    logged step whose training loss is <= loss_tol, and records it as converged_step.
+    from fold_in(key(seed), BATCH_STREAM) and t. loss_tol then applies to the full training loss
+    at the logged measurements: a run freezes at the first logged step whose training loss is
+    <= loss_tol, and records it as converged_step.
     """
+    full_blocks, rest = divmod(config.steps, config.log_every)
+    num_logs = len(config.logged_steps())
 
-    def run(params: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
+    def runs(points: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
         key = jax.random.key(seed)
         train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
         test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
         batch_key = jax.random.fold_in(key, BATCH_STREAM)
 
-        def log(state: RunState) -> tuple[RunState, Metrics]:
+        @jax.vmap
+        def log(params: Params, state: RunState) -> tuple[RunState, Metrics]:
             """Measure, and settle the state with the measurement (a run whose loss reached
             loss_tol, or turned non-finite, is frozen from this step)."""
             metrics = measure(config, params, state, train, test)
@@ -86,37 +92,61 @@ def make_run(config: Config):
             )
             return state, metrics
 
-        def step(state: RunState, _) -> tuple[RunState, None]:
+        def step(states: RunState, t: jax.Array) -> tuple[RunState, None]:
             batch = train
             if config.batch_size is not None:
-                batch = minibatch(train, minibatch_indices(config, batch_key, state.step))
-            return gd_step(config, params, batch, state), None
+                batch = minibatch(train, minibatch_indices(config, batch_key, t))
+            update = jax.vmap(lambda params, state: gd_step(config, params, batch, state))
+            return update(points, states), None
 
-        def advance(state: RunState, length: int) -> RunState:
-            return jax.lax.scan(step, state, length=length)[0]
-
-        full_blocks, rest = divmod(config.steps, config.log_every)
-        num_logs = len(config.logged_steps())
+        def advance(states: RunState, start: jax.Array, length: int) -> RunState:
+            return jax.lax.scan(step, states, start + jnp.arange(length))[0]
 
         def block(carry: tuple[jax.Array, RunState, Metrics]):
-            logged, state, history = carry
-            state, metrics = log(advance(state, config.log_every))
-            history = jax.tree.map(lambda h, v: h.at[logged].set(v), history, metrics)
-            return logged + 1, state, history
+            logged, states, history = carry
+            start = (logged - 1) * config.log_every
+            states, metrics = log(points, advance(states, start, config.log_every))
+            history = jax.tree.map(lambda h, v: h.at[:, logged].set(v), history, metrics)
+            return logged + 1, states, history
 
         def unfinished(carry: tuple[jax.Array, RunState, Metrics]) -> jax.Array:
-            logged, state, _ = carry
-            return (logged <= full_blocks) & ~state.frozen
+            logged, states, _ = carry
+            return (logged <= full_blocks) & ~states.frozen.all()
 
-        state, first = log(init_state(config, params, key, train))
-        history = jax.tree.map(lambda v: jnp.zeros(num_logs, v.dtype).at[0].set(v), first)
-        logged, state, history = jax.lax.while_loop(unfinished, block, (1, state, history))
-        # A frozen run's skipped measurements equal its last one.
+        states = jax.vmap(lambda params: init_state(config, params, key, train))(points)
+        states, first = log(points, states)
+        history = jax.tree.map(lambda v: jnp.zeros(v.shape + (num_logs,), v.dtype), first)
+        history = jax.tree.map(lambda h, v: h.at[:, 0].set(v), history, first)
+        logged, states, history = jax.lax.while_loop(
+            unfinished, block, (jnp.int32(1), states, history)
+        )
+        # Every run is frozen: the measurements it skipped equal its last one.
         skipped = jnp.arange(num_logs) >= logged
-        history = jax.tree.map(lambda h: jnp.where(skipped, h[logged - 1], h), history)
+        history = jax.tree.map(
+            lambda h: jnp.where(skipped, jax.lax.dynamic_slice_in_dim(h, logged - 1, 1, 1), h),
+            history,
+        )
         if rest:
-            state, last = log(advance(state, rest))
-            history = jax.tree.map(lambda h, v: h.at[-1].set(v), history, last)
-        return history, dataclasses.replace(state, step=jnp.asarray(config.steps, jnp.int32))
+            start = jnp.int32(full_blocks * config.log_every)
+            states, last = log(points, advance(states, start, rest))
+            history = jax.tree.map(lambda h, v: h.at[:, -1].set(v), history, last)
+        steps = jnp.full_like(states.step, config.steps)
+        return history, dataclasses.replace(states, step=steps)
+
+    return runs
+
+
+def make_run(config: Config):
+    """Factory: the pure single-run function for `config`, `make_seed_runs` of one point.
+
+    run(params, seed) -> (history, state): `params` holds scalar leaves, `seed` is an int scalar;
+    `history` is Metrics with a leading axis (T,) over `config.logged_steps()`, `state` the final
+    RunState.
+    """
+    runs = make_seed_runs(config)
+
+    def run(params: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
+        history, states = runs(jax.tree.map(lambda v: jnp.asarray(v)[None], params), seed)
+        return jax.tree.map(lambda v: v[0], (history, states))
 
     return run

@@ -14,7 +14,7 @@ from jaxprune import Params, model
 from jaxprune.data import dataset, draw_sample
 from jaxprune.optimizers import MOMENTUM, minibatch_indices
 from jaxprune.state import BATCH_STREAM, TRAIN_STREAM, init_state
-from jaxprune.training import make_run
+from jaxprune.training import make_seed_runs
 
 
 def direct_optax_loop(config, params, seed):
@@ -82,11 +82,11 @@ def test_minibatch_indices_depend_on_seed_and_step_only(tiny):
 
 
 def test_minibatch_is_shared_by_the_runs_of_a_seed(tiny):
-    """Under vmap over Params with the seed fixed (as the sweep runs), the minibatch gather of the
-    noise rows is unbatched: one gather per seed and step, not one per run."""
+    """For the runs of one seed (as the sweep runs them), the minibatch gather of the noise rows
+    is unbatched: one gather per seed and step, not one per run."""
     config = tiny.replace(batch_size=3, optimizer="momentum", steps=2, log_every=2)
     points = jax.tree.map(lambda v: jnp.full((5,), v, jnp.float32), Params())
-    jaxpr = jax.make_jaxpr(jax.vmap(make_run(config), in_axes=(0, None)))(points, jnp.int32(1))
+    jaxpr = jax.make_jaxpr(make_seed_runs(config))(points, jnp.int32(1))
     q, d = config.num_patches - 1, config.dim
 
     def gathers(jaxpr):

@@ -71,8 +71,10 @@ def test_config_fields_in_grid(tiny, tiny_params):
 
 def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
     """Chunks reuse one compiled function: the last, shorter chunk is padded, not retraced."""
-    make_run = runner.make_run
-    monkeypatch.setattr(runner, "make_run", lambda c: chex.assert_max_traces(make_run(c), n=1))
+    make_seed_runs = runner.make_seed_runs
+    monkeypatch.setattr(
+        runner, "make_seed_runs", lambda c: chex.assert_max_traces(make_seed_runs(c), n=1)
+    )
     runner.compiled_chunk.cache_clear()
     try:
         config = tiny.replace(steps=7)  # a Config no other test compiled
