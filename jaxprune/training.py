@@ -62,8 +62,8 @@ def make_seed_runs(config: Config):
     The R runs share the seed's draws (data, test set, initial weights, mask uniforms and
     minibatch indices: none depends on Params), so they are drawn once and the runs' steps are
     vmapped over the points with the draws unbatched: the noise enters as one matrix product
-    for all R runs. The blocks of log_every steps run in a `while_loop` that ends once every run
-    is frozen (converged to loss_tol, or diverged): a frozen run no longer changes, so the
+    for all R runs. The steps run in `while_loop`s that end once every run is frozen (converged
+    to loss_tol, or diverged), checked at every step: a frozen run no longer changes, so the
     measurements it skips equal its last one and are filled in from it, and a sweep with
     loss_tol costs what its slowest run needs, not the step cap. The loop's counters are shared
     by the runs (not batched), so step t's minibatch stays one gather for all of them.
@@ -92,15 +92,22 @@ def make_seed_runs(config: Config):
             )
             return state, metrics
 
-        def step(states: RunState, t: jax.Array) -> tuple[RunState, None]:
+        def step(carry: tuple[jax.Array, RunState]) -> tuple[jax.Array, RunState]:
+            t, states = carry
             batch = train
             if config.batch_size is not None:
                 batch = minibatch(train, minibatch_indices(config, batch_key, t))
             update = jax.vmap(lambda params, state: gd_step(config, params, batch, state))
-            return update(points, states), None
+            return t + 1, update(points, states)
 
         def advance(states: RunState, start: jax.Array, length: int) -> RunState:
-            return jax.lax.scan(step, states, start + jnp.arange(length))[0]
+            """Steps start, ..., start + length - 1, or fewer once every run is frozen."""
+
+            def going(carry: tuple[jax.Array, RunState]) -> jax.Array:
+                t, states = carry
+                return (t < start + length) & ~states.frozen.all()
+
+            return jax.lax.while_loop(going, step, (start, states))[1]
 
         def block(carry: tuple[jax.Array, RunState, Metrics]):
             logged, states, history = carry
