@@ -99,7 +99,7 @@ def matmul_peak(size: int) -> float:
 
 def sweep_figures(work: Workload, repeats: int) -> dict:
     """Compile time, median warm wall time and XLA's peak memory of the vmapped sweep."""
-    runner.compiled_chunk.cache_clear()
+    runner.clear_compiled()
     args = (work.config, work.grid, work.seeds)
 
     def go():

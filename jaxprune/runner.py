@@ -13,6 +13,7 @@ same sweep into the same directory reads finished chunks instead of recomputing 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import hashlib
@@ -74,6 +75,34 @@ def compiled_chunk(
     return jax.jit(chunk)
 
 
+_COMPILER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxprune")
+_EXECUTABLES: dict[tuple, concurrent.futures.Future] = {}
+
+
+def executable(
+    config: Config, shape: ChunkShape, num_devices: int = 1, with_state: bool = False
+) -> concurrent.futures.Future:
+    """The chunk function of `config` compiled ahead of time for chunks of `shape`, as a future
+    (cached). Compilation runs on a background thread, so a sweep compiles the next group's
+    function while it computes the chunks of this one."""
+    key = (config, shape, num_devices, with_state)
+    if key not in _EXECUTABLES:
+        batch = chunking.seeds_vmapped(shape.padded_seeds // num_devices)
+        fn = compiled_chunk(config, with_state, batch, num_devices)
+        points = Params(
+            **{name: jax.ShapeDtypeStruct((shape.points,), jnp.float32) for name in PARAMS_FIELDS}
+        )
+        seeds = jax.ShapeDtypeStruct((shape.padded_seeds,), jnp.int32)
+        _EXECUTABLES[key] = _COMPILER.submit(lambda: fn.lower(points, seeds).compile())
+    return _EXECUTABLES[key]
+
+
+def clear_compiled() -> None:
+    """Forget every compiled chunk function (the next sweep traces and compiles anew)."""
+    compiled_chunk.cache_clear()
+    _EXECUTABLES.clear()
+
+
 @dataclasses.dataclass(frozen=True)
 class Chunk:
     """One chunk of a group: points[point_slice] x seeds[seed_slice], with its index in the
@@ -128,8 +157,7 @@ def _run_chunk(
         lambda v: jnp.asarray(_pad(v[chunk.point_slice], shape.points), jnp.float32), group.points
     )
     seeds = jnp.asarray(_pad(group.seeds[chunk.seed_slice], shape.padded_seeds), jnp.int32)
-    batch = chunking.seeds_vmapped(shape.padded_seeds // num_devices)
-    out = compiled_chunk(group.config, with_state, batch, num_devices)(points, seeds)
+    out = executable(group.config, shape, num_devices, with_state).result()(points, seeds)
     history, states = out if with_state else (out, None)
     num_points = chunk.point_slice.stop - chunk.point_slice.start
     num_seeds = chunk.seed_slice.stop - chunk.seed_slice.start
@@ -304,7 +332,12 @@ def sweep(
             plan.append((g, group, shape, chunk, len(plan) % num_processes == process))
     bar = ProgressBar(sum(chunk_runs(c) for *_, c, mine in plan if mine), progress)
     pieces = []  # (group, run positions, frame, or the path of another process's chunk)
+    todo = [(g, group, shape) for g, group, shape, chunk, mine in plan if mine]
     for g, group, shape, chunk, mine in plan:
+        if mine and todo and todo[0][0] == g:  # first chunk of a group: compile the next one
+            todo = [item for item in todo if item[0] != g]
+            if todo:
+                executable(todo[0][1].config, todo[0][2], num_devices)
         path = None if out is None else results.chunk_path(out, g, chunk.index)
         positions = chunking.run_positions(len(group.seeds), chunk.point_slice, chunk.seed_slice)
         if not mine:

@@ -75,7 +75,7 @@ def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
     monkeypatch.setattr(
         runner, "make_seed_runs", lambda c: chex.assert_max_traces(make_seed_runs(c), n=1)
     )
-    runner.compiled_chunk.cache_clear()
+    runner.clear_compiled()
     try:
         config = tiny.replace(steps=7)  # a Config no other test compiled
         frame = jaxprune.sweep(
@@ -100,7 +100,7 @@ def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
         with pytest.raises(AssertionError, match="traced > 1"):  # the guard is armed: a
             jaxprune.sweep(config, {"prune_frac": [0.1]}, seeds=3, progress=False)  # new shape
     finally:
-        runner.compiled_chunk.cache_clear()
+        runner.clear_compiled()
         chex.clear_trace_counter()
 
 
