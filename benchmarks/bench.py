@@ -264,7 +264,7 @@ def main() -> None:
         if args.only and work.name != args.only:
             continue
         print(f"[bench] {work.name}: {work.runs} runs ...", file=sys.stderr, flush=True)
-        rows.append(measure(work, peak, 1 if args.smoke else 3, not args.no_torch))
+        rows.append(measure(work, peak, 1 if args.smoke else 2, not args.no_torch))
     print(table(rows, peak))
     out = Path(args.json or ("results/bench-smoke.json" if args.smoke else "results/bench.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
