@@ -3,9 +3,10 @@
     python benchmarks/profile.py [--workload W1|W2] [--smoke]
 
 For the runs of one seed (vmapped over the workload's Params points, as a sweep runs them):
-drawing the seed's training and test data, one masked GD step of all its runs, one measurement
-(training and test sets), and a bare loop of the same two matrix products per step (noise rows
-times filters and its weight gradient) as the floor the step could reach. Each part is reported
+drawing the seed's training and test data, one masked GD step of all its runs (timed as a
+compiled loop of `steps` steps, divided), one measurement (training and test sets), and a bare
+loop of the same two matrix products per step (noise rows times filters and its weight
+gradient) as the floor the step could reach. Each part is reported
 per seed and as a share of an estimated chunk (draws + steps x step + logs x measurement).
 """
 
@@ -57,22 +58,32 @@ def main() -> None:
 
     train, test = draws(key)
     states = jax.jit(jax.vmap(lambda p: init_state(config, p, key, train)))(points)
-    steps = jax.jit(jax.vmap(lambda p, s: gd_step(config, p, train, s)))
+    one_step = jax.vmap(lambda p, s: gd_step(config, p, train, s))
     logs = jax.jit(jax.vmap(lambda p, s: measure(config, p, s, train, test)))
+
+    @jax.jit
+    def steps(points, states):
+        """config.steps GD steps of all points in one loop (no dispatch per step)."""
+        return jax.lax.fori_loop(0, config.steps, lambda _, s: one_step(points, s), states)
 
     z = train.z.reshape(-1, config.dim)
     w = states.weights.reshape(-1, config.dim)
 
     @jax.jit
     def products(w):
-        pre = z @ w.T  # (n Q, R K m)
-        return pre.T @ z  # (R K m, d)
+        """The step's two matrix products alone, config.steps times in one loop."""
+
+        def body(_, w):
+            pre = z @ w.T  # (n Q, R K m)
+            return w - 1e-6 * (pre.T @ z)  # (R K m, d)
+
+        return jax.lax.fori_loop(0, config.steps, body, w)
 
     parts = {
         "draw the seed's data": timed(draws, key),
-        "one GD step, all points": timed(steps, points, states),
+        "one GD step, all points": timed(steps, points, states) / config.steps,
         "one measurement, all points": timed(logs, points, states),
-        "bare products of a step": timed(products, w),
+        "bare products of a step": timed(products, w) / config.steps,
     }
     num_logs = len(config.logged_steps())
     chunk = (parts["draw the seed's data"] + config.steps * parts["one GD step, all points"]
