@@ -160,7 +160,7 @@ def choose_chunk_shape(
         points = (budget_bytes - estimate_seed_bytes(config)) // run_bytes
         points = int(max(1, min(num_points, most_runs, points)))
         per_device = max(1, most_runs // points)
-        if seeds_vmapped(2) > 1:  # all of a device's seeds at once: they share the budget
+        if kind == "accelerator":  # all of a device's seeds at once: they share the budget
             per_device = min(
                 per_device, max(1, int(budget_bytes // chunk_bytes(config, points, 1)))
             )

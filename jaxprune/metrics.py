@@ -42,17 +42,17 @@ def signal_max(config: Config, w_eff: jax.Array) -> jax.Array:
 
 
 def noise_max(
-    config: Config, params: Params, w_eff: jax.Array, train: Sample, noise_pre: jax.Array
+    train: Sample, y: jax.Array, noise_pre: jax.Array, sigma_noise: jax.Array
 ) -> jax.Array:
     """Mean over training noise patches (i, q) of max_r <w_{y_i,r} ⊙ M, xi_{i,q}> / ||xi_{i,q}||,
-    given noise_pre = `model.noise_preactivations(w_eff, train)` (n, Q, K, m). The ratio does
-    not depend on sigma_noise > 0; with sigma_noise = 0 there is no noise and it is 0."""
-    y = observed_labels(config, train, params.label_flip)
+    given the observed labels y (n,) and noise_pre = `model.noise_preactivations(w_eff, train)`
+    (n, Q, K, m). The ratio does not depend on sigma_noise > 0; with sigma_noise = 0 there is no
+    noise and it is 0."""
     best = noise_pre.max(axis=-1)  # (n, Q, K)
     proj = jnp.take_along_axis(best, y[:, None, None], axis=-1)[..., 0]  # own class, (n, Q)
     norm = jnp.linalg.norm(train.z, axis=-1)
     ratio = jnp.where(norm > 0, proj / jnp.where(norm > 0, norm, 1.0), 0.0)
-    return jnp.where(params.sigma_noise > 0, ratio.mean(), 0.0)
+    return jnp.where(sigma_noise > 0, ratio.mean(), 0.0)
 
 
 def measure(
@@ -88,7 +88,7 @@ def measure(
         test_acc=(test_pred == test_y).mean(),
         test_acc_clean=(test_pred == test.y_true).mean(),
         signal_max=signal_max(config, w),
-        noise_max=noise_max(config, params, w, train, train_noise),
+        noise_max=noise_max(train, train_y, train_noise, params.sigma_noise),
         signal_neurons=kept_signal.sum(axis=1).mean(),
         density=mask.mean(),
         converged_step=settled.converged_step,

@@ -112,18 +112,19 @@ class Chunk:
     point_slice: slice
     seed_slice: slice
 
+    @property
+    def num_points(self) -> int:
+        return self.point_slice.stop - self.point_slice.start
+
+    @property
+    def num_seeds(self) -> int:
+        return self.seed_slice.stop - self.seed_slice.start
+
 
 def chunks_of(group: grid_lib.RunGroup, shape: ChunkShape) -> list[Chunk]:
     """The group's chunks of `shape`, in order (see `chunking.chunk_blocks`)."""
     blocks = chunking.chunk_blocks(group.num_points, len(group.seeds), shape)
     return [Chunk(index, points, seeds) for index, (points, seeds) in enumerate(blocks)]
-
-
-def chunk_runs(chunk: Chunk) -> int:
-    """Runs in `chunk` (without padding)."""
-    return (chunk.point_slice.stop - chunk.point_slice.start) * (
-        chunk.seed_slice.stop - chunk.seed_slice.start
-    )
 
 
 def _pad(values: np.ndarray, size: int) -> np.ndarray:
@@ -135,8 +136,7 @@ def _run_columns(group: grid_lib.RunGroup, chunk: Chunk) -> dict[str, np.ndarray
     """seed, every Params field and the grid's Config fields of the chunk's runs (points
     outermost), each (R,). A loss_tol of None is written as NaN, so the column stays float."""
     seeds = group.seeds[chunk.seed_slice]
-    num_points = chunk.point_slice.stop - chunk.point_slice.start
-    columns = {"seed": np.tile(seeds, num_points)}
+    columns = {"seed": np.tile(seeds, chunk.num_points)}
     for name in PARAMS_FIELDS:
         columns[name] = np.repeat(getattr(group.points, name)[chunk.point_slice], len(seeds))
     for name, value in group.config_values.items():
@@ -159,8 +159,7 @@ def _run_chunk(
     seeds = jnp.asarray(_pad(group.seeds[chunk.seed_slice], shape.padded_seeds), jnp.int32)
     out = executable(group.config, shape, num_devices, with_state).result()(points, seeds)
     history, states = out if with_state else (out, None)
-    num_points = chunk.point_slice.stop - chunk.point_slice.start
-    num_seeds = chunk.seed_slice.stop - chunk.seed_slice.start
+    num_points, num_seeds = chunk.num_points, chunk.num_seeds
 
     def rows(values: jax.Array) -> np.ndarray:
         """(S, R, ...) -> (real points x real seeds, ...), points outermost."""
@@ -330,14 +329,14 @@ def sweep(
     for g, (group, shape) in enumerate(zip(groups, shapes, strict=True)):
         for chunk in chunks_of(group, shape):
             plan.append((g, group, shape, chunk, len(plan) % num_processes == process))
-    bar = ProgressBar(sum(chunk_runs(c) for *_, c, mine in plan if mine), progress)
+    bar = ProgressBar(sum(c.num_points * c.num_seeds for *_, c, mine in plan if mine), progress)
     pieces = []  # (group, run positions, frame, or the path of another process's chunk)
-    todo = [(g, group, shape) for g, group, shape, chunk, mine in plan if mine]
+    my_groups = list(dict.fromkeys(g for g, *_, mine in plan if mine))
+    next_group = dict(zip(my_groups, my_groups[1:], strict=False))
     for g, group, shape, chunk, mine in plan:
-        if mine and todo and todo[0][0] == g:  # first chunk of a group: compile the next one
-            todo = [item for item in todo if item[0] != g]
-            if todo:
-                executable(todo[0][1].config, todo[0][2], num_devices)
+        if mine and g in next_group:  # this group starts: compile the next one meanwhile
+            following = next_group.pop(g)
+            executable(groups[following].config, shapes[following], num_devices)
         path = None if out is None else results.chunk_path(out, g, chunk.index)
         positions = chunking.run_positions(len(group.seeds), chunk.point_slice, chunk.seed_slice)
         if not mine:
