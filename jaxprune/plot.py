@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from jaxprune.results import final
+from jaxprune.stats import ci_half_width
 
 LABELS = {
     "prune_frac": "pruning fraction p",
@@ -69,7 +70,7 @@ def phase_diagram(
     table = cell_table(last, x, y, value)
     cells = last.groupby([y, x])[value]
     runs = int(cells.size().min())
-    ci = float((1.96 * cells.sem()).max())  # normal-approximation 95% interval of a cell mean
+    ci = float(cells.agg(lambda v: ci_half_width(v.to_numpy())).max())  # t-based, jaxprune.stats
     if ax is None:
         width, height = max(7.0, 1.5 + 0.75 * table.shape[1]), max(4.5, 1.5 + 0.5 * table.shape[0])
         _, ax = plt.subplots(figsize=(width, height))
