@@ -35,12 +35,14 @@ class RunGroup:
     config: that Config. config_values: the grid's Config fields and their values in this group.
     points: Params whose leaves are float64 arrays (N,), one entry per point of the Params grid.
     seeds: int64 array (S,). The group's runs are every (point, seed), points outermost.
+    runs: int64 array (N, S): each run's index in the sweep's run order (the `run` column).
     """
 
     config: Config
     config_values: dict[str, Any]
     points: Params
     seeds: np.ndarray
+    runs: np.ndarray
 
     @property
     def num_points(self) -> int:
@@ -156,5 +158,15 @@ def plan(
     groups = []
     for combo in itertools.product(*config_axes.values()):
         changes = dict(zip(config_axes, combo, strict=True))
-        groups.append(RunGroup(config.replace(**changes), changes, point_params, seeds))
+        first = len(groups) * len(points) * len(seeds)
+        runs = first + np.arange(len(points) * len(seeds), dtype=np.int64)
+        groups.append(
+            RunGroup(
+                config.replace(**changes),
+                changes,
+                point_params,
+                seeds,
+                runs.reshape(len(points), len(seeds)),
+            )
+        )
     return groups

@@ -34,13 +34,16 @@ def test_train_alone_equals_run_inside_sweep(reference, tiny, tiny_params, seed,
     inside = reference[
         (reference.seed == seed) & (reference.prune_frac == p) & (reference.mu_norm == mu)
     ]
-    assert_same_runs(alone, inside)
+    # the same run: its index in the sweep is its own, alone it is run 0
+    assert (alone.run == 0).all() and inside.run.nunique() == 1
+    assert_same_runs(alone.drop(columns="run"), inside.drop(columns="run"))
 
 
 def test_grid_expansion_order_and_columns(reference, tiny, tiny_params):
     steps = len(tiny.logged_steps())
     assert len(reference) == 3 * 2 * 2 * steps
     runs = jaxprune.final(reference)
+    assert reference.run.dtype == np.int64 and list(runs.run) == list(range(12))
     assert list(runs.prune_frac) == [0.0] * 4 + [0.5] * 4 + [0.9] * 4
     assert list(runs.mu_norm) == [0.5, 0.5, 3.0, 3.0] * 3
     assert list(runs.seed) == [4, 7] * 6
@@ -63,7 +66,7 @@ def test_config_fields_in_grid(tiny, tiny_params):
     assert "width" in frame.columns and list(jaxprune.final(frame).width) == [4] * 4 + [6] * 4
     wide = frame[(frame.width == 6) & (frame.seed == 1) & (frame.prune_frac == 0.5)]
     alone = jaxprune.train(tiny.replace(width=6), tiny_params.replace(prune_frac=0.5), 1)
-    assert_same_runs(wide.drop(columns="width"), alone)
+    assert_same_runs(wide.drop(columns=["width", "run"]), alone.drop(columns="run"))
     np.testing.assert_allclose(
         jaxprune.final(frame).signal_neurons_expected, [4, 4, 2, 2, 6, 6, 3, 3]
     )
@@ -146,16 +149,20 @@ def test_resume_skips_written_chunks_and_refuses_other_specs(
     )
     (out / "part-g0000-c000001.parquet").unlink()  # as if killed while running chunk 1
     calls = []
-    run_chunk = runner._run_chunk
+    dispatch = runner._dispatch
     monkeypatch.setattr(
-        runner, "_run_chunk", lambda *a, **k: calls.append(a[1]) or run_chunk(*a, **k)
+        runner, "_dispatch", lambda *a, **k: calls.append(a[1]) or dispatch(*a, **k)
     )
     resumed = jaxprune.sweep(tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, progress=False)
-    assert calls == [runner.Chunk(1, slice(0, 3), slice(1, 2))]  # points 0-2 with seed 7
+    assert calls == [chunking.Chunk(0, 1, slice(0, 3), slice(1, 2))]  # points 0-2 with seed 7
     pd.testing.assert_frame_equal(resumed, complete, check_exact=True)
     pd.testing.assert_frame_equal(jaxprune.load(out), complete, check_exact=True)
-    with pytest.raises(ValueError, match="holds a different sweep"):
-        jaxprune.sweep(tiny, GRID, seeds=[4, 8], base=tiny_params, out=out, progress=False)
+    with pytest.raises(ValueError, match="holds a different sweep") as refused:
+        jaxprune.sweep(
+            tiny.replace(steps=30), GRID, seeds=[4, 8], base=tiny_params, out=out, progress=False
+        )
+    # the fields that differ, recorded -> this one
+    assert "config.steps 20 -> 30; seeds [4, 7] -> [4, 8]" in str(refused.value)
     with pytest.raises(ValueError, match="chunk_size"):
         jaxprune.sweep(
             tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, chunk_size=2, progress=False
