@@ -32,9 +32,11 @@ DEFAULT_CHUNK_SECONDS = 10.0
 # Share of free memory (RAM on CPU) that a chunk may use when no budget is given.
 DEFAULT_MEMORY_SHARE = 0.5
 # Weight-sized arrays (K m d floats) read or written per optimizer step of one run, besides the
-# matrix products: weights, mask, gradient, update, the freezing rule's selects (fitted with
-# `calibrate`'s rates to the profile of benchmarks/profile.py, W1 and W2); 4 more per moment.
-STEP_WEIGHT_PASSES = 12
+# matrix products (weights, mask, gradient, update, the freezing rule's selects), and the share
+# of the calibrated matmul rate that a step's smaller products reach: these fit the step times
+# of benchmarks/profile.py at both W1 and W2 sizes (README, Performance) within 10%.
+STEP_WEIGHT_PASSES = 8
+PRODUCT_EFFICIENCY = 0.75
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,10 +253,10 @@ def _median_seconds(fn, *args, repeats: int = 5) -> float:
 
 @functools.cache
 def calibrate() -> Speed:
-    """Measure this process's `Speed` once (about 0.2 s): a 512 x 512 float32 matrix product
-    and an elementwise pass over three arrays of 2^20 floats."""
-    a = jax.random.normal(jax.random.key(0), (512, 512), jnp.float32)
-    flops = 2 * 512**3 / _median_seconds(jax.jit(lambda x: x @ x), a)
+    """Measure this process's `Speed` once (about 0.2 s on a CPU): medians of a 1024 x 1024
+    float32 matrix product and of an elementwise pass over three arrays of 2^20 floats."""
+    a = jax.random.normal(jax.random.key(0), (1024, 1024), jnp.float32)
+    flops = 2 * 1024**3 / _median_seconds(jax.jit(lambda x: x @ x), a)
     x = jnp.ones(2**20, jnp.float32)
     passes = 4 * 2**20 * BYTES_PER_FLOAT  # three arrays read, one written
     bandwidth = passes / _median_seconds(jax.jit(lambda x, y, z: x * y + z), x, x + 1, x + 2)
@@ -273,7 +275,7 @@ def run_cost(config: Config) -> tuple[float, float]:
     logs = len(config.logged_steps())
     measured = config.n_train + config.n_test
     flops = config.steps * 4 * batch * q * d * k * m + logs * 2 * measured * q * d * k * m
-    passes = (STEP_WEIGHT_PASSES + 4 * moments) * k * m * d + 8 * batch * config.num_patches * k * m
+    passes = (STEP_WEIGHT_PASSES + 4 * moments) * k * m * d + 4 * batch * config.num_patches * k * m
     measure = 6 * measured * config.num_patches * k * m + 4 * k * m * d
     elementwise = (config.steps * passes + logs * measure) * BYTES_PER_FLOAT
     return float(flops), float(elementwise)
@@ -291,7 +293,7 @@ def chunk_seconds_estimate(
     """Estimated seconds of one chunk of `shape`: each device computes its share of the seeds,
     each seed's draws and its `shape.points` runs (`run_cost` at `speed`)."""
     flops, elementwise = run_cost(config)
-    per_run = flops / speed.flops + elementwise / speed.bytes
+    per_run = flops / (PRODUCT_EFFICIENCY * speed.flops) + elementwise / speed.bytes
     per_seed = seed_cost(config) / speed.bytes + shape.points * per_run
     return shape.padded_seeds // num_devices * per_seed
 

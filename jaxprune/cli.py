@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import runpy
+import shlex
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from pathlib import Path
 def _info(_args) -> None:
     import jax
 
-    from jaxprune.runner import environment
+    from jaxprune.results import environment
 
     for key, value in environment().items():
         print(f"{key}: {value}")
@@ -54,7 +55,7 @@ def spec_sweep(spec: dict, args) -> None:
     seeds = args.seeds if args.seeds is not None else spec.get("seeds", 8)
     if args.out is None:
         raise ValueError("--out is required for a sweep specification.")
-    frame = sweep(
+    sweep(
         config,
         spec.get("grid", {}),
         seeds,
@@ -63,8 +64,9 @@ def spec_sweep(spec: dict, args) -> None:
         chunk_size=args.chunk_size,
         memory_budget_gb=args.memory_budget,
         overwrite=args.overwrite,
+        collect=False,  # results stream to --out; memory stays bounded whatever the size
     )
-    print(f"wrote {len(frame)} rows to {args.out}")
+    print(f"sweep complete in {args.out}")
 
 
 def _sweep(args) -> None:
@@ -124,10 +126,16 @@ def main(argv: list[str] | None = None) -> None:
     if rest and args.command != "sweep":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest  # a sweep script's own arguments, such as --quick
+    command = shlex.join(["jaxprune", *(sys.argv[1:] if argv is None else argv)])
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as error:  # bad input: one clear line, no traceback
         parser.exit(2, f"jaxprune {args.command}: error: {error}\n")
+    except KeyboardInterrupt as stopped:  # Ctrl-C: what is saved and how to resume, one line
+        from jaxprune.results import SweepInterrupted
+
+        line = stopped.summary(command) if isinstance(stopped, SweepInterrupted) else "interrupted"
+        parser.exit(130, f"jaxprune {args.command}: {line}\n")
 
 
 if __name__ == "__main__":
