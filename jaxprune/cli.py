@@ -134,8 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt as stopped:  # Ctrl-C: what is saved and how to resume, one line
         from jaxprune.results import SweepInterrupted
 
-        line = stopped.summary(command) if isinstance(stopped, SweepInterrupted) else "interrupted"
-        parser.exit(130, f"jaxprune {args.command}: {line}\n")
+        if isinstance(stopped, SweepInterrupted):
+            stopped.exit(command, prefix=f"jaxprune {args.command}: ")
+        parser.exit(130, f"jaxprune {args.command}: interrupted\n")
 
 
 if __name__ == "__main__":

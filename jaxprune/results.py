@@ -17,8 +17,10 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import jax
 import numpy as np
@@ -42,9 +44,9 @@ class SweepInterrupted(KeyboardInterrupt):
     abandoned). saved: chunks of the sweep in `out` (0 without `out`); total: chunks of the sweep;
     out: the output directory or None."""
 
-    def __init__(self, saved: int, total: int, out: Path | None):
+    def __init__(self, saved: int, total: int, out: Path | None, abandoned: bool = False):
         super().__init__(f"sweep interrupted: {saved} of {total} chunks saved in {out}")
-        self.saved, self.total, self.out = saved, total, out
+        self.saved, self.total, self.out, self.abandoned = saved, total, out, abandoned
 
     def summary(self, command: str | None = None) -> str:
         """One line for a command-line front end: what is saved and the command that resumes."""
@@ -58,6 +60,17 @@ class SweepInterrupted(KeyboardInterrupt):
             f"interrupted: {self.saved} of {self.total} chunks saved in {self.out}; "
             f"resume by running the same sweep again{again}"
         )
+
+    def exit(self, command: str | None = None, prefix: str = "") -> NoReturn:
+        """Print `summary(command)` as one line on stderr and exit with status 130 (128 +
+        SIGINT). After an abandoned chunk the process ends at once (`os._exit`): interpreter
+        shutdown would wait for the computation still running."""
+        print(prefix + self.summary(command), file=sys.stderr)
+        if self.abandoned:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise SystemExit(130)
 
 
 def history_frame(

@@ -299,7 +299,7 @@ def sweep(
 
     def interrupted() -> SweepInterrupted:
         saved = 0 if out is None else len(results.chunk_files(out))
-        return SweepInterrupted(saved, len(plan.chunks), out)
+        return SweepInterrupted(saved, len(plan.chunks), out, interrupts.abandoned)
 
     if isinstance(error, KeyboardInterrupt) and num_processes == 1:
         raise interrupted() from None

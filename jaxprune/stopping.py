@@ -28,17 +28,18 @@ _MESSAGE_BYTES = 4096
 
 class Interrupts:
     """Context manager: while it is active (in the main thread), the first SIGINT sets
-    `requested` and prints `note`; a second one raises KeyboardInterrupt. The previous handler
-    is restored on exit. In another thread it does nothing (Python delivers signals to the main
-    thread only)."""
+    `requested` and prints `note`; a second one sets `abandoned` and raises KeyboardInterrupt.
+    The previous handler is restored on exit. In another thread it does nothing (Python
+    delivers signals to the main thread only)."""
 
     def __init__(self, note: Callable[[str], None] = lambda text: None):
-        self.requested = False
+        self.requested = self.abandoned = False
         self._note = note
         self._previous = None
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
+            self.abandoned = True
             raise KeyboardInterrupt
         self.requested = True
         self._note("Ctrl-C: finishing and saving the chunk in flight (Ctrl-C again to abandon it)")

@@ -118,8 +118,7 @@ class Recorder:
             )
         except SweepInterrupted as stopped:  # Ctrl-C: one line saying how to resume, status 130
             self.save()
-            print(stopped.summary(self.invocation["command"]), file=sys.stderr)
-            raise SystemExit(130) from None
+            stopped.exit(self.invocation["command"])
         runs = len(jaxprune.final(frame))
         self.invocation["sweeps"][key] = {"runs": runs, "wall_s": time.perf_counter() - t0}
         self.record.setdefault("sweeps", {})[key] = meta

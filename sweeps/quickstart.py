@@ -57,8 +57,7 @@ def main() -> None:
             overwrite=args.overwrite,
         )
     except jaxprune.results.SweepInterrupted as stopped:  # Ctrl-C: one line, status 130
-        print(stopped.summary(shlex.join(["python", *sys.argv])), file=sys.stderr)
-        raise SystemExit(130) from None
+        stopped.exit(shlex.join(["python", *sys.argv]))
     elapsed = time.perf_counter() - start
     figure = out.with_suffix(".png")
     save_phase_diagram(
