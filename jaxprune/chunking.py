@@ -253,12 +253,14 @@ def _median_seconds(fn, *args, repeats: int = 5) -> float:
 
 @functools.cache
 def calibrate() -> Speed:
-    """Measure this process's `Speed` once (about 0.2 s on a CPU): medians of a 1024 x 1024
-    float32 matrix product and of an elementwise pass over three arrays of 2^20 floats."""
-    a = jax.random.normal(jax.random.key(0), (1024, 1024), jnp.float32)
-    flops = 2 * 1024**3 / _median_seconds(jax.jit(lambda x: x @ x), a)
-    x = jnp.ones(2**20, jnp.float32)
-    passes = 4 * 2**20 * BYTES_PER_FLOAT  # three arrays read, one written
+    """Measure this process's `Speed` once (about 0.2 s on a CPU): medians of a float32 matrix
+    product (1024², or 4096² on an accelerator, large enough to hide the dispatch) and of an
+    elementwise pass over three arrays (2^20 floats, or 2^26)."""
+    size, length = (1024, 2**20) if jax.default_backend() == "cpu" else (4096, 2**26)
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    flops = 2 * size**3 / _median_seconds(jax.jit(lambda x: x @ x), a)
+    x = jnp.ones(length, jnp.float32)
+    passes = 4 * length * BYTES_PER_FLOAT  # three arrays read, one written
     bandwidth = passes / _median_seconds(jax.jit(lambda x, y, z: x * y + z), x, x + 1, x + 2)
     return Speed(flops=flops, bytes=bandwidth)
 

@@ -288,7 +288,9 @@ def sweep(
                 if out is None:
                     frames.append(frame)
                 else:
-                    results.write_parquet(frame, results.chunk_path(out, *_name(chunk)), metadata)
+                    results.write_parquet(
+                        frame, results.chunk_path(out, chunk.group, chunk.index), metadata
+                    )
                 bar.update(chunk.num_runs)
             if interrupts.requested:
                 raise KeyboardInterrupt
@@ -315,10 +317,6 @@ def _ready(outputs) -> bool:
     return all(leaf.is_ready() for leaf in jax.tree.leaves(outputs))
 
 
-def _name(chunk: Chunk) -> tuple[int, int]:
-    return chunk.group, chunk.index
-
-
 def _train(groups, plan: ChunkPlan, mine, out: Path | None, interrupts, bar):
     """Yield (chunk, frame) for each of this process's chunks not yet in `out`, in order, until
     Ctrl-C or another process asks to stop. The next chunk is started before the last one's
@@ -336,7 +334,7 @@ def _train(groups, plan: ChunkPlan, mine, out: Path | None, interrupts, bar):
     for chunk in mine:
         if stop():
             break
-        if out is not None and results.chunk_path(out, *_name(chunk)).exists():
+        if out is not None and results.chunk_path(out, chunk.group, chunk.index).exists():
             bar.update(chunk.num_runs, resumed=True)
             continue
         if chunk.group in next_group:  # this group starts: compile the next one meanwhile

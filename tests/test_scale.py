@@ -144,7 +144,7 @@ def test_two_processes_stop_together_on_an_error_between_barriers(tmp_path):
     """Process 1 cannot write its chunks: process 0 stops after its chunk in flight, and both
     fail with process 1's error."""
     out, port = tmp_path / "out", _free_port()
-    args = ("--chunk-size", 1, "--distributed")
+    args = ("--chunk-size", 1, "--steps", SLOW, "--distributed")
     children = [_child(out, *args, pid, port, "--fail-writes", 1) for pid in (0, 1)]
     for child in children:
         _, stderr = child.communicate(timeout=120)
