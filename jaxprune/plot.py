@@ -154,20 +154,20 @@ def _finite_number(value) -> bool:
     )
 
 
-def cell_stats(
-    last: pd.DataFrame, x: str, y: str, value: str, by: Sequence[str] = ()
-) -> pd.DataFrame:
-    """Per cell (*by, y, x) of final rows `last` (see `jaxprune.final`): the mean of `value`
+def cell_stats(last: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFrame:
+    """Per cell (y, x) of final rows `last` (see `jaxprune.final`): the mean of `value`
     over seeds, the half-width of its t-based 95% CI (`jaxprune.stats`) and the seeds n.
     Runs that share a seed within a cell (the fields of `mean_over`) are averaged first, so
     the CI is over seeds, paired across them."""
-    keys = [*by, y, x]
+    keys = [y, x]
     per_seed = last.groupby([*keys, "seed"], sort=False, dropna=False)[value].mean()
     return grouped_mean_ci(per_seed, keys, LEVEL)
 
 
 def _text(value) -> str:
     """A grid value as a tick or panel label."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "None"  # an optional Config field left unset (NaN once read from parquet)
     number = isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
     return f"{value:g}" if number else str(value)
 
@@ -322,7 +322,6 @@ def phase_diagram(
     from matplotlib.lines import Line2D
 
     mean_over = as_fields(mean_over)
-    contours = {c: sorted(float(v) for v in levels) for c, levels in (contours or {}).items()}
     check_choices(
         frame,
         x,
@@ -337,11 +336,24 @@ def phase_diagram(
     )
     if facet is not None and ax is not None:
         raise ValueError("ax is invalid with facet: a faceted diagram draws its own figure.")
+    contours = {c: sorted(float(v) for v in levels) for c, levels in (contours or {}).items()}
     last = final(frame)
-    by = [facet] if facet is not None else []
-    stats = cell_stats(last, x, y, value, by)
-    fields = {c: cell_stats(last, x, y, c, by)["mean"] for c in contours}
+    for field in (x, y, facet):  # options, booleans, None: compared and shown as their labels
+        if field is not None and Axis.of(field, last[field]).scale == "category":
+            last[field] = last[field].map(_text)
     xaxis, yaxis = Axis.of(x, last[x], log1mp), Axis.of(y, last[y], log1mp)
+    panels = [None] if facet is None else list(Axis.of(facet, last[facet]).values)
+    # per panel: (title, cell stats of value, {contour column: ((ny, nx) cell means, levels)})
+    drawn = []
+    for panel in panels:
+        rows = last if facet is None else last[last[facet] == panel]
+        stats = cell_stats(rows, x, y, value)
+        fields = {
+            c: (_grid(cell_stats(rows, x, y, c), "mean", xaxis, yaxis), levels)
+            for c, levels in contours.items()
+        }
+        drawn.append((None if facet is None else f"{facet} = {_text(panel)}", stats, fields))
+    stats = pd.concat([cells for _, cells, _ in drawn])
     if contours and (len(xaxis.values) < 2 or len(yaxis.values) < 2):
         warnings.warn("contours need two values on each axis: drawn without them", stacklevel=2)
     accuracy = value.endswith("acc") or "_acc" in value
@@ -350,42 +362,30 @@ def phase_diagram(
         vmax=(1.0 if accuracy else np.nanmax(stats["mean"])) if vmax is None else vmax,
     )
     cmap = plt.get_cmap("viridis")
-
-    def draw(panel_stats, panel_fields, axes):
-        means = _grid(panel_stats, "mean", xaxis, yaxis)
-        grids = {
-            c: (_grid(f.to_frame(), c, xaxis, yaxis), contours[c]) for c, f in panel_fields.items()
-        }
-        return _draw_panel(axes, means, grids, xaxis, yaxis, cmap, norm)
-
     cells = (len(xaxis.values), len(yaxis.values))
     size = (min(12.0, max(6.5, 2.0 + 0.7 * cells[0])), min(9.0, max(4.5, 1.5 + 0.45 * cells[1])))
     if facet is None:
         if ax is None:
             _, ax = plt.subplots(figsize=size)
-        mesh = draw(stats, {c: f.rename(c) for c, f in fields.items()}, ax)
-        figure, target = ax.figure, ax
+        figure, target, panel_axes = ax.figure, ax, [ax]
     else:
-        panels = Axis.of(facet, last[facet]).values
-        grid = sns.FacetGrid(
+        target = sns.FacetGrid(
             pd.DataFrame({facet: panels}),
             col=facet,
+            col_order=panels,
             col_wrap=min(len(panels), 3),
             height=size[1] * 0.8,
             aspect=size[0] / size[1],
         )
-        for panel, axes in zip(panels, grid.axes.flat, strict=False):
-            mesh = draw(
-                stats.xs(panel, level=facet),
-                {c: f.xs(panel, level=facet).rename(c) for c, f in fields.items()},
-                axes,
-            )
-            axes.set_title(f"{facet} = {_text(panel)}", fontsize=9)
-        grid.set_axis_labels(xaxis.title, yaxis.title)
-        figure, target = grid.figure, grid
-    averaged = f", mean over {', '.join(mean_over)}" if mean_over else ""
-    panels_axes = [ax] if facet is None else list(target.axes.flat)
-    figure.colorbar(mesh, ax=panels_axes, label=f"{label(value)} (mean over seeds{averaged})")
+        figure, panel_axes = target.figure, list(target.axes.flat)
+    for axes, (panel_title, cells_of_panel, fields) in zip(panel_axes, drawn, strict=False):
+        means = _grid(cells_of_panel, "mean", xaxis, yaxis)
+        mesh = _draw_panel(axes, means, fields, xaxis, yaxis, cmap, norm)
+        if panel_title is not None:
+            axes.set_title(panel_title, fontsize=9)
+    if facet is not None:
+        target.set_axis_labels(xaxis.title, yaxis.title)
+    figure.colorbar(mesh, ax=panel_axes, label=f"{label(value)}, cell mean")
     heading = title or f"{label(value)} over {label(x)} x {label(y)}"
     text = f"{heading}\n{caption(frame, stats, mean_over, last)}"
     if facet is None:

@@ -418,8 +418,9 @@ def test_phase_diagram_draws_the_cell_means_on_numeric_axes(swept):
         f"cell mean: {ci:.3f}"
     )
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.5"]
-    stats = cell_stats(last, "prune_frac", "mu_norm", "test_acc", ["sigma_noise"])
-    assert (stats.n == 2).all() and len(stats) == 8
+    stats = cell_stats(last, "prune_frac", "mu_norm", "test_acc")
+    assert (stats.n == 2).all() and len(stats) == 4
+    np.testing.assert_allclose(stats["mean"].unstack("prune_frac").to_numpy(), expected)
     plt.close(ax.figure)
 
 
