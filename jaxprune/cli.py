@@ -11,6 +11,7 @@ import json
 import re
 import runpy
 import sys
+import warnings
 from pathlib import Path
 
 from jaxprune import __version__
@@ -147,7 +148,11 @@ def _plot(args) -> None:
             f"pandas.read_parquet({str(inside)!r}): write the figure elsewhere."
         )
     # partial= is the runner's contract for incomplete sweeps (runs_present < runs_total).
-    frame = load(results, partial=True) if args.partial else load(results)
+    with warnings.catch_warnings(record=True) as caught:  # one line each, not Python's two
+        warnings.simplefilter("always")
+        frame = load(results, partial=True) if args.partial else load(results)
+    for warning in caught:
+        print(f"jaxprune plot: warning: {warning.message}", file=sys.stderr)
     save_phase_diagram(
         frame,
         out,

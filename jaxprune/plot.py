@@ -48,10 +48,15 @@ def label(column: str) -> str:
     return LABELS.get(column, column)
 
 
+def swept_fields(frame: pd.DataFrame) -> list[str]:
+    """The Params and Config fields of a result frame: what a sweep's grid can vary (not the
+    seed or the run index)."""
+    return [c for c in run_id_columns(frame) if c not in ("run", "seed")]
+
+
 def varying_fields(frame: pd.DataFrame) -> dict[str, int]:
-    """The fields other than `seed` that identify runs and take several values in `frame`,
-    with their number of values."""
-    counts = {c: frame[c].nunique(dropna=False) for c in run_id_columns(frame) if c != "seed"}
+    """The swept fields that take several values in `frame`, with their number of values."""
+    counts = {c: frame[c].nunique(dropna=False) for c in swept_fields(frame)}
     return {c: n for c, n in counts.items() if n > 1}
 
 
@@ -78,8 +83,8 @@ def check_choices(
 ) -> None:
     """Refuse a phase diagram of `frame` that names unknown columns or would average silently
     over a field that varies and is on no axis (ValueError naming the fields and the remedy)."""
-    fields = [c for c in run_id_columns(frame) if c != "seed"]
-    identity = {*run_id_columns(frame), "step", "run"}
+    fields = swept_fields(frame)
+    identity = {*run_id_columns(frame), "seed", "step", "run"}
     measured = [c for c in frame.columns if c not in identity and _numeric(frame[c])]
     for name, field in (("x", x), ("y", y)):
         if field not in fields:
@@ -268,10 +273,15 @@ def _draw_panel(ax, means, contour_fields, xaxis: Axis, yaxis: Axis, cmap, norm)
 
 
 def caption(
-    frame: pd.DataFrame, stats: pd.DataFrame, mean_over: Sequence[str], last: pd.DataFrame
+    frame: pd.DataFrame,
+    stats: pd.DataFrame,
+    mean_over: Sequence[str],
+    last: pd.DataFrame,
+    num_cells: int,
 ) -> str:
-    """Seeds per cell, what a cell averages, the largest 95% CI half-width, empty cells, and
-    PARTIAL with the run counts when `frame.attrs` says the results are incomplete."""
+    """Seeds per cell, what a cell averages, the largest 95% CI half-width, the empty cells of
+    `num_cells`, and PARTIAL with the run counts when `frame.attrs` says the results are
+    incomplete (runs_present < runs_total)."""
     low, high = int(stats.n.min()), int(stats.n.max())
     seeds = f"{low} seeds per cell" if low == high else f"{low}-{high} seeds per cell"
     if mean_over:
@@ -284,6 +294,8 @@ def caption(
         else "no CI (one seed per cell)"
     )
     parts = [seeds, ci]
+    if len(stats) < num_cells:
+        parts.append(f"{num_cells - len(stats)} of {num_cells} cells empty")
     present, total = frame.attrs.get("runs_present"), frame.attrs.get("runs_total")
     if present is not None and total is not None and present < total:
         parts.insert(0, f"PARTIAL: {present} of {total} runs")
@@ -387,7 +399,8 @@ def phase_diagram(
         target.set_axis_labels(xaxis.title, yaxis.title)
     figure.colorbar(mesh, ax=panel_axes, label=f"{label(value)}, cell mean")
     heading = title or f"{label(value)} over {label(x)} x {label(y)}"
-    text = f"{heading}\n{caption(frame, stats, mean_over, last)}"
+    num_cells = len(panels) * len(xaxis.values) * len(yaxis.values)
+    text = f"{heading}\n{caption(frame, stats, mean_over, last, num_cells)}"
     if facet is None:
         ax.set_title(text, fontsize=10)
     else:

@@ -431,10 +431,16 @@ def test_partial_results_say_so_in_the_caption(swept):
     import matplotlib.pyplot as plt
 
     frame = jaxprune.load(swept)
-    frame.attrs.update(runs_present=12, runs_total=16)
+    gone = (frame.prune_frac == 0.5) & (frame.mu_norm == 4.0) & (frame.sigma_noise == 1.0)
+    frame = frame[~gone]  # one cell's 2 runs missing, as from an interrupted sweep
+    frame.attrs.update(runs_present=14, runs_total=16)
     grid = phase_diagram(frame, facet="sigma_noise")
-    assert "PARTIAL: 12 of 16 runs; 2 seeds per cell" in grid.figure.get_suptitle()
+    text = grid.figure.get_suptitle()
+    assert "\nPARTIAL: 14 of 16 runs; 2 seeds per cell; largest 95% CI" in text
+    assert text.endswith("; 1 of 8 cells empty")
     assert len(grid.axes.flat) == 2
+    empty = grid.axes.flat[1].collections[0].get_array()  # sigma_noise = 1: (mu_norm, p) cells
+    assert np.ma.getmaskarray(empty).reshape(2, 2).tolist() == [[False, False], [False, True]]
     plt.close(grid.figure)
 
 
