@@ -166,7 +166,9 @@ def cell_stats(last: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFrame:
     the CI is over seeds, paired across them."""
     keys = [y, x]
     per_seed = last.groupby([*keys, "seed"], sort=False, dropna=False)[value].mean()
-    return grouped_mean_ci(per_seed, keys, LEVEL)
+    with warnings.catch_warnings():  # a one-seed cell has no CI (NaN): not worth a warning
+        warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
+        return grouped_mean_ci(per_seed, keys, LEVEL)
 
 
 def _text(value) -> str:
@@ -283,7 +285,9 @@ def caption(
     `num_cells`, and PARTIAL with the run counts when `frame.attrs` says the results are
     incomplete (runs_present < runs_total)."""
     low, high = int(stats.n.min()), int(stats.n.max())
-    seeds = f"{low} seeds per cell" if low == high else f"{low}-{high} seeds per cell"
+    seeds = (
+        f"{low}-{high} seeds per cell" if low < high else f"{low} seed{'s' * (low > 1)} per cell"
+    )
     if mean_over:
         counts = " x ".join(f"{last[f].nunique()} {f}" for f in mean_over)
         seeds += f", each the mean over {counts}"

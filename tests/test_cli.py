@@ -5,6 +5,7 @@ import errno
 import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,8 @@ def swept(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     spec = folder / "spec.json"
     spec.write_text(json.dumps(SPEC))
-    cli.main(["sweep", str(spec), "--out", str(folder / "sweep")])
+    cli.main(["sweep", str(spec), "--out", str(folder / "sweep"), "--chunk-size", "8"])
+    assert len(list((folder / "sweep").glob("part-*.parquet"))) == 2  # one per seed
     return folder / "sweep"
 
 
@@ -227,7 +229,8 @@ CLI_REFUSALS = [
     _case(
         "not parquet",
         ["plot", "{tmp}/spec.json"],
-        "jaxprune plot: error: Could not open Parquet input source",
+        "jaxprune plot: error: ",
+        "Parquet magic bytes not found in footer.",
     ),
     _case("no command", [], "jaxprune: error: the following arguments are required: command"),
     _case(
@@ -448,7 +451,27 @@ def test_partial_results_say_so_in_the_caption(swept):
     "partial" not in inspect.signature(jaxprune.load).parameters,
     reason="jaxprune.load(path, partial=...) comes with the runner's branch",
 )
-def test_plot_partial_flag_reads_a_complete_sweep(swept, capsys):
-    cli.main(["plot", str(swept), "--mean-over", "sigma_noise", "--partial"])
-    figure = swept.parent / "sweep-test_acc-prune_frac-mu_norm-mean-sigma_noise-partial.png"
-    assert capsys.readouterr().out == f"wrote {figure}\n"
+def test_plot_of_an_incomplete_sweep_needs_partial_and_says_so(swept, tmp_path, capsys):
+    import matplotlib.pyplot as plt
+
+    cut = tmp_path / "cut"
+    shutil.copytree(swept, cut)
+    sorted(cut.glob("part-*.parquet"))[-1].unlink()  # seed 1's chunk lost, as by a kill
+    line = run_cli(["plot", cut, "--mean-over", "sigma_noise"], capsys)
+    assert line.startswith(f"jaxprune plot: error: {cut} holds 8 of 16 runs"), line
+    assert "--partial" in line and "partial=True" not in line
+
+    cli.main(["plot", str(cut), "--mean-over", "sigma_noise", "--partial"])
+    out, err = capsys.readouterr()
+    figure = tmp_path / "cut-test_acc-prune_frac-mu_norm-mean-sigma_noise-partial.png"
+    assert out == f"wrote {figure}\n" and figure.stat().st_size > 10_000
+    assert err.startswith(f"jaxprune plot: warning: {cut} holds 8 of 16 runs")
+    assert err.count("\n") == 1
+
+    with pytest.warns(UserWarning, match="8 of 16 runs"):
+        frame = jaxprune.load(cut, partial=True)
+    ax = phase_diagram(frame, mean_over="sigma_noise")
+    assert "\nPARTIAL: 8 of 16 runs; 1 seed per cell, each the mean over 2 sigma_noise; no CI" in (
+        ax.get_title()
+    )
+    plt.close(ax.figure)

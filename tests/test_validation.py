@@ -233,7 +233,7 @@ def _result_frame(config: Config):
     from jaxprune.results import history_frame
 
     runs = np.array(list(itertools.product([0.0, 0.5], [1.0, 4.0], [0.5, 1.0], [0, 1])))
-    columns = {"seed": runs[:, 3].astype(np.int64)}
+    columns = {"run": np.arange(len(runs), dtype=np.int64), "seed": runs[:, 3].astype(np.int64)}
     columns.update({name: np.full(len(runs), getattr(Params(), name)) for name in PARAMS_FIELDS})
     columns.update(prune_frac=runs[:, 0], mu_norm=runs[:, 1], sigma_noise=runs[:, 2])
     dtypes = {"converged_step": np.int32, "diverged": bool}
