@@ -40,6 +40,7 @@ LABELS = {
 CONTOUR_COLORS = ("red", "deepskyblue", "magenta")
 MAX_TICKS = 12  # tick labels per axis; more grid values are labelled every k-th
 MAX_ANNOTATED_CELLS = 150  # cells per panel above which values are not written in the cells
+MAX_PANELS = 30  # facets beyond this are refused: put the field on an axis instead
 LOG_SPAN = 100.0  # a positive axis whose values span this factor or more is drawn on a log scale
 
 
@@ -85,7 +86,9 @@ def check_choices(
     over a field that varies and is on no axis (ValueError naming the fields and the remedy)."""
     fields = swept_fields(frame)
     identity = {*run_id_columns(frame), "seed", "step", "run"}
-    measured = [c for c in frame.columns if c not in identity and _numeric(frame[c])]
+    measured = [  # numbers, and flags such as `diverged` (a cell shows their fraction)
+        c for c in frame.columns if c not in identity and pd.api.types.is_numeric_dtype(frame[c])
+    ]
     for name, field in (("x", x), ("y", y)):
         if field not in fields:
             raise ValueError(
@@ -110,6 +113,11 @@ def check_choices(
             )
         if field in (x, y) or (name == "mean_over" and field == facet):
             raise ValueError(f"{name} = {field!r} is invalid: {field} is drawn already.")
+    if facet in fields and frame[facet].nunique(dropna=False) > MAX_PANELS:
+        raise ValueError(
+            f"facet = {facet!r} is invalid: it takes {frame[facet].nunique(dropna=False)} values, "
+            f"more panels than {MAX_PANELS}; put it on an axis or average over it."
+        )
     for column, levels in (contours or {}).items():
         if column not in measured:
             raise ValueError(

@@ -125,6 +125,42 @@ def test_plot_writes_beside_the_data_named_by_its_choices(swept, capsys):
     assert len(pd.read_parquet(swept)) == 16 * 3  # 16 runs x 3 logged steps, still readable
 
 
+@pytest.mark.parametrize(
+    "message,expected",
+    [
+        (
+            "out = '/r/a' holds a different sweep (recorded -> this one: seeds [0, 1] -> [0, 1, 2])"
+            ": choose another `out`, or pass overwrite=True to replace it.",
+            "--out /r/a holds a different sweep (recorded -> this one: seeds [0, 1] -> [0, 1, 2]):"
+            " choose another --out, or pass --overwrite to replace it.",
+        ),
+        (
+            "/r/a holds 8 of 16 runs (1 of 2 chunks): resume by re-running the same sweep, or "
+            "pass partial=True to load what is there.",
+            "/r/a holds 8 of 16 runs (1 of 2 chunks): resume by re-running the same sweep, or "
+            "pass --partial to load what is there.",
+        ),
+        (
+            "chunk_size = 4 differs from the chunks [[8, 2]] (points x seeds) of the same sweep "
+            "already in /r/a: pass chunk_size=None to resume it, or overwrite=True.",
+            "--chunk-size 4 differs from the chunks [[8, 2]] (points x seeds) of the same sweep "
+            "already in /r/a: leave out --chunk-size to resume it, or --overwrite.",
+        ),
+        (
+            "memory_budget_gb = 0.5 is too small: ... Raise memory_budget_gb, or reduce n_test.",
+            "--memory-budget 0.5 is too small: ... Raise --memory-budget, or reduce n_test.",
+        ),
+        (
+            "Config.out = 3; grid['out'] = [1]; Params.chunk_size = 2",  # not arguments: kept
+            "Config.out = 3; grid['out'] = [1]; Params.chunk_size = 2",
+        ),
+    ],
+)
+def test_flag_names_translate_api_arguments(message, expected):
+    flags = {**cli.SWEEP_FLAGS, **cli.PLOT_FLAGS}
+    assert cli.flag_names(message, flags) == expected
+
+
 def _case(name, argv, *message):
     return pytest.param(argv, message, id=name)
 
@@ -425,6 +461,13 @@ def test_phase_diagram_draws_the_cell_means_on_numeric_axes(swept):
     assert (stats.n == 2).all() and len(stats) == 4
     np.testing.assert_allclose(stats["mean"].unstack("prune_frac").to_numpy(), expected)
     plt.close(ax.figure)
+
+
+def test_a_facet_of_too_many_values_is_refused(swept):
+    frame = jaxprune.load(swept)
+    frame = frame.assign(lr=0.01 * (1 + np.arange(len(frame))))  # 48 distinct values
+    with pytest.raises(ValueError, match="it takes 48 values, more panels than 30"):
+        phase_diagram(frame, facet="lr", mean_over="sigma_noise")
 
 
 def test_partial_results_say_so_in_the_caption(swept):
