@@ -147,26 +147,28 @@ def _plot(args) -> None:
             f"--out {out} is inside the sweep directory {inside}, where it would break "
             f"pandas.read_parquet({str(inside)!r}): write the figure elsewhere."
         )
-    # partial= is the runner's contract for incomplete sweeps (runs_present < runs_total).
-    with warnings.catch_warnings(record=True) as caught:  # one line each, not Python's two
-        warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        # partial= is the runner's contract for incomplete sweeps (runs_present < runs_total).
         frame = load(results, partial=True) if args.partial else load(results)
-    for warning in caught:
-        print(f"jaxprune plot: warning: {warning.message}", file=sys.stderr)
-    save_phase_diagram(
-        frame,
-        out,
-        x=args.x,
-        y=args.y,
-        value=args.value,
-        facet=args.facet,
-        mean_over=args.mean_over,
-        contours=args.contours,
-        vmin=args.vmin,
-        vmax=args.vmax,
-        log1mp=args.log1mp,
-        title=args.title,
-    )
+        save_phase_diagram(
+            frame,
+            out,
+            x=args.x,
+            y=args.y,
+            value=args.value,
+            facet=args.facet,
+            mean_over=args.mean_over,
+            contours=args.contours,
+            vmin=args.vmin,
+            vmax=args.vmax,
+            log1mp=args.log1mp,
+            title=args.title,
+        )
+    for w in caught:  # jaxprune's own warnings as one line each, others as Python shows them
+        if Path(w.filename).parent == Path(__file__).parent:
+            print(f"jaxprune plot: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     print(f"wrote {out}")
 
 

@@ -314,6 +314,46 @@ def caption(
     return "; ".join(parts)
 
 
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    """One panel of a phase diagram: its facet `value` and `title` (None without facets), the
+    `stats` of its cells (`cell_stats`) and its contour fields {column: ((ny, nx) cell means,
+    levels)}."""
+
+    value: object
+    title: str | None
+    stats: pd.DataFrame
+    contours: dict
+
+
+def diagram_cells(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    value: str,
+    facet: str | None,
+    contours: Mapping[str, list[float]],
+    log1mp: bool = False,
+) -> tuple[pd.DataFrame, Axis, Axis, list[Panel]]:
+    """What a phase diagram draws, computed: the final rows (options, booleans and None as
+    labels), the two axes and one Panel per facet value (one Panel without `facet`)."""
+    last = final(frame)
+    for field in (x, y, facet):  # options, booleans, None: compared and shown as their labels
+        if field is not None and Axis.of(field, last[field]).scale == "category":
+            last[field] = last[field].map(_text)
+    xaxis, yaxis = Axis.of(x, last[x], log1mp), Axis.of(y, last[y], log1mp)
+    panels = []
+    for panel in [None] if facet is None else Axis.of(facet, last[facet]).values:
+        rows = last if facet is None else last[last[facet] == panel]
+        fields = {
+            c: (_grid(cell_stats(rows, x, y, c), "mean", xaxis, yaxis), levels)
+            for c, levels in contours.items()
+        }
+        title = None if facet is None else f"{facet} = {_text(panel)}"
+        panels.append(Panel(panel, title, cell_stats(rows, x, y, value), fields))
+    return last, xaxis, yaxis, panels
+
+
 def phase_diagram(
     frame: pd.DataFrame,
     x: str = "prune_frac",
@@ -361,25 +401,11 @@ def phase_diagram(
     if facet is not None and ax is not None:
         raise ValueError("ax is invalid with facet: a faceted diagram draws its own figure.")
     contours = {c: sorted(float(v) for v in levels) for c, levels in (contours or {}).items()}
-    last = final(frame)
-    for field in (x, y, facet):  # options, booleans, None: compared and shown as their labels
-        if field is not None and Axis.of(field, last[field]).scale == "category":
-            last[field] = last[field].map(_text)
-    xaxis, yaxis = Axis.of(x, last[x], log1mp), Axis.of(y, last[y], log1mp)
-    panels = [None] if facet is None else list(Axis.of(facet, last[facet]).values)
-    # per panel: (title, cell stats of value, {contour column: ((ny, nx) cell means, levels)})
-    drawn = []
-    for panel in panels:
-        rows = last if facet is None else last[last[facet] == panel]
-        stats = cell_stats(rows, x, y, value)
-        fields = {
-            c: (_grid(cell_stats(rows, x, y, c), "mean", xaxis, yaxis), levels)
-            for c, levels in contours.items()
-        }
-        drawn.append((None if facet is None else f"{facet} = {_text(panel)}", stats, fields))
-    stats = pd.concat([cells for _, cells, _ in drawn])
+    last, xaxis, yaxis, panels = diagram_cells(frame, x, y, value, facet, contours, log1mp)
+    stats = pd.concat([panel.stats for panel in panels])
     if contours and (len(xaxis.values) < 2 or len(yaxis.values) < 2):
         warnings.warn("contours need two values on each axis: drawn without them", stacklevel=2)
+        contours = {}
     accuracy = value.endswith("acc") or "_acc" in value
     norm = Normalize(
         vmin=(0.0 if accuracy else np.nanmin(stats["mean"])) if vmin is None else vmin,
@@ -394,19 +420,19 @@ def phase_diagram(
         figure, target, panel_axes = ax.figure, ax, [ax]
     else:
         target = sns.FacetGrid(
-            pd.DataFrame({facet: panels}),
+            pd.DataFrame({facet: [panel.value for panel in panels]}),
             col=facet,
-            col_order=panels,
+            col_order=[panel.value for panel in panels],
             col_wrap=min(len(panels), 3),
             height=size[1] * 0.8,
             aspect=size[0] / size[1],
         )
         figure, panel_axes = target.figure, list(target.axes.flat)
-    for axes, (panel_title, cells_of_panel, fields) in zip(panel_axes, drawn, strict=False):
-        means = _grid(cells_of_panel, "mean", xaxis, yaxis)
-        mesh = _draw_panel(axes, means, fields, xaxis, yaxis, cmap, norm)
-        if panel_title is not None:
-            axes.set_title(panel_title, fontsize=9)
+    for axes, panel in zip(panel_axes, panels, strict=False):
+        means = _grid(panel.stats, "mean", xaxis, yaxis)
+        mesh = _draw_panel(axes, means, panel.contours, xaxis, yaxis, cmap, norm)
+        if panel.title is not None:
+            axes.set_title(panel.title, fontsize=9)
     if facet is not None:
         target.set_axis_labels(xaxis.title, yaxis.title)
     figure.colorbar(mesh, ax=panel_axes, label=f"{label(value)}, cell mean")
@@ -428,11 +454,11 @@ def phase_diagram(
         )
         for i, (column, levels) in enumerate(contours.items())
     ]
-    if handles:
-        figure.legend(
+    if handles:  # below the panel, or below the figure's panels
+        (ax if facet is None else figure).legend(
             handles=handles,
             loc="upper center",
-            bbox_to_anchor=(0.5, -0.01),
+            bbox_to_anchor=(0.5, -0.15) if facet is None else (0.5, -0.01),
             ncol=2,
             fontsize=8,
             frameon=False,
