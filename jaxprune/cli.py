@@ -259,7 +259,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """The `jaxprune` command line."""
     top = _Parser(prog="jaxprune", description=__doc__.split("\n")[0])
     top.add_argument("--version", action="version", version=f"jaxprune {__version__}")
@@ -328,25 +328,29 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def error_line(error: Exception, flags: dict[str, str]) -> str:
+    """A refusal as one line in the command line's names: an OSError as "reason: path",
+    anything else as its message, with `flag_names` applied and newlines folded."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        text = f"{error.strerror}: {error.filename}"
+    else:
+        text = str(error)
+    return " ".join(flag_names(text, flags).split())
+
+
 def main(argv: list[str] | None = None) -> None:
-    top = parser()
-    args, rest = top.parse_known_args(argv)
-    command = args.parser
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
     if rest and args.command != "sweep":
-        command.error(f"unrecognized arguments: {' '.join(rest)}")
+        args.parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest  # a sweep script's own arguments, such as --quick
     flags = dict(args.flags)
-    if args.command == "sweep" and args.seeds is not None:
+    if getattr(args, "seeds", None) is not None:  # a spec's own "seeds" keeps its JSON name
         flags["seeds"] = "--seeds"
     try:
         args.func(args)
     except (ValueError, OSError) as error:  # bad input: one clear line, no traceback
-        if isinstance(error, OSError) and error.strerror and error.filename:
-            text = f"{error.strerror}: {error.filename}"
-        else:
-            text = str(error)
-        text = " ".join(flag_names(text, flags).split())
-        command.exit(2, f"jaxprune {args.command}: error: {text}\n")
+        args.parser.exit(2, f"jaxprune {args.command}: error: {error_line(error, flags)}\n")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def test_version(capsys):
 
 
 def test_every_option_has_help_text():
-    top = cli.parser()
+    top = cli.build_parser()
     commands = top._subparsers._group_actions[0].choices
     for name, command in commands.items():
         for action in command._actions:
