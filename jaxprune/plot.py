@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from jaxprune.results import final, run_id_columns
-from jaxprune.stats import LEVEL, grouped_mean_ci
+from jaxprune.stats import LEVEL, ci_half_width
 
 LABELS = {
     "prune_frac": "pruning fraction p",
@@ -172,11 +172,19 @@ def cell_stats(last: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFrame:
     over seeds, the half-width of its t-based 95% CI (`jaxprune.stats`) and the seeds n.
     Runs that share a seed within a cell (the fields of `mean_over`) are averaged first, so
     the CI is over seeds, paired across them."""
-    keys = [y, x]
-    per_seed = last.groupby([*keys, "seed"], sort=False, dropna=False)[value].mean()
+    per_seed = last.groupby([y, x, "seed"], sort=False)[value].mean().unstack("seed")
+    values = per_seed.to_numpy(dtype=float)  # (cells, seeds), NaN where a seed lacks the cell
     with warnings.catch_warnings():  # a one-seed cell has no CI (NaN): not worth a warning
         warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
-        return grouped_mean_ci(per_seed, keys, LEVEL)
+        half_width = ci_half_width(values, axis=1, level=LEVEL)
+    return pd.DataFrame(
+        {
+            "mean": np.nanmean(values, axis=1),
+            "half_width": half_width,
+            "n": np.isfinite(values).sum(1),
+        },
+        index=per_seed.index,
+    )
 
 
 def _text(value) -> str:
