@@ -96,9 +96,9 @@ def figure_path(results: Path, args) -> Path:
         choices += ["mean", "+".join(args.mean_over)]
     for column, levels in args.contours.items():
         choices += ["contour", column, "_".join(f"{v:g}" for v in levels)]
-    for name, bound in (("vmin", args.vmin), ("vmax", args.vmax)):
+    for option, bound in (("vmin", args.vmin), ("vmax", args.vmax)):
         if bound is not None:
-            choices += [name, f"{bound:g}"]
+            choices += [option, f"{bound:g}"]
     choices += ["log1mp"] * args.log1mp + ["partial"] * args.partial
     return folder / ("-".join(choices) + ".png")
 
