@@ -84,6 +84,17 @@ def _grid_values(name: str, values: Any) -> list:
         items = [normalize_config_value(name, item) for item in items]
     if len(set(items)) != len(items):
         raise ValueError(f"grid[{name!r}] = {items!r} is invalid: values must be distinct.")
+    first = {}  # float32 value -> the first grid value that rounds to it
+    for item in items:
+        if isinstance(item, float):  # runs compute in float32: distinct there, or the same run
+            key = float(np.float32(item))
+            if key in first:
+                raise ValueError(
+                    f"grid[{name!r}] holds {first[key]!r} and {item!r}, the same float32 "
+                    f"({np.float32(item)!s}), the precision runs compute in: values must be "
+                    f"distinct in float32."
+                )
+            first[key] = item
     return items
 
 
