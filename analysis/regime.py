@@ -4,6 +4,8 @@ init, small steps), from the results of `sweeps/theory_regime.py`.
     result = compute("results/theory_regime")      # RegimeResult: numbers and verdicts
     text = render(result, "report")                # markdown; figures saved as PNG there
 
+    PYTHONPATH=. python -m analysis.regime [DIR] [--out FOLDER]   # DIR/report/regime.md
+
 `compute` reads the sweep directories, `classes.parquet`, `coefficients.parquet` and `run.json`
 and computes every number; `render` only formats them. Statistics are self-contained here on
 `jaxprune.stats` (every confidence interval; the normal quantile of Wald intervals is
@@ -287,6 +289,7 @@ def _threshold(directory: Path, record: dict, level: float):
         conditions = {
             "all classes": group,
             "class keeps >= 1 signal neuron": group[group.signal_neurons_class >= 1],
+            "class keeps >= 1 live signal neuron": group[group.signal_neurons_live >= 1],
         }
         for condition, cell in conditions.items():
             fit = fit_logistic_threshold(np.log1p(-cell.prune_frac), cell.learned, level)
@@ -305,14 +308,28 @@ def _threshold(directory: Path, record: dict, level: float):
             )
     threshold = pd.DataFrame(rows)
     width = record["sweeps"]["coefficients"]["width"]
-    threshold["p_mask"] = 0.5 ** (1 / width)  # P(a class keeps no signal neuron) = p^m = 1/2
+    threshold["p_mask"] = p_mask(width)
+    threshold["p_live"] = p_live(width)
     return threshold, classes, fitted
 
 
+def p_mask(width: int) -> float:
+    """The p where a class keeps no signal neuron with probability 1/2: p^m = 1/2."""
+    return 0.5 ** (1 / width)
+
+
+def p_live(width: int) -> float:
+    """The p where a class has no live signal neuron (kept, and with a positive initial weight
+    on its signal coordinate: probability (1 - p) / 2 per neuron) with probability 1/2:
+    ((1 + p) / 2)^m = 1/2."""
+    return 2 * 0.5 ** (1 / width) - 1
+
+
 def _over_verdict(threshold: pd.DataFrame, classes: pd.DataFrame, width: int) -> tuple[str, str]:
-    """Is over-pruning's failure the loss of a class's signal neurons (the mask), or do classes
-    that keep one fail too (the dynamics)? And do the classes that fail fit their training set?"""
-    kept = threshold[threshold.condition == "class keeps >= 1 signal neuron"]
+    """Is over-pruning's failure the loss of a class's live signal neurons (the mask and the
+    ReLU's sign at init), or do classes that keep one fail too (the dynamics)? And do the
+    classes that fail fit their training set?"""
+    kept = threshold[threshold.condition == "class keeps >= 1 live signal neuron"]
     p_max = classes.prune_frac.max()
     parts, beyond = [], []
     for row in kept.itertuples():
@@ -331,7 +348,7 @@ def _over_verdict(threshold: pd.DataFrame, classes: pd.DataFrame, width: int) ->
             )
             beyond.append(row.p_high < p_max)
     if not beyond:
-        status = "explained by the mask"
+        status = "explained by the mask and the init signs"
     elif all(beyond):
         status = "a threshold beyond the mask"
     else:
@@ -340,11 +357,16 @@ def _over_verdict(threshold: pd.DataFrame, classes: pd.DataFrame, width: int) ->
     none = classes[classes.signal_neurons_class == 0]
     memorized = failed[failed.train_acc >= 1.0]
     text = (
-        f"Per class (a class has learned when its test accuracy is >= {LEARNED:g}), conditioned "
-        "on the class keeping at least one signal neuron: "
+        f"Per class (a class has learned when its test accuracy is >= {LEARNED:g}). A ReLU "
+        "filter whose initial weight on its class's signal coordinate is <= 0 never learns the "
+        "signal (the signal patch leaves it inactive, and noise orthogonal to the signals gives "
+        "that coordinate no gradient), so a class needs a *live* signal neuron: kept by the mask "
+        "and positive at init. Without one it cannot learn whatever the dynamics: the mask and "
+        f"signs alone predict p* = {p_live(width):.3f} (((1+p)/2)^m = 1/2 at m = {width}; the "
+        f"mask alone, p^m = 1/2, gives {p_mask(width):.3f}). Conditioned on the class keeping a "
+        "live signal neuron: "
         + "; ".join(parts)
-        + f". The mask alone predicts p* = {0.5 ** (1 / width):.3f} (p^m = 1/2 at m = {width}); "
-        f"{len(none)} classes kept no signal neuron and "
+        + f". {len(none)} classes kept no signal neuron and "
         f"{int((none.learned == 0).sum())} of them failed. Of the {len(failed)} classes that "
         f"failed, {len(memorized)} belong to runs that fitted their training set (training "
         "accuracy 1): the over-pruning claim's 'fits, yet tests at chance'."
@@ -545,10 +567,10 @@ def _mild_figure(mild: pd.DataFrame, path: Path) -> None:
 
 
 def _threshold_figure(classes: pd.DataFrame, threshold: pd.DataFrame, path: Path) -> None:
-    """Fraction of classes that learned over p, by whether the class keeps a signal neuron;
-    dashed: the fitted p* of all classes; dotted: the mask-only prediction."""
+    """Fraction of classes that learned over p, by whether the class keeps a live signal
+    neuron; dashed: the fitted p* of all classes; dotted: the mask-and-signs prediction."""
     frame = classes.assign(
-        keeps=np.where(classes.signal_neurons_class >= 1, "keeps >= 1", "keeps none")
+        keeps=np.where(classes.signal_neurons_live >= 1, "keeps >= 1 live", "keeps no live")
     )
     grid = sns.FacetGrid(frame, col="dim", hue="keeps", height=2.6, aspect=1.2)
     grid.map_dataframe(sns.lineplot, x="prune_frac", y="learned", marker="o", errorbar=None)
@@ -558,7 +580,7 @@ def _threshold_figure(classes: pd.DataFrame, threshold: pd.DataFrame, path: Path
         row = threshold[(threshold.dim == dim) & (threshold.condition == "all classes")].iloc[0]
         if np.isfinite(row.p_star):
             ax.axvline(row.p_star, color="k", ls="--", lw=0.8)
-        ax.axvline(row.p_mask, color="grey", ls=":", lw=0.8)
+        ax.axvline(row.p_live, color="grey", ls=":", lw=0.8)
     grid.add_legend(title="signal neurons")
     _save(grid, path)
 
@@ -703,3 +725,22 @@ def render(result: RegimeResult, figures_dir) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    """python -m analysis.regime [DIR] [--out FOLDER]: DIR/report/regime.md and its figures
+    (the full report includes the section through analysis/report.py)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="The regime section from sweeps/theory_regime.py.")
+    p.add_argument("results", nargs="?", default="results/theory_regime")
+    p.add_argument("--out", default=None, help="folder for regime.md and figures (DIR/report)")
+    args = p.parse_args(argv)
+    out = Path(args.out or Path(args.results) / "report")
+    text = render(compute(args.results), out)
+    (out / "regime.md").write_text(text + "\n")
+    print(f"wrote {out / 'regime.md'}")
+
+
+if __name__ == "__main__":
+    main()

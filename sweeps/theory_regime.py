@@ -147,13 +147,19 @@ def class_outcomes(config: jaxprune.Config, params: jaxprune.Params, seed: int) 
     """One row per class k of the run (config, params, seed), from its trained weights.
 
     signal_neurons_class: neurons of class k whose mask keeps k's signal coordinate (realised,
-    not expected); class_test_acc: accuracy on the test samples of true class k; class_signal:
+    not expected); signal_neurons_live: those of them whose initial weight on it is > 0. With
+    ReLU and noise orthogonal to the signals, a filter with <w_kr(0), mu_k> <= 0 is inactive on
+    k's signal patch, and its weight on k's coordinate gets no gradient from any sample: it never
+    learns mu_k. class_test_acc: accuracy on the test samples of true class k; class_signal:
     max_r <w_kr, mu_k> / ||mu_k||. Run-level test_acc, train_acc, converged_step come along
     (from the same training), so the caller can check them against its sweep.
     """
     frame, state = jaxprune.train(config, params, seed, return_state=True)
+    key = jax.random.key(seed)
+    train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
+    start = init_state(config, params, key, train)
     last = frame.iloc[-1]
-    test = draw_sample(config, jax.random.fold_in(jax.random.key(seed), TEST_STREAM), config.n_test)
+    test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
     pre = preactivations(
         config, state.weights, test, jnp.float32(params.mu_norm), jnp.float32(params.sigma_noise)
     )
@@ -161,7 +167,8 @@ def class_outcomes(config: jaxprune.Config, params: jaxprune.Params, seed: int) 
     y_true = np.asarray(test.y_true)
     classes = np.arange(config.num_classes)
     coords = np.asarray(signal_coordinates(config))
-    kept = np.asarray(state.mask)[classes, :, coords].sum(axis=1)
+    kept = np.asarray(state.mask)[classes, :, coords]  # (K, m)
+    live = kept * (np.asarray(start.weights)[classes, :, coords] > 0)
     alignment = np.einsum(
         "kmd,kd->km", np.asarray(state.weights), np.asarray(signal_directions(config))
     )
@@ -172,7 +179,8 @@ def class_outcomes(config: jaxprune.Config, params: jaxprune.Params, seed: int) 
             "prune_frac": float(params.prune_frac),
             "mu_norm": float(params.mu_norm),
             "class": classes,
-            "signal_neurons_class": kept.astype(np.int64),
+            "signal_neurons_class": kept.sum(axis=1).astype(np.int64),
+            "signal_neurons_live": live.sum(axis=1).astype(np.int64),
             "class_test_acc": [float((predicted[y_true == k] == k).mean()) for k in classes],
             "class_test_samples": [int((y_true == k).sum()) for k in classes],
             "class_signal": alignment.max(axis=1),
@@ -191,7 +199,8 @@ def coefficients(
     Returns gamma (K, m): <w_kr(t) - w_kr(0), mu_k> / ||mu_k||^2; rho (K, m, n, Q):
     <w_kr(t) - w_kr(0), xi_iq> / ||xi_iq||^2 over the training noise patches xi_iq = sigma
     z_iq; y (n,) observed training labels; kept (K, m): whether the mask keeps the signal
-    coordinate. w are the masked weights; w(0) is the run's pruned initialization
+    coordinate; live (K, m): kept, with a positive initial weight on it (see
+    `class_outcomes`). w are the masked weights; w(0) is the run's pruned initialization
     (`jaxprune.state.init_state` from the seed's key).
     """
     run = config.replace(steps=steps, log_every=steps, loss_tol=None)
@@ -206,11 +215,13 @@ def coefficients(
     rho = noise_preactivations(delta, train) / (params.sigma_noise * z_norm2[..., None, None])
     coords = signal_coordinates(run)
     y = observed_labels(run, train, jnp.float32(params.label_flip))
+    kept = start.mask[jnp.arange(run.num_classes), :, coords] > 0
     return {
         "gamma": np.asarray(gamma),
         "rho": np.asarray(jnp.moveaxis(rho, (2, 3), (0, 1))),  # (n, Q, K, m) -> (K, m, n, Q)
         "y": np.asarray(y),
-        "kept": np.asarray(start.mask[jnp.arange(run.num_classes), :, coords]) > 0,
+        "kept": np.asarray(kept),
+        "live": np.asarray(kept & (start.weights[jnp.arange(run.num_classes), :, coords] > 0)),
     }
 
 
@@ -219,12 +230,12 @@ def coefficient_rows(
 ) -> dict:
     """One row of coefficients.parquet: the summaries the proofs bound, after `steps` steps.
 
-    gamma_max: mean over classes k of max_r gamma_kr (signal learning); rho_max: mean over the
-    training noise patches (i, q) of max_r rho_{y_i, r, i, q} (memorization by the own class);
-    rho_other_min: mean over (i, q) of min_r rho_{k != y_i, r, i, q} (the other class's filters,
-    pushed below zero)."""
+    gamma_max: mean over the classes k with a live signal filter of max_r gamma_kr (signal
+    learning; NaN when no class has one); rho_max: mean over the training noise patches
+    (i, q) of max_r rho_{y_i, r, i, q} (memorization by the own class); rho_other_min: mean over
+    (i, q) of min_r rho_{k != y_i, r, i, q} (the other class's filters, pushed below zero)."""
     c = coefficients(config, params, seed, steps)
-    gamma, rho, y = c["gamma"], c["rho"], c["y"]
+    gamma, rho, y, live = c["gamma"], c["rho"], c["y"], c["live"].any(axis=1)
     n = len(y)
     own = rho[y, :, np.arange(n)]  # (n, m, Q)
     other = rho[(y + 1) % config.num_classes, :, np.arange(n)]
@@ -238,7 +249,7 @@ def coefficient_rows(
         "n_train": config.n_train,
         "width": config.width,
         "step": steps,
-        "gamma_max": float(gamma.max(axis=1).mean()),
+        "gamma_max": float(gamma.max(axis=1)[live].mean()) if live.any() else np.nan,
         "rho_max": float(own.max(axis=1).mean()),
         "rho_other_min": float(other.min(axis=1).mean()),
     }

@@ -116,17 +116,27 @@ def test_coefficients_against_a_direct_dense_computation():
 
 def test_class_outcomes_agree_with_the_run():
     """The per-class accuracies, weighted by class size, give the run's test_acc; the realised
-    per-class signal neurons average to its signal_neurons."""
+    per-class signal neurons average to its signal_neurons; and a class without a live signal
+    neuron (kept, positive at init) ends with no positive weight on its signal coordinate
+    (class_signal <= 0: the ReLU filter never learned it), one with a live neuron above 0."""
     config, params = jaxprune.presets.yang2023()
     config = config.replace(**TINY)
     params = params.replace(prune_frac=0.6, mu_norm=3.0)
-    rows = theory_regime.class_outcomes(config, params, seed=1)
-    frame = jaxprune.train(config, params, seed=1)
-    assert len(rows) == config.num_classes
-    weighted = (rows.class_test_acc * rows.class_test_samples).sum() / config.n_test
-    assert weighted == pytest.approx(frame.test_acc.iloc[-1], abs=1e-6)
-    assert rows.signal_neurons_class.mean() == pytest.approx(frame.signal_neurons.iloc[-1])
-    assert rows.class_test_samples.sum() == config.n_test
+    rows = []
+    for seed in range(4):
+        one = theory_regime.class_outcomes(config, params, seed)
+        frame = jaxprune.train(config, params, seed)
+        assert len(one) == config.num_classes
+        weighted = (one.class_test_acc * one.class_test_samples).sum() / config.n_test
+        assert weighted == pytest.approx(frame.test_acc.iloc[-1], abs=1e-6)
+        assert one.signal_neurons_class.mean() == pytest.approx(frame.signal_neurons.iloc[-1])
+        assert one.class_test_samples.sum() == config.n_test
+        rows.append(one)
+    rows = pd.concat(rows)
+    assert (rows.signal_neurons_live <= rows.signal_neurons_class).all()
+    dead = rows[rows.signal_neurons_live == 0]
+    assert len(dead) and (dead.class_signal <= 0).all()
+    assert (rows[rows.signal_neurons_live >= 1].class_signal > 0).all()
 
 
 # ---------------------------------------------------------------------------- smoke
@@ -177,7 +187,12 @@ def test_smoke_compute_and_render(smoke):
     np.testing.assert_allclose(
         result.slopes.prune, result.slopes.init + result.slopes.beyond_init, atol=1e-9
     )
-    assert set(result.threshold.condition) == {"all classes", "class keeps >= 1 signal neuron"}
+    assert set(result.threshold.condition) == {
+        "all classes",
+        "class keeps >= 1 signal neuron",
+        "class keeps >= 1 live signal neuron",
+    }
+    assert result.threshold.p_live.iloc[0] == pytest.approx(2 * 0.5 ** (1 / 5) - 1)
     assert result.fitted.fit.between(0, 1).all()
     for name in regime.FIGURES.values():
         assert (figures / name).stat().st_size > 1000
