@@ -27,6 +27,7 @@ import math
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -297,7 +298,7 @@ def _threshold(directory: Path, record: dict, level: float):
                 {
                     "dim": dim,
                     "condition": condition,
-                    "p_star": 1 - math.exp(fit.x50) if np.isfinite(fit.x50) else math.nan,
+                    "p_star": 1 - math.exp(fit.x50) if fit.estimable else math.nan,
                     # x = log(1 - p) falls as p grows: the bounds swap; p is clipped to [0, 1]
                     "p_low": max(0.0, 1 - math.exp(min(fit.x50_high, 0.0))),
                     "p_high": 1 - math.exp(fit.x50_low) if fit.x50_low > -math.inf else 1.0,
@@ -325,34 +326,45 @@ def p_live(width: int) -> float:
     return 2 * 0.5 ** (1 / width) - 1
 
 
-def _over_verdict(threshold: pd.DataFrame, classes: pd.DataFrame, width: int) -> tuple[str, str]:
+def _over_verdict(
+    threshold: pd.DataFrame, classes: pd.DataFrame, width: int, level: float
+) -> tuple[str, str]:
     """Is over-pruning's failure the loss of a class's live signal neurons (the mask and the
-    ReLU's sign at init), or do classes that keep one fail too (the dynamics)? And do the
-    classes that fail fit their training set?"""
-    kept = threshold[threshold.condition == "class keeps >= 1 live signal neuron"]
-    p_max = classes.prune_frac.max()
+    init signs), or do classes that keep one fail too (the dynamics)? Among classes with a live
+    signal neuron, a one-sided Fisher exact test of 'learned less often at p >= p_live than at
+    p = 0'; and do the classes that fail fit their training set?"""
+    live = classes[classes.signal_neurons_live >= 1]
+    cut = p_live(width)
     parts, beyond = [], []
-    for row in kept.itertuples():
-        if row.learned == row.classes:
-            parts.append(f"d = {row.dim:g}: every such class learned ({row.classes})")
-        elif not row.estimable:
-            parts.append(
-                f"d = {row.dim:g}: {row.learned} of {row.classes} learned; the outcomes are "
-                f"separated by p, p* in [{row.p_low:.3f}, {row.p_high:.3f}]"
+    for dim, cell in live.groupby("dim"):
+        low, high = cell[cell.prune_frac == 0], cell[cell.prune_frac >= cut]
+        table = [
+            [int(low.learned.sum()), int((1 - low.learned).sum())],
+            [int(high.learned.sum()), int((1 - high.learned).sum())],
+        ]
+        p_value = _scipy_stats.fisher_exact(table, alternative="greater").pvalue
+        failures = cell[cell.learned == 0].prune_frac
+        beyond.append(p_value < 1 - level)
+        parts.append(
+            f"d = {dim:g}: {int(cell.learned.sum())} of {len(cell)} learned"
+            + (
+                f" (failures at p = {', '.join(f'{p:g}' for p in failures)})"
+                if len(failures)
+                else ""
             )
-            beyond.append(row.p_high <= p_max)
-        else:
-            parts.append(
-                f"d = {row.dim:g}: p* = {row.p_star:.3f} [{row.p_low:.3f}, {row.p_high:.3f}] "
-                f"({row.learned} of {row.classes} learned)"
-            )
-            beyond.append(row.p_high < p_max)
-    if not beyond:
+            + f"; at p >= {cut:.2f} {table[1][0]} of {sum(table[1])} against {table[0][0]} of "
+            f"{sum(table[0])} at p = 0 (one-sided Fisher p = {p_value:.3f})"
+        )
+    if not any(beyond):
         status = "explained by the mask and the init signs"
     elif all(beyond):
-        status = "a threshold beyond the mask"
+        status = "a threshold beyond the mask and the init signs"
     else:
-        status = "a threshold beyond the mask only at some d"
+        status = "a threshold beyond the mask and the init signs at some d"
+    fits = threshold[threshold.condition == "all classes"]
+    fitted_p = "; ".join(
+        f"d = {r.dim:g}: {r.p_star:.3f} [{r.p_low:.3f}, {r.p_high:.3f}]" for r in fits.itertuples()
+    )
     failed = classes[classes.learned == 0]
     none = classes[classes.signal_neurons_class == 0]
     memorized = failed[failed.train_acc >= 1.0]
@@ -361,15 +373,16 @@ def _over_verdict(threshold: pd.DataFrame, classes: pd.DataFrame, width: int) ->
         "filter whose initial weight on its class's signal coordinate is <= 0 never learns the "
         "signal (the signal patch leaves it inactive, and noise orthogonal to the signals gives "
         "that coordinate no gradient), so a class needs a *live* signal neuron: kept by the mask "
-        "and positive at init. Without one it cannot learn whatever the dynamics: the mask and "
-        f"signs alone predict p* = {p_live(width):.3f} (((1+p)/2)^m = 1/2 at m = {width}; the "
-        f"mask alone, p^m = 1/2, gives {p_mask(width):.3f}). Conditioned on the class keeping a "
-        "live signal neuron: "
+        "and positive at init. The mask and init signs alone put the threshold at p* = "
+        f"{cut:.3f} (((1+p)/2)^m = 1/2 at m = {width}; the mask alone, p^m = 1/2, gives "
+        f"{p_mask(width):.3f}); the logistic fit of all classes gives {fitted_p}. Among classes "
+        "with a live signal neuron: "
         + "; ".join(parts)
-        + f". {len(none)} classes kept no signal neuron and "
-        f"{int((none.learned == 0).sum())} of them failed. Of the {len(failed)} classes that "
-        f"failed, {len(memorized)} belong to runs that fitted their training set (training "
-        "accuracy 1): the over-pruning claim's 'fits, yet tests at chance'."
+        + f". {len(none)} classes kept no signal neuron and {int((none.learned == 0).sum())} of "
+        "them failed (with K = 2 a class can still be told apart by exclusion, when the other "
+        f"class learned its signal). Of the {len(failed)} classes that failed, "
+        f"{len(memorized)} belong to runs that fitted their training set (training accuracy "
+        "1): the over-pruning claim's 'fits, yet tests at chance'."
     )
     return status, text
 
@@ -501,7 +514,7 @@ def compute(results_dir, level: float = LEVEL) -> RegimeResult:
     mild, slopes, fitted = _mild(directory, record, level, family=len(dims))
     mild_status, mild_text = _mild_verdict(slopes, max(setting["mild_p"]), level)
     threshold, classes, over_fitted = _threshold(directory, record, level)
-    over_status, over_text = _over_verdict(threshold, classes, m)
+    over_status, over_text = _over_verdict(threshold, classes, m, level)
     collapse, tests, collapse_text, unpruned = _collapse(directory, record, level)
     coefficients, coefficient_text = _coefficients(directory)
     return RegimeResult(
@@ -528,6 +541,9 @@ def compute(results_dir, level: float = LEVEL) -> RegimeResult:
 
 # ---------------------------------------------------------------------------- figures
 def _save(grid: sns.FacetGrid, path: Path) -> None:
+    for ax in grid.axes.flat:
+        if ax.get_xscale() == "log":  # label the decades only: minor labels collide
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     grid.figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(grid.figure)
 

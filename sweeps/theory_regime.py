@@ -49,6 +49,7 @@ pass; `analysis/regime.py` (compute, render) turns DIR into the report's regime 
 
 from __future__ import annotations
 
+import json
 import time
 
 import jax
@@ -59,6 +60,7 @@ import pandas as pd
 import jaxprune
 from jaxprune.data import draw_sample, observed_labels, signal_coordinates, signal_directions
 from jaxprune.model import noise_preactivations, preactivations, readout
+from jaxprune.results import write_json
 from jaxprune.state import TEST_STREAM, TRAIN_STREAM, init_state
 from sweeps.common import Recorder, parser
 
@@ -255,17 +257,24 @@ def coefficient_rows(
     }
 
 
-def _derived(rec: Recorder, key: str, rows, **meta) -> pd.DataFrame:
+def _derived(rec: Recorder, key: str, rows, spec: dict, **meta) -> pd.DataFrame:
     """A pass that is not a jaxprune sweep (per-class outcomes, coefficients): computed once
-    into out/key.parquet (reused when present) and recorded in run.json like a sweep."""
-    path = rec.out / f"{key}.parquet"
+    into out/key.parquet with its specification in out/key.json, reused when both are present
+    and the specification is the same (a different one is refused unless --overwrite), and
+    recorded in run.json like a sweep."""
+    path, spec_path = rec.out / f"{key}.parquet", rec.out / f"{key}.json"
     t0 = time.perf_counter()
-    if path.exists() and not rec.args.overwrite:
+    if path.exists() and spec_path.exists() and not rec.args.overwrite:
+        if json.loads(spec_path.read_text()) != spec:
+            raise SystemExit(
+                f"{path} holds a different {key} pass: choose another --out or pass --overwrite."
+            )
         frame = pd.read_parquet(path)
     else:
-        frame = pd.concat([r if isinstance(r, pd.DataFrame) else pd.DataFrame([r]) for r in rows()])
+        frame = pd.concat(r if isinstance(r, pd.DataFrame) else pd.DataFrame([r]) for r in rows())
         frame.reset_index(drop=True).to_parquet(path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
+        write_json(spec_path, spec)
     rec.invocation["sweeps"][key] = {"runs": len(frame), "wall_s": time.perf_counter() - t0}
     rec.record.setdefault("sweeps", {})[key] = meta
     rec.save()
@@ -347,7 +356,13 @@ def main(argv=None) -> None:
                         raise RuntimeError(f"class pass disagrees with overprune-d{dim}: p={p}")
                     yield rows
 
-    _derived(rec, "classes", class_rows, purpose="per-class outcomes of the over-pruning runs")
+    _derived(
+        rec,
+        "classes",
+        class_rows,
+        dict(dims=s["over_dims"], p=s["over_p"], seeds=seeds, score=OVERPRUNE_SCORE, **constants),
+        purpose="per-class outcomes of the over-pruning runs",
+    )
 
     def coefficient_rows_all():
         for dim in s["dyn_dims"]:
@@ -362,6 +377,13 @@ def main(argv=None) -> None:
         rec,
         "coefficients",
         coefficient_rows_all,
+        dict(
+            dims=s["dyn_dims"],
+            p=s["dyn_p"],
+            seeds=s["dyn_seeds"],
+            dyn_steps=s["dyn_steps"],
+            **constants,
+        ),
         purpose="signal (gamma) and noise (rho) coefficients over steps, score 1",
         **constants,
     )
