@@ -705,6 +705,10 @@ def render(result: RegimeResult, figures_dir) -> str:
         "",
         f"![mild pruning in regime]({FIGURES['mild']})",
         "",
+        "Rows: pruned minus dense (p = 0); pruned minus the init control (the dense network "
+        "initialised at sigma_0 sqrt(1 - p), same seeds); the init control minus dense. Bars: "
+        "per-cell 95% t intervals over seeds.",
+        "",
         "<details><summary>Every cell: paired differences, mean [95% CI] over seeds</summary>",
         "",
         _table(mild),
@@ -718,6 +722,9 @@ def render(result: RegimeResult, figures_dir) -> str:
         _table(result.threshold),
         "",
         f"![over-pruning threshold]({FIGURES['threshold']})",
+        "",
+        "Fraction of classes that learned, by whether the class keeps a live signal neuron; "
+        "dashed: the logistic p* of all classes; dotted: the mask-and-signs prediction.",
         "",
         "Fraction of runs that fitted their training set (training accuracy 1), by p:",
         "",
