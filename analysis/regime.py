@@ -38,7 +38,7 @@ from scipy import optimize as _optimize  # noqa: E402
 from scipy import stats as _scipy_stats  # noqa: E402
 
 import jaxprune  # noqa: E402
-from jaxprune.stats import LEVEL, mean_ci, t_quantile  # noqa: E402
+from jaxprune.stats import LEVEL, grouped_mean_ci, mean_ci, t_quantile  # noqa: E402
 
 CHANCE = 0.5  # K = 2
 LEARNED = 0.75  # a run (class) has learned when its test accuracy is >= this, midway to 1
@@ -605,19 +605,22 @@ def _threshold_figure(classes: pd.DataFrame, threshold: pd.DataFrame, path: Path
 
 
 def _collapse_figure(unpruned: pd.DataFrame, path: Path) -> None:
-    """Unpruned test accuracy against the benign score, without and with a log d factor."""
+    """Unpruned test accuracy (mean and t interval over seeds, `jaxprune.stats`) against the
+    benign score, without and with a log d factor."""
+    cells = grouped_mean_ci(unpruned.test_acc, [unpruned.dim, unpruned.score]).reset_index()
+    cells = cells.assign(
+        low=cells["mean"] - cells.half_width, high=cells["mean"] + cells.half_width
+    )
     long = pd.concat(
         [
-            unpruned.assign(variable="n mu^4 / (sigma^4 d)", x=unpruned.score),
-            unpruned.assign(
-                variable="n mu^4 / (sigma^4 d log d)", x=unpruned.score / np.log(unpruned.dim)
-            ),
+            cells.assign(variable="n mu^4 / (sigma^4 d)", x=cells.score),
+            cells.assign(variable="n mu^4 / (sigma^4 d log d)", x=cells.score / np.log(cells.dim)),
         ]
     )
     grid = sns.FacetGrid(
         long, col="variable", hue="dim", height=3, aspect=1.2, sharex=False, palette="viridis"
     )
-    grid.map_dataframe(sns.lineplot, x="x", y="test_acc", marker="o", errorbar=("ci", 95))
+    grid.map_dataframe(_errorbars, x="x", y="mean", low="low", high="high")
     grid.set(xscale="log")
     grid.set_axis_labels("", "test accuracy (p = 0)")
     grid.set_titles("{col_name}")
@@ -639,7 +642,7 @@ def _coefficient_figure(coefficients: pd.DataFrame, path: Path) -> None:
         long, col="prune_frac", row="coefficient", hue="dim", height=2.4, aspect=1.2,
         sharey="row", margin_titles=True, palette="viridis",
     )  # fmt: skip
-    grid.map_dataframe(sns.lineplot, x="step", y="ratio", marker="o")
+    grid.map_dataframe(sns.lineplot, x="step", y="ratio", marker="o", errorbar=None)
     grid.set(xscale="log")
     grid.set_titles(row_template="{row_name}", col_template="p = {col_name}")
     grid.set_axis_labels("GD step t", "measured / predicted")
@@ -649,7 +652,9 @@ def _coefficient_figure(coefficients: pd.DataFrame, path: Path) -> None:
 
 # ---------------------------------------------------------------------------- render
 def _table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    return frame.to_markdown(index=False, floatfmt=floatfmt)
+    """DataFrame.to_markdown, dimensions written in full (not as 1e+03)."""
+    whole = {c: frame[c].map(lambda v: f"{v:.0f}") for c in ("d", "dim") if c in frame}
+    return frame.assign(**whole).to_markdown(index=False, floatfmt=floatfmt)
 
 
 def _with_ci(frame: pd.DataFrame, name: str, prefix: str = "") -> list[str]:
@@ -694,7 +699,7 @@ def render(result: RegimeResult, figures_dir) -> str:
         "eta sigma^2 d <~ 1, sigma_0 sigma sqrt(d) <~ 1/n, d >> n^2), every run trained by GD "
         f"to training loss {s['loss_tol']:g} (cap {s['steps']} steps).",
         "",
-        _table(result.regime),
+        _table(result.regime, ".4g"),
         "",
         _table(result.runs),
         "",
