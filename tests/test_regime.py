@@ -199,3 +199,20 @@ def test_smoke_compute_and_render(smoke):
         assert f"({name})" in text
     assert "## The claims in the theorems' regime" in text
     assert not any(p.name.endswith(".png") for p in out.iterdir())  # figures only where asked
+
+
+def test_live_signal_prediction_against_the_package_draws():
+    """At p = p_live(m), ((1+p)/2)^m = 1/2: over 400 seeds of the package's own init and mask
+    draws, about half of the classes have no live signal neuron (kept, positive at init)."""
+    config, params = jaxprune.presets.yang2023()
+    config = config.replace(dim=8, width=5)
+    p = regime.p_live(config.width)
+    assert ((1 + p) / 2) ** config.width == pytest.approx(0.5)
+    params = params.replace(prune_frac=p)
+    keys = jax.vmap(jax.random.key)(np.arange(400))
+    states = jax.vmap(lambda key: init_state(config, params, key))(keys)
+    classes = np.arange(config.num_classes)
+    w0 = np.asarray(states.weights)[:, classes, :, classes]  # (K, seeds, m): own coordinate
+    kept = np.asarray(states.mask)[:, classes, :, classes]
+    none_live = ~((kept > 0) & (w0 > 0)).any(axis=-1)
+    assert abs(none_live.mean() - 0.5) < 0.06  # 800 classes: sd 0.018
