@@ -138,11 +138,13 @@ class RegimeResult:
       (prune), of the control's accuracy (init) and of their difference (beyond_init), with
       Bonferroni-simultaneous CIs over the d's
     mild_status, mild_text: the verdict on "mild pruning raises test accuracy" in regime
-    threshold: per (d, condition): the logistic p* in log(1 - p) of class outcomes, with CI,
-      and the mask-only prediction p where P(a class keeps a signal neuron) = 1/2
+    threshold: per (d, condition): the logistic p* in log(1 - p) of class outcomes, with CI
+      (NaN where not estimable), and the predictions p_mask (p^m = 1/2) and p_live
+      (((1+p)/2)^m = 1/2: half the classes without a live signal neuron)
     fitted: per (sweep kind, d, p): fraction of runs whose training accuracy is 1 and that
       reached loss_tol
-    over_status, over_text: the verdict on over-pruning
+    over_status, over_text: the verdict on over-pruning (Fisher test among classes with a live
+      signal neuron: do they learn less at p >= p_live than at p = 0?)
     collapse: per d: the score midpoint s50 where half the p = 0 runs learn, with CI
     collapse_tests: chi-square tests of "s50 is the same for every d" in the score without and
       with a log d factor; collapse_text the verdict
