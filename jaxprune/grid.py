@@ -169,7 +169,7 @@ def plan(
     groups = []
     for combo in itertools.product(*config_axes.values()):
         changes = dict(zip(config_axes, combo, strict=True))
-        first = len(groups) * len(points) * len(seeds)
+        first = sum(group.num_runs for group in groups)  # runs numbered in group order
         runs = first + np.arange(len(points) * len(seeds), dtype=np.int64)
         groups.append(
             RunGroup(
