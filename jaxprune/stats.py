@@ -23,9 +23,13 @@ def ci_half_width(values, axis=None, level: float = LEVEL):
     """Half-width of the t-based `level` confidence interval of the mean of `values` along
     `axis` (NaN where fewer than two finite values). NaNs are ignored."""
     x = np.asarray(values, dtype=float)
-    n = np.sum(np.isfinite(x), axis=axis)
+    finite = np.isfinite(x)
+    n = finite.sum(axis=axis)
+    x = np.where(finite, x, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sem = np.nanstd(x, axis=axis, ddof=1) / np.sqrt(n)
+        mean = x.sum(axis=axis, keepdims=True) / finite.sum(axis=axis, keepdims=True)
+        squares = np.where(finite, (x - mean) ** 2, 0.0).sum(axis=axis)
+        sem = np.sqrt(squares / (n - 1) / n)
         half = t_quantile(np.maximum(n - 1, 1), level) * sem
     return np.where(n >= 2, half, np.nan)
 
@@ -44,14 +48,11 @@ def mean_ci(values, level: float = LEVEL) -> tuple[float, float, float, int]:
 
 def grouped_mean_ci(series, by, level: float = LEVEL):
     """Per group of `series.groupby(by)`: a frame with columns mean, half_width, n (the t-based
-    `level` CI of each group's mean is mean ± half_width)."""
+    `level` CI of each group's mean is mean ± half_width; NaN half-width for n < 2)."""
     import pandas as pd
 
     groups = series.groupby(by, sort=True, dropna=False)
-    return pd.DataFrame(
-        {
-            "mean": groups.mean(),
-            "half_width": groups.agg(lambda v: float(ci_half_width(v.to_numpy(), level=level))),
-            "n": groups.count(),
-        }
-    )
+    n = groups.count()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = t_quantile(np.maximum(n - 1, 1), level) * groups.std(ddof=1) / np.sqrt(n)
+    return pd.DataFrame({"mean": groups.mean(), "half_width": half.where(n >= 2), "n": n})
