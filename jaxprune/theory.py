@@ -56,6 +56,13 @@ def benign_score(n_train, mu_norm, sigma_noise, prune_frac, dim):
     return n_train * mu_norm**4 / (sigma_noise**4 * d_eff(prune_frac, dim))
 
 
+def init_matched_sigma(sigma_init, prune_frac):
+    """sigma_0 sqrt(1 - p): the init scale of a dense network whose filters have the squared norm
+    a Bernoulli(1 - p) mask leaves, in expectation (E ||w ⊙ M||^2 = (1 - p) d sigma_0^2). The
+    dense network at this init is the control that tells pruning apart from a smaller init."""
+    return sigma_init * np.sqrt(1 - prune_frac)
+
+
 def signal_neurons_expected(prune_frac, width):
     """Expected number of a class's m neurons whose mask keeps its signal coordinate: (1 - p) m."""
     return (1 - prune_frac) * width
