@@ -202,16 +202,25 @@ def slopes(rows: pd.DataFrame, group: list[str], path):
             est, y + offset, xerr=[est - low, high - est], fmt="none", ecolor=color, capsize=2
         )
         ax.scatter(
-            est, y + offset, s=22, zorder=3, label=title,
-            facecolors=[color if sig else "white" for sig in significant], edgecolors=color,
-        )  # fmt: skip
+            est,
+            y + offset,
+            s=22,
+            zorder=3,
+            label=title,
+            facecolors=[color if sig else "white" for sig in significant],
+            edgecolors=color,
+        )
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(y)
     ax.set_yticklabels(
-        [", ".join(f"{label(g)} = {r[g]:g}" if not isinstance(r[g], str) else str(r[g])
-                   for g in group) for _, r in rows.iterrows()],
+        [
+            ", ".join(
+                f"{label(g)} = {r[g]:g}" if not isinstance(r[g], str) else str(r[g]) for g in group
+            )
+            for _, r in rows.iterrows()
+        ],
         fontsize=7,
-    )  # fmt: skip
+    )
     ax.set_xlabel("slope of test accuracy over p in [0, 0.5], per unit p (paired by seed, 95% CI)")
     ax.set_title("Mild pruning: primary contrast; filled: Holm-adjusted p <= 0.05", fontsize=10)
     ax.legend(fontsize=7, loc="best")
@@ -220,11 +229,19 @@ def slopes(rows: pd.DataFrame, group: list[str], path):
 
 
 def phase(frame, path, *, x, y, contours, title, vmin=None):
-    """A jaxprune phase diagram (seed-mean heatmap with theory contours). Contours need at
-    least two values on each axis (jaxprune.plot passes a 1-row field to matplotlib's contour,
-    which raises), so a grid with a single row or column is drawn without them."""
+    """A jaxprune phase diagram (seed-mean heatmap with theory contours; cells where every run
+    is `in_regime` outlined). Contours need at least two values on each axis (matplotlib's
+    contour raises on a 1-row field), so a grid with a single row or column is drawn without."""
     if frame[x].nunique() < 2 or frame[y].nunique() < 2:
         contours = None
     save_phase_diagram(
-        frame, path, x=x, y=y, value="test_acc", contours=contours, title=title, vmin=vmin
+        frame,
+        path,
+        x=x,
+        y=y,
+        value="test_acc",
+        contours=contours,
+        title=title,
+        vmin=vmin,
+        outline="in_regime" if "in_regime" in frame else None,
     )

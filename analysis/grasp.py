@@ -154,8 +154,9 @@ def render(result: GraspDiagnosis) -> str:
             "to the signals, a filter's signal coordinate meets only the signal patch, where its "
             "pre-activation is ||mu|| w0 < 0: the ReLU is off on every sample, the coordinate's "
             "gradient is zero and it never moves (largest change of a kept dead signal weight "
-            f"over training: {result.moved:.2g}, float32 rounding, in {result.moved_run}). So no neuron learns its "
-            "class's signal and the network fits its training set by memorizing noise.",
+            f"over training: {result.moved:.2g}, float32 rounding, in {result.moved_run}). "
+            "So no neuron learns its class's signal and the network fits its training set by "
+            "memorizing noise.",
             "",
             "Why GraSP does this: its score S = -w0 ⊙ Hg is, to first order, half the change of "
             "the gradient norm |g|^2 when the weight is removed, and GraSP removes the largest S "

@@ -127,7 +127,12 @@ def render(result: KouResult, figures_dir: Path) -> str:
         return "\n".join([*text, "Too few dimensions reach a boundary level; no fit."])
     ref = fits.iloc[np.argmin(np.abs(fits.level.to_numpy() - REFERENCE_LEVEL))]
     figures.kou_heatmap(
-        result.last, result.boundary, ref.C_d, REFERENCE_LEVEL, s["n"], figures_dir / "kou2023_heatmap.png"
+        result.last,
+        result.boundary,
+        ref.C_d,
+        REFERENCE_LEVEL,
+        s["n"],
+        figures_dir / "kou2023_heatmap.png",
     )
     table = pd.DataFrame(
         {

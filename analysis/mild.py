@@ -139,7 +139,7 @@ def group_verdict(row) -> tuple[str, str]:
     if down:
         return "fails: pruning lowers accuracy", "-"
     if not up:
-        return "not shown (slope CI includes 0 after Holm)", "-"
+        return "not shown (Holm-adjusted p > 0.05)", "-"
     if "excess" not in row or not np.isfinite(row.excess):
         return "holds (no control run)", "-"
     if row.excess_p_holm <= ALPHA and row.excess > 0:
@@ -158,9 +158,28 @@ def _slope_text(row) -> str:
     return text
 
 
+REGIME_NAMES = {
+    "regime_d_over_n2": "d/n^2",
+    "regime_init_scale": "sigma_0 sigma sqrt(d)",
+    "regime_step": "eta sigma^2 d",
+}
+
+
 def _regime(last: pd.DataFrame, group: list[str]) -> pd.DataFrame:
-    cols = [c for c in REGIME_COLUMNS if c in last]
-    return last.groupby(group)[cols].agg(["min", "max"]).round(3) if cols else pd.DataFrame()
+    """Per group: the range of each regime column ('a' or 'a to b') and the fraction of runs
+    in_regime."""
+    rows = []
+    for key, part in last.groupby(group):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(group, key, strict=True))
+        for column, name in REGIME_NAMES.items():
+            if column in part:
+                lo, hi = part[column].min(), part[column].max()
+                row[name] = f"{lo:.3g}" if lo == hi else f"{lo:.3g} to {hi:.3g}"
+        if "in_regime" in part:
+            row["fraction in_regime"] = float(part.in_regime.mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def compute(directory: Path) -> MildResult:
@@ -258,8 +277,10 @@ def _slope_table(slopes: pd.DataFrame, group: list[str]) -> str:
     ):
         if name in slopes:
             table[title] = slopes.apply(
-                lambda r, n=name: f"{r[n]:+.3f} [{r[n + '_low']:+.3f}, {r[n + '_high']:+.3f}]"
-                f" (Holm p {r[n + '_p_holm']:.2g})",
+                lambda r, n=name: (
+                    f"{r[n]:+.3f} [{r[n + '_low']:+.3f}, {r[n + '_high']:+.3f}]"
+                    f" (Holm p {r[n + '_p_holm']:.2g})"
+                ),
                 axis=1,
             )
     table["seeds"] = slopes.n
@@ -292,10 +313,10 @@ def render(result: MildResult, figures_dir: Path) -> str:
             else "No control runs in these results."
         ),
         "",
-        f"**Regime.** Range of the regime columns over these runs (the theorems need "
-        f"d/n^2 >= 1, sigma_0 sigma sqrt(d) <= 1, eta sigma^2 d <= 1):",
+        "**Regime.** Range of the regime columns over these runs (the theorems need "
+        "d/n^2 >= 1, sigma_0 sigma sqrt(d) <= 1, eta sigma^2 d <= 1):",
         "",
-        result.regime.to_markdown(),
+        result.regime.to_markdown(index=False),
         "",
         f"**Primary contrast (pre-declared):** per seed, the least-squares slope of test "
         f"accuracy over p in [0, {P_MAX:g}], averaged over ||mu||; its t-based 95% CI over "
@@ -344,7 +365,7 @@ def render_settings(result: MildResult, figures_dir: Path) -> str:
             "",
             "Regime columns over these runs:",
             "",
-            result.regime.to_markdown(),
+            result.regime.to_markdown(index=False),
             "",
             f"**{verdict.claim}: {verdict.new}.** {verdict.evidence}.",
             "",

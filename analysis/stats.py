@@ -302,7 +302,9 @@ def boundary_fits(
     for level in levels:
 
         def statistic(table, level=level):
-            return _boundary_statistics(first_crossings(mus, table, level), dims, n_train, sigma_noise)
+            return _boundary_statistics(
+                first_crossings(mus, table, level), dims, n_train, sigma_noise
+            )
 
         point = statistic(np.nanmean(array, axis=0))
         reps = seed_bootstrap(array, statistic, n_boot=n_boot, seed=seed)

@@ -54,13 +54,15 @@ def phase_diagram(
     title: str | None = None,
     vmin: float | None = None,
     vmax: float | None = None,
+    outline: str | None = None,
 ):
     """Draw the seed-mean of final `value` over (x, y) as an annotated heatmap.
 
     Grid values are shown as evenly spaced categories, so log-like grids read well; the
     caption gives the seeds per cell and the largest 95% confidence half-width. `contours`
     maps a column (a theory column, say) to levels drawn as dashed lines over the cells.
-    Returns the matplotlib Axes.
+    `outline` names a boolean column (such as the theory column `in_regime`): the cells where
+    it holds for every run are outlined. Returns the matplotlib Axes.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -115,6 +117,24 @@ def phase_diagram(
                 linestyle="--",
                 linewidth=2,
                 label=f"{column} = {', '.join(f'{v:g}' for v in sorted(levels))}",
+            )
+        )
+    if outline is not None:
+        from matplotlib.patches import Rectangle
+
+        inside = cell_table(last, x, y, outline).reindex(index=table.index, columns=table.columns)
+        for i, j in zip(*np.nonzero(inside.to_numpy(dtype=float) == 1.0), strict=True):
+            ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="white", linewidth=2.5))
+        cells = int((inside.to_numpy(dtype=float) == 1.0).sum())
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="s",
+                markerfacecolor="none",
+                markeredgecolor="black",
+                linestyle="none",
+                label=f"outlined: {outline} in every run ({cells} cells)",
             )
         )
     if handles:

@@ -166,9 +166,7 @@ def main(argv=None) -> None:
         params,
         purpose="(a) mild pruning: test accuracy over p at signal strengths near the transition",
     )
-    control_sweep(
-        rec, "mild", config, {"mu_norm": s["mu"]}, seeds, params, s["sigma_init"], s["p"]
-    )
+    control_sweep(rec, "mild", config, {"mu_norm": s["mu"]}, seeds, params, s["sigma_init"], s["p"])
 
     s = size["overprune"]
     big = config if smoke else config.replace(dim=OVERPRUNE_DIM)
