@@ -21,6 +21,7 @@ report and the tests share them.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -245,9 +246,10 @@ def seed_bootstrap(
 def percentile_ci(replicates, level: float = LEVEL, axis: int = 0):
     """The percentile bootstrap CI (low, high) of replicates along `axis` (NaNs ignored)."""
     tail = 100 * (1 - level) / 2
-    return np.nanpercentile(replicates, tail, axis=axis), np.nanpercentile(
-        replicates, 100 - tail, axis=axis
-    )
+    with warnings.catch_warnings():  # a statistic that is NaN in every replicate stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low = np.nanpercentile(replicates, tail, axis=axis)
+        return low, np.nanpercentile(replicates, 100 - tail, axis=axis)
 
 
 BOUNDARY_MODELS = {"d": lambda d: d, "d log d": lambda d: d * np.log(d)}
