@@ -301,3 +301,23 @@ def test_grasp_keeps_only_dead_signal_weights():
     assert (
         measured["snip"]["dead"] == 0 and measured["snip"]["live"] > measured["bernoulli"]["live"]
     )
+
+
+def test_phase_diagram_outlines_in_regime_cells():
+    """plot.phase_diagram(outline='in_regime') outlines exactly the cells where every run is
+    in regime (here: p = 0.5 at both ||mu||, and p = 0 at ||mu|| = 2 only in one seed: not)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.patches import Rectangle
+
+    from jaxprune.plot import phase_diagram
+
+    rows = [
+        {"seed": s, "step": 10, "prune_frac": p, "mu_norm": mu, "test_acc": 0.7,
+         "in_regime": p == 0.5 or (mu == 2.0 and s == 0)}
+        for s in (0, 1) for p in (0.0, 0.5) for mu in (1.0, 2.0)
+    ]  # fmt: skip
+    ax = phase_diagram(pd.DataFrame(rows), outline="in_regime")
+    boxes = [patch for patch in ax.patches if isinstance(patch, Rectangle) and not patch.fill]
+    assert sorted((b.get_x(), b.get_y()) for b in boxes) == [(1, 0), (1, 1)]
