@@ -183,7 +183,7 @@ def summary(report: Report) -> str:
             "controls and family-wise statistics: *retracted* where it does not survive them. "
             "The numbers behind each row are in its section.",
             "",
-            table.replace("|", "\\|", regex=False).to_markdown(index=False)
+            table.apply(lambda c: c.str.replace("|", "\\|", regex=False)).to_markdown(index=False)
             if len(table)
             else "No verdicts: no results.",
             "",
