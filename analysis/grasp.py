@@ -126,15 +126,17 @@ def compute(
 
 def render(result: GraspDiagnosis) -> str:
     """The criteria report's GraSP section (markdown)."""
-    table = result.table.rename(
-        columns={
-            "kept": "signal neurons kept",
-            "live": "kept and live (w0 > 0)",
-            "dead": "kept and dead (w0 <= 0)",
-            "grasp_live_positive": "live: P(S > 0)",
-            "grasp_live_rank": "live: rank of S in neuron",
-        }
-    )
+    names = {
+        "criterion": "criterion",
+        "mu_norm": "mu_norm",
+        "kept": "signal neurons kept",
+        "live": "kept and live (w0 > 0)",
+        "dead": "kept and dead (w0 <= 0)",
+        "test_acc": "test acc (sweep)",
+        "grasp_live_positive": "GraSP: P(S > 0) of live ones",
+        "grasp_live_rank": "GraSP: their rank of S in the neuron",
+    }
+    table = result.table[[c for c in names if c in result.table]].rename(columns=names)
     grasp = result.table[result.table.criterion == "grasp/neuron"]
     rand = result.table[result.table.criterion == "bernoulli"]
     return "\n".join(
