@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from jaxprune.config import CONFIG_FIELDS
 from jaxprune.stats import LEVEL, mean_ci
 from jaxprune.theory import init_matched_sigma
 
@@ -112,8 +113,6 @@ def with_controls(pruned: pd.DataFrame, control: pd.DataFrame, *, value: str = "
 
 
 def _config_keys(frame: pd.DataFrame) -> list[str]:
-    from jaxprune.config import CONFIG_FIELDS
-
     return [c for c in CONFIG_FIELDS if c in frame.columns]
 
 
