@@ -1,9 +1,10 @@
 """Draw a phase diagram from a sweep's output.
 
     python analysis/phase_diagram.py RESULTS [--x prune_frac] [--y mu_norm] [--value test_acc]
-                                             [--out FIGURE.png]
+                                             [--facet F] [--mean-over F] [--out FIGURE.png] ...
 
-The same figure as `jaxprune plot`: the seed-mean of the final `value` over the two axes.
+The same command as `jaxprune plot` (every option of `jaxprune plot --help`): the seed-mean of
+the final `value` over the two axes.
 """
 
 import sys

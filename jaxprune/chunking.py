@@ -1,30 +1,42 @@
-"""How a group of runs is cut into chunks: memory estimates and chunk shapes.
+"""How a sweep is cut into chunks: memory and time estimates, chunk shapes, the chunks.
 
-A chunk is a block of the group's (point, seed) rectangle: `points` consecutive Params points
+A chunk is a block of a group's (point, seed) rectangle: `points` consecutive Params points
 times `seeds` consecutive seeds. The runs of one seed share its data (drawn once; see
-`jaxprune.data`), so a chunk's memory is its seeds' data plus its runs' own arrays. Chunks of a
-group all have one shape (the last ones are padded), so they share one compiled function.
+`jaxprune.data`), so a chunk's memory is its seeds' data plus its runs' own arrays, and its time
+is its seeds' draws plus its runs' steps. Chunks of a group all have one shape (the last ones are
+padded), so they share one compiled function. A default chunk fits the memory budget and holds at
+most `DEFAULT_CHUNK_SECONDS` of work by the cost model (`run_cost`, with rates measured once per
+process by `calibrate`), so that progress moves and an interrupted sweep loses seconds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import os
+import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.config import Config
 from jaxprune.data import num_noise_rows
 
 BYTES_PER_FLOAT = 4
-# Default chunks hold at most this many runs, so that progress moves, a kill loses little, and
-# host round-trips stay negligible (a chunk of this size takes seconds to minutes).
-MAX_DEFAULT_CHUNK_RUNS = {"cpu": 4096, "accelerator": 65536}
+# A default chunk holds at most this many seconds of estimated work (override: `sweep(...,
+# chunk_seconds=...)`), so that a kill or Ctrl-C loses about that much and progress moves.
+DEFAULT_CHUNK_SECONDS = 10.0
 # Share of free memory (RAM on CPU) that a chunk may use when no budget is given.
 DEFAULT_MEMORY_SHARE = 0.5
+# Weight-sized arrays (K m d floats) read or written per optimizer step of one run, besides the
+# matrix products (weights, mask, gradient, update, the freezing rule's selects), and the share
+# of the calibrated matmul rate that a step's smaller products reach: these fit the step times
+# of benchmarks/profile.py at both W1 and W2 sizes (README, Performance) within 10%.
+STEP_WEIGHT_PASSES = 8
+PRODUCT_EFFICIENCY = 0.75
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,10 +116,17 @@ def check_memory_budget(memory_budget_gb) -> None:
         )
 
 
-def check_chunk_options(chunk_size, memory_budget_gb) -> None:
-    """Refuse an invalid chunk_size or memory_budget_gb (before anything compiles)."""
+def check_chunk_options(chunk_size, memory_budget_gb, chunk_seconds=None) -> None:
+    """Refuse an invalid chunk_size, memory_budget_gb or chunk_seconds (before anything
+    compiles)."""
     _check_chunk_size(chunk_size)
     check_memory_budget(memory_budget_gb)
+    if chunk_seconds is not None:
+        number = isinstance(chunk_seconds, numbers.Real) and not isinstance(chunk_seconds, bool)
+        if not (number and math.isfinite(chunk_seconds) and chunk_seconds > 0):
+            raise ValueError(
+                f"chunk_seconds = {chunk_seconds!r} is invalid: must be a number > 0 (seconds)."
+            )
 
 
 def seeds_vmapped(num_devices_seeds: int) -> int:
@@ -129,17 +148,20 @@ def choose_chunk_shape(
     chunk_size: int | None = None,
     memory_budget_gb: float | None = None,
     num_devices: int = 1,
+    chunk_seconds: float | None = None,
+    speed: Speed | None = None,
 ) -> ChunkShape:
     """The chunk shape of a group of num_points x num_seeds runs.
 
     With `chunk_size`, at most that many runs. Otherwise the largest chunk whose estimated peak
     memory (`chunk_bytes`) on each device fits `memory_budget_gb` (default:
-    `default_memory_budget_gb()`), of at most MAX_DEFAULT_CHUNK_RUNS runs per device; a budget
-    that does not hold one run is refused. A chunk takes whole rows of points first (every
-    point of a seed shares that seed's draws), then as many seeds as fit; both are evened out
-    so that the padded last chunk wastes little. Seeds are padded to a multiple of num_devices.
+    `default_memory_budget_gb()`) and, with `chunk_seconds`, whose estimated time
+    (`chunk_seconds_estimate` at `speed`, default `calibrate()`) is at most that; a budget that
+    does not hold one run is refused. A chunk takes whole rows of points first (every point of a
+    seed shares that seed's draws), then as many seeds as fit; both are evened out so that the
+    padded last chunk wastes little. Seeds are padded to a multiple of num_devices.
     """
-    check_chunk_options(chunk_size, memory_budget_gb)
+    check_chunk_options(chunk_size, memory_budget_gb, chunk_seconds)
     if chunk_size is not None:
         points = min(num_points, int(chunk_size))
         seeds = min(num_seeds, max(1, int(chunk_size) // points))
@@ -154,16 +176,21 @@ def choose_chunk_shape(
                 f"{estimate_run_bytes(config) / 2**20:.1f} MiB of its own). Raise "
                 f"memory_budget_gb, or reduce n_test, n_train, dim or width."
             )
-        kind = "cpu" if jax.default_backend() == "cpu" else "accelerator"
-        most_runs = MAX_DEFAULT_CHUNK_RUNS[kind]
-        run_bytes = estimate_run_bytes(config)
-        points = (budget_bytes - estimate_seed_bytes(config)) // run_bytes
-        points = int(max(1, min(num_points, most_runs, points)))
-        per_device = max(1, most_runs // points)
-        if kind == "accelerator":  # all of a device's seeds at once: they share the budget
-            per_device = min(
-                per_device, max(1, int(budget_bytes // chunk_bytes(config, points, 1)))
-            )
+        accelerator = jax.default_backend() != "cpu"
+        points = (budget_bytes - estimate_seed_bytes(config)) // estimate_run_bytes(config)
+        points = int(max(1, min(num_points, points)))
+        per_device = num_seeds  # seeds per device: as many as the bounds below allow
+        if accelerator:  # all of a device's seeds at once: they share the budget
+            per_device = max(1, int(budget_bytes // chunk_bytes(config, points, 1)))
+        if chunk_seconds is not None:
+            speed = calibrate() if speed is None else speed
+
+            def seconds(points: int, seeds: int) -> float:
+                return chunk_seconds_estimate(config, ChunkShape(points, seeds, seeds), speed)
+
+            while points > 1 and seconds(points, 1) > chunk_seconds:
+                points = max(1, math.floor(points * chunk_seconds / seconds(points, 1)))
+            per_device = min(per_device, max(1, int(chunk_seconds // seconds(points, 1))))
         seeds = min(num_seeds, per_device * num_devices)
     points = _even(num_points, points)
     seeds = _even(num_seeds, seeds)
@@ -171,24 +198,172 @@ def choose_chunk_shape(
     return ChunkShape(points=points, seeds=seeds, padded_seeds=padded)
 
 
-def chunk_blocks(num_points: int, num_seeds: int, shape: ChunkShape) -> list[tuple[slice, slice]]:
-    """(points, seeds) slices of each chunk of a num_points x num_seeds group cut to `shape`, in
-    chunk order: point blocks outermost, then seed blocks."""
-    return [
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """One chunk of a sweep: the runs points[point_slice] x seeds[seed_slice] of group `group`,
+    with its `index` in that group's chunk order (point blocks outermost)."""
+
+    group: int
+    index: int
+    point_slice: slice
+    seed_slice: slice
+
+    @property
+    def num_points(self) -> int:
+        return self.point_slice.stop - self.point_slice.start
+
+    @property
+    def num_seeds(self) -> int:
+        return self.seed_slice.stop - self.seed_slice.start
+
+    @property
+    def num_runs(self) -> int:
+        return self.num_points * self.num_seeds
+
+
+def chunks_of(group: int, num_points: int, num_seeds: int, shape: ChunkShape) -> list[Chunk]:
+    """The chunks of group `group`, num_points x num_seeds runs cut to `shape`, in order: point
+    blocks outermost, then seed blocks."""
+    blocks = [
         (slice(p, min(p + shape.points, num_points)), slice(s, min(s + shape.seeds, num_seeds)))
         for p in range(0, num_points, shape.points)
         for s in range(0, num_seeds, shape.seeds)
     ]
+    return [Chunk(group, index, points, seeds) for index, (points, seeds) in enumerate(blocks)]
 
 
-def run_positions(num_seeds: int, points: slice, seeds: slice) -> np.ndarray:
-    """Position in a group's run order (points outermost, then seeds) of each run of the chunk
-    points x seeds, in the chunk's row order (also points outermost)."""
-    point_index = np.arange(points.start, points.stop)[:, None]
-    return (point_index * num_seeds + np.arange(seeds.start, seeds.stop)[None, :]).ravel()
+@dataclasses.dataclass(frozen=True)
+class Speed:
+    """What this process's device sustains: `flops` per second in float32 matrix products and
+    `bytes` per second of elementwise work (see `calibrate`)."""
+
+    flops: float
+    bytes: float
 
 
-def run_order_key(group: int, positions: np.ndarray, rows_per_run: int) -> np.ndarray:
-    """A sort key (one per row) that puts rows of several chunks in sweep order: groups in order,
-    then run positions, then the rows (logged steps) of a run as they come."""
-    return np.repeat(group * (1 << 40) + positions, rows_per_run)
+def _median_seconds(fn, *args, repeats: int = 5) -> float:
+    jax.block_until_ready(fn(*args))  # compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+@functools.cache
+def calibrate() -> Speed:
+    """Measure this process's `Speed` once (about 0.2 s on a CPU): medians of a float32 matrix
+    product (1024², or 4096² on an accelerator, large enough to hide the dispatch) and of an
+    elementwise pass over three arrays (2^20 floats, or 2^26)."""
+    size, length = (1024, 2**20) if jax.default_backend() == "cpu" else (4096, 2**26)
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    flops = 2 * size**3 / _median_seconds(jax.jit(lambda x: x @ x), a)
+    x = jnp.ones(length, jnp.float32)
+    passes = 4 * length * BYTES_PER_FLOAT  # three arrays read, one written
+    bandwidth = passes / _median_seconds(jax.jit(lambda x, y, z: x * y + z), x, x + 1, x + 2)
+    return Speed(flops=flops, bytes=bandwidth)
+
+
+def run_cost(config: Config) -> tuple[float, float]:
+    """(matrix-product FLOPs, elementwise bytes) of training and measuring one run to the end,
+    besides its seed's draws: each step's noise products (forward and weight gradient, 4 b Q d K m
+    for b samples per step) and STEP_WEIGHT_PASSES weight-sized passes plus the pre-activations'
+    elementwise work; each measurement's forward products on the training and test sets. An upper
+    bound under loss_tol (a frozen run stops early)."""
+    k, m, d, q = config.num_classes, config.width, config.dim, num_noise_rows(config)
+    batch = config.n_train if config.batch_size is None else config.batch_size
+    moments = {"gd": 0, "momentum": 1, "adam": 2}[config.optimizer]
+    logs = len(config.logged_steps())
+    measured = config.n_train + config.n_test
+    flops = config.steps * 4 * batch * q * d * k * m + logs * 2 * measured * q * d * k * m
+    passes = (STEP_WEIGHT_PASSES + 4 * moments) * k * m * d + 4 * batch * config.num_patches * k * m
+    measure = 6 * measured * config.num_patches * k * m + 4 * k * m * d
+    elementwise = (config.steps * passes + logs * measure) * BYTES_PER_FLOAT
+    return float(flops), float(elementwise)
+
+
+def seed_cost(config: Config) -> float:
+    """Elementwise bytes of drawing one seed's data (as many passes as its memory, see
+    `estimate_seed_bytes`)."""
+    return float(estimate_seed_bytes(config))
+
+
+def chunk_seconds_estimate(
+    config: Config, shape: ChunkShape, speed: Speed, num_devices: int = 1
+) -> float:
+    """Estimated seconds of one chunk of `shape`: each device computes its share of the seeds,
+    each seed's draws and its `shape.points` runs (`run_cost` at `speed`)."""
+    flops, elementwise = run_cost(config)
+    per_run = flops / (PRODUCT_EFFICIENCY * speed.flops) + elementwise / speed.bytes
+    per_seed = seed_cost(config) / speed.bytes + shape.points * per_run
+    return shape.padded_seeds // num_devices * per_seed
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkPlan:
+    """How a sweep's groups are cut: `shapes` (one ChunkShape per group), `chunks` (every chunk
+    of the sweep, in order) and `seconds` (each chunk's estimated time, or None when not
+    estimated)."""
+
+    shapes: tuple[ChunkShape, ...]
+    chunks: tuple[Chunk, ...]
+    seconds: tuple[float, ...] | None
+
+    def describe(self, num_runs: int) -> str:
+        """One line: runs, groups, chunks and the estimated time."""
+        largest = max(shape.runs for shape in self.shapes)
+        line = (
+            f"{num_runs} runs in {len(self.shapes)} group{'s' * (len(self.shapes) > 1)} "
+            f"(one compilation each), {len(self.chunks)} chunk{'s' * (len(self.chunks) > 1)} "
+            f"of at most {largest} runs"
+        )
+        if self.seconds is not None:
+            line += (
+                f"; about {sum(self.seconds):.3g} s of training by the cost model "
+                f"(at most {max(self.seconds):.2g} s a chunk)"
+            )
+        return line
+
+
+def plan_chunks(
+    groups,
+    chunk_size: int | None = None,
+    memory_budget_gb: float | None = None,
+    num_devices: int = 1,
+    chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+    speed: Speed | None = None,
+    estimate: bool = True,
+    shapes: list[ChunkShape] | None = None,
+) -> ChunkPlan:
+    """The chunks of a sweep's groups (each with .config, .num_points, .seeds; see
+    `jaxprune.grid.RunGroup`): shapes by `choose_chunk_shape` (unless `shapes` are given, as
+    when a sweep resumes), the chunks in order, and with `estimate` each chunk's estimated
+    seconds at `speed` (default: `calibrate()`, measured once per process)."""
+    if shapes is None:
+        shapes = [
+            choose_chunk_shape(
+                g.config,
+                g.num_points,
+                len(g.seeds),
+                chunk_size,
+                memory_budget_gb,
+                num_devices,
+                chunk_seconds if chunk_size is None else None,
+                speed,
+            )
+            for g in groups
+        ]
+    chunks = [
+        chunk
+        for index, (group, shape) in enumerate(zip(groups, shapes, strict=True))
+        for chunk in chunks_of(index, group.num_points, len(group.seeds), shape)
+    ]
+    seconds = None
+    if estimate:
+        speed = calibrate() if speed is None else speed
+        seconds = tuple(
+            chunk_seconds_estimate(groups[c.group].config, shapes[c.group], speed, num_devices)
+            for c in chunks
+        )
+    return ChunkPlan(tuple(shapes), tuple(chunks), seconds)

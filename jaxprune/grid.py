@@ -35,12 +35,14 @@ class RunGroup:
     config: that Config. config_values: the grid's Config fields and their values in this group.
     points: Params whose leaves are float64 arrays (N,), one entry per point of the Params grid.
     seeds: int64 array (S,). The group's runs are every (point, seed), points outermost.
+    runs: int64 array (N, S): each run's index in the sweep's run order (the `run` column).
     """
 
     config: Config
     config_values: dict[str, Any]
     points: Params
     seeds: np.ndarray
+    runs: np.ndarray
 
     @property
     def num_points(self) -> int:
@@ -82,6 +84,17 @@ def _grid_values(name: str, values: Any) -> list:
         items = [normalize_config_value(name, item) for item in items]
     if len(set(items)) != len(items):
         raise ValueError(f"grid[{name!r}] = {items!r} is invalid: values must be distinct.")
+    first = {}  # float32 value -> the first grid value that rounds to it
+    for item in items:
+        if isinstance(item, float):  # runs compute in float32: distinct there, or the same run
+            key = float(np.float32(item))
+            if key in first:
+                raise ValueError(
+                    f"grid[{name!r}] holds {first[key]!r} and {item!r}, the same float32 "
+                    f"({np.float32(item)!s}), the precision runs compute in: values must be "
+                    f"distinct in float32."
+                )
+            first[key] = item
     return items
 
 
@@ -156,5 +169,15 @@ def plan(
     groups = []
     for combo in itertools.product(*config_axes.values()):
         changes = dict(zip(config_axes, combo, strict=True))
-        groups.append(RunGroup(config.replace(**changes), changes, point_params, seeds))
+        first = len(groups) * len(points) * len(seeds)
+        runs = first + np.arange(len(points) * len(seeds), dtype=np.int64)
+        groups.append(
+            RunGroup(
+                config.replace(**changes),
+                changes,
+                point_params,
+                seeds,
+                runs.reshape(len(points), len(seeds)),
+            )
+        )
     return groups

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxprune import model
 from jaxprune.config import Config, Params
 from jaxprune.data import Sample, observed_labels, signal_coordinates
-from jaxprune.state import RunState, settle
+from jaxprune.state import RunState
 
 
 @jax.tree_util.register_dataclass
@@ -61,9 +61,8 @@ def measure(
     """All measurements of one run in `state` (weights (K, m, d), equal to weights ⊙ mask, bias
     (K, m), mask (K, m, d)), on the data `params` makes of the `train` and `test` draws.
 
-    converged_step and diverged are the state's record, settled with this measurement (see
-    `jaxprune.state.settle`): a loss that reaches loss_tol, or a non-finite loss or weight, counts
-    from the step it is first measured.
+    It only observes: converged_step and diverged are the state's record as it stands (the
+    training loop settles the state with this measurement; see `jaxprune.training`).
     """
     w, b, mask = state.weights, state.bias, state.mask
     train_noise = model.noise_preactivations(w, train)
@@ -80,7 +79,6 @@ def measure(
     test_pred = test_logits.argmax(-1)
     coords = signal_coordinates(config)
     kept_signal = mask[jnp.arange(config.num_classes), :, coords]  # (K, m)
-    settled = settle(config, state, train_loss, w, b)
     return Metrics(
         train_loss=train_loss,
         train_acc=(train_logits.argmax(-1) == train_y).mean(),
@@ -91,6 +89,6 @@ def measure(
         noise_max=noise_max(train, train_y, train_noise, params.sigma_noise),
         signal_neurons=kept_signal.sum(axis=1).mean(),
         density=mask.mean(),
-        converged_step=settled.converged_step,
-        diverged=settled.diverged,
+        converged_step=state.converged_step,
+        diverged=state.diverged,
     )

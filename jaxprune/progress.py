@@ -15,8 +15,8 @@ def _clock(seconds: float) -> str:
 
 
 class ProgressBar:
-    """`update(runs)` after each chunk. On a terminal the bar redraws in place; in a log file
-    each update is one line. Silent when `enabled` is False."""
+    """`started()` once computing starts, `update(runs)` after each chunk. On a terminal the
+    bar redraws in place; in a log file each update is one line. Silent when `enabled` is False."""
 
     WIDTH = 24
 
@@ -25,6 +25,7 @@ class ProgressBar:
         self.stream = sys.stderr if stream is None else stream
         self.done = self.resumed = 0
         self.start = time.perf_counter()
+        self._shown = False
 
     def line(self) -> str:
         """The bar as text: done/total, percent, rate of the runs computed here, elapsed, ETA."""
@@ -43,10 +44,17 @@ class ProgressBar:
             f"elapsed {_clock(elapsed)} ETA {_clock(eta)}"
         )
 
+    def started(self) -> None:
+        """Show the bar once computing starts (after the first compilation), before any chunk
+        ends; later calls do nothing."""
+        if not self._shown:
+            self.update(0)
+
     def update(self, runs: int, resumed: bool = False) -> None:
         self.done += runs
         if resumed:
             self.resumed += runs
+        self._shown = True
         if not self.enabled:
             return
         tty = getattr(self.stream, "isatty", lambda: False)()

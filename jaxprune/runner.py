@@ -6,19 +6,18 @@ at a time), the single-run function vmapped over its points, so that the runs of
 that seed's draws and their noise enters as one matrix product. One compiled function per
 static Config and chunk shape (cached); the last chunks are padded, never recompiled.
 
-With `out`, each chunk is written as its own parquet file as soon as it is done; re-running the
-same sweep into the same directory reads finished chunks instead of recomputing them. Under
-`jax.distributed`, process i computes the chunks i, i + n, i + 2n, ... of n processes.
+With `out`, each chunk is written as its own parquet file as soon as it is done and dropped from
+memory (results stream to disk); re-running the same sweep into the same directory skips the
+chunks written (see `jaxprune.results`). Ctrl-C finishes and writes the chunk in flight, then
+raises `SweepInterrupted` (see `jaxprune.stopping`). Under `jax.distributed`, process i computes
+the chunks i, i + n, i + 2n, ... of n processes, and an error on one stops all.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import functools
-import hashlib
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,15 +28,15 @@ import numpy as np
 import pandas as pd
 from jax.sharding import AxisType, PartitionSpec
 
-from jaxprune import chunking, results
+from jaxprune import chunking, results, stopping
 from jaxprune import grid as grid_lib
-from jaxprune.chunking import ChunkShape, check_chunk_options, choose_chunk_shape
+from jaxprune.chunking import Chunk, ChunkPlan, ChunkShape, check_chunk_options
 from jaxprune.config import PARAMS_FIELDS, Config, Params
 from jaxprune.metrics import METRIC_NAMES
 from jaxprune.progress import ProgressBar
+from jaxprune.results import SPEC_FILE, STOP_FILE, SweepInterrupted
 from jaxprune.training import make_seed_runs
 
-SPEC_FILE = "_sweep.json"
 RUN_AXIS = "runs"
 
 
@@ -103,62 +102,50 @@ def clear_compiled() -> None:
     _EXECUTABLES.clear()
 
 
-@dataclasses.dataclass(frozen=True)
-class Chunk:
-    """One chunk of a group: points[point_slice] x seeds[seed_slice], with its index in the
-    group's chunk order (point blocks outermost)."""
-
-    index: int
-    point_slice: slice
-    seed_slice: slice
-
-    @property
-    def num_points(self) -> int:
-        return self.point_slice.stop - self.point_slice.start
-
-    @property
-    def num_seeds(self) -> int:
-        return self.seed_slice.stop - self.seed_slice.start
-
-
-def chunks_of(group: grid_lib.RunGroup, shape: ChunkShape) -> list[Chunk]:
-    """The group's chunks of `shape`, in order (see `chunking.chunk_blocks`)."""
-    blocks = chunking.chunk_blocks(group.num_points, len(group.seeds), shape)
-    return [Chunk(index, points, seeds) for index, (points, seeds) in enumerate(blocks)]
-
-
 def _pad(values: np.ndarray, size: int) -> np.ndarray:
     """Pad (R,) to (size,) by repeating the last entry (padding runs are computed, then dropped)."""
     return np.concatenate([values, np.repeat(values[-1:], size - len(values))])
 
 
 def _run_columns(group: grid_lib.RunGroup, chunk: Chunk) -> dict[str, np.ndarray]:
-    """seed, every Params field and the grid's Config fields of the chunk's runs (points
+    """run, seed, every Params field and the grid's Config fields of the chunk's runs (points
     outermost), each (R,). A loss_tol of None is written as NaN, so the column stays float."""
     seeds = group.seeds[chunk.seed_slice]
-    columns = {"seed": np.tile(seeds, chunk.num_points)}
+    columns = {
+        "run": group.runs[chunk.point_slice, chunk.seed_slice].ravel(),
+        "seed": np.tile(seeds, chunk.num_points),
+    }
     for name in PARAMS_FIELDS:
         columns[name] = np.repeat(getattr(group.points, name)[chunk.point_slice], len(seeds))
     for name, value in group.config_values.items():
-        columns[name] = np.repeat(np.nan if value is None else value, len(columns["seed"]))
+        columns[name] = np.repeat(np.nan if value is None else value, chunk.num_runs)
     return columns
 
 
-def _run_chunk(
+def _dispatch(
     group: grid_lib.RunGroup,
     chunk: Chunk,
     shape: ChunkShape,
     num_devices: int = 1,
     with_state: bool = False,
+    stop=lambda: False,
 ):
-    """Run one chunk as a padded block of shape.points x shape.padded_seeds runs.
-    Returns (frame, states) with states None unless `with_state`."""
+    """Start one chunk as a padded block of shape.points x shape.padded_seeds runs, once its
+    function is compiled; returns its outputs (computed asynchronously), or None when stop()
+    turns true during the compilation."""
     points = jax.tree.map(
         lambda v: jnp.asarray(_pad(v[chunk.point_slice], shape.points), jnp.float32), group.points
     )
     seeds = jnp.asarray(_pad(group.seeds[chunk.seed_slice], shape.padded_seeds), jnp.int32)
-    out = executable(group.config, shape, num_devices, with_state).result()(points, seeds)
-    history, states = out if with_state else (out, None)
+    compiled = executable(group.config, shape, num_devices, with_state)
+    stopping.wait(lambda: compiled.done() or stop())
+    return compiled.result()(points, seeds) if compiled.done() and not stop() else None
+
+
+def _frame(group: grid_lib.RunGroup, chunk: Chunk, outputs, with_state: bool = False):
+    """The tidy frame of a chunk's outputs (and its final RunStates, None unless
+    `with_state`), its padding dropped."""
+    history, states = outputs if with_state else (outputs, None)
     num_points, num_seeds = chunk.num_points, chunk.num_seeds
 
     def rows(values: jax.Array) -> np.ndarray:
@@ -178,98 +165,54 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     its final RunState (weights (K, m, d), bias (K, m), mask (K, m, d), ...).
 
     It is the run `sweep` computes for the same (config, params, seed): the same random draws,
-    the same steps, numbers equal up to float32 rounding.
+    the same steps, numbers equal up to float32 rounding (its `run` column is 0).
     """
     (group,) = grid_lib.plan(config, {}, grid_lib.normalize_seeds([seed]), params)
-    (chunk,) = chunks_of(group, ChunkShape(1, 1, 1))
-    frame, states = _run_chunk(group, chunk, ChunkShape(1, 1, 1), with_state=return_state)
+    shape = ChunkShape(1, 1, 1)
+    (chunk,) = chunking.chunks_of(0, 1, 1, shape)
+    outputs = _dispatch(group, chunk, shape, with_state=return_state)
+    frame, states = _frame(group, chunk, outputs, with_state=return_state)
     if not return_state:
         return frame
     return frame, jax.tree.map(lambda v: v[0], states)
 
 
-def sweep_spec(config: Config, grid: dict[str, list], seeds: np.ndarray, base: Params) -> dict:
-    """What fixes a sweep's results: the Config, grid, seeds and base Params, with their hash."""
-    spec = {
-        "config": dataclasses.asdict(config),
-        "grid": grid,
-        "grid_order": list(grid),  # the run order follows the grid's key order
-        "seeds": seeds.tolist(),
-        "base": {k: float(np.asarray(getattr(base, k))) for k in PARAMS_FIELDS},
-    }
-    spec["spec_hash"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-    return spec
+def _recorded_shapes(recorded: dict, num_devices: int) -> list[ChunkShape]:
+    """The chunk shapes recorded in a sweep's metadata, padded for num_devices."""
+    return [
+        ChunkShape(p, s, -(-s // num_devices) * num_devices) for p, s in recorded["chunk_shapes"]
+    ]
 
 
-def environment() -> dict:
-    """Versions and device of this process, recorded with every result file."""
-    import jaxlib
-
-    from jaxprune import __version__
-
-    device = jax.devices()[0]
-    return {
-        "jaxprune_version": __version__,
-        "jax_version": jax.__version__,
-        "jaxlib_version": jaxlib.__version__,
-        "backend": jax.default_backend(),
-        "device_kind": device.device_kind,
-        "device_count": jax.device_count(),
-    }
+def _shape_lists(plan: ChunkPlan) -> list[list[int]]:
+    return [[shape.points, shape.seeds] for shape in plan.shapes]
 
 
-def _prepare_out(out: Path, spec: dict, overwrite: bool) -> list[list[int]] | None:
-    """Create or reuse the output directory. Returns the chunk shapes of the sweep found there
-    when it is the same sweep (to resume it with the same chunks), else None."""
-    spec_path = out / SPEC_FILE
-    if spec_path.exists() and not overwrite:
-        recorded = json.loads(spec_path.read_text())
-        if recorded["spec_hash"] == spec["spec_hash"]:
-            for stale in out.glob(".*.tmp-*"):  # half-written by a killed run
-                stale.unlink(missing_ok=True)
-            return recorded["chunk_shapes"]
-        raise ValueError(
-            f"out = {str(out)!r} holds a different sweep (spec_hash {recorded['spec_hash']}, this "
-            f"one {spec['spec_hash']}): choose another `out`, or pass overwrite=True to replace it."
-        )
-    if out.exists() and overwrite and (spec_path.exists() or results.chunk_files(out)):
-        shutil.rmtree(out)
-    elif out.exists() and any(out.iterdir()):
-        raise ValueError(
-            f"out = {str(out)!r} is a non-empty directory that holds no jaxprune sweep."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return None
-
-
-def _metadata(spec: dict, shapes: list[ChunkShape]) -> dict:
-    """What every result file records: the sweep's spec, its chunk shapes and the environment."""
-    return {**spec, "chunk_shapes": [[s.points, s.seeds] for s in shapes], **environment()}
-
-
-def _check_resumed_shapes(recorded, shapes: list[ChunkShape], chunk_size, out: Path) -> None:
-    """Refuse an explicit chunk_size that would cut a sweep found in `out` differently."""
-    as_lists = [[shape.points, shape.seeds] for shape in shapes]
-    if recorded is not None and chunk_size is not None and recorded != as_lists:
-        raise ValueError(
-            f"chunk_size = {chunk_size} differs from the chunks {recorded} (points x seeds) of "
-            f"the same sweep already in {out}: pass chunk_size=None to resume it, or "
-            f"overwrite=True."
-        )
-
-
-def _resumed_shapes(recorded: list[list[int]] | None, num_devices: int) -> list[ChunkShape]:
-    """The recorded chunk shapes ([points, seeds] per group), padded for num_devices ([] for
-    None)."""
-    return [ChunkShape(p, s, -(-s // num_devices) * num_devices) for p, s in recorded or []]
-
-
-def _sync(name: str) -> None:
-    """Wait until every process of a `jax.distributed` job gets here (nothing with one process)."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
+def _open_out(out: Path, spec: dict, plan: ChunkPlan, replan, chunk_size, overwrite) -> ChunkPlan:
+    """Process 0 creates `out`, or finds the same sweep there to resume with its chunks, or
+    refuses; every process hears its outcome. Returns the plan to follow (the recorded chunks
+    of a resumed sweep) and records it in out/_sweep.json."""
+    error = None
+    if jax.process_index() == 0:
+        try:
+            recorded = results.prepare_out(out, spec, overwrite)
+            if recorded is not None:
+                if chunk_size is not None and recorded["chunk_shapes"] != _shape_lists(plan):
+                    raise ValueError(
+                        f"chunk_size = {chunk_size} differs from the chunks "
+                        f"{recorded['chunk_shapes']} (points x seeds) of the same sweep already "
+                        f"in {out}: pass chunk_size=None to resume it, or overwrite=True."
+                    )
+                plan = replan(recorded)
+            runs = sum(chunk.num_runs for chunk in plan.chunks)
+            metadata = results.sweep_metadata(spec, _shape_lists(plan), runs, len(plan.chunks))
+            results.write_json(out / SPEC_FILE, metadata)
+        except Exception as refused:  # noqa: BLE001 (every process raises it: `agree`)
+            error = refused
+    stopping.agree(error, lambda: error)
+    if jax.process_index() != 0:
+        plan = replan(json.loads((out / SPEC_FILE).read_text()))
+    return plan
 
 
 def sweep(
@@ -281,84 +224,130 @@ def sweep(
     out: str | Path | None = None,
     chunk_size: int | None = None,
     memory_budget_gb: float | None = None,
+    chunk_seconds: float | None = None,
     progress: bool = True,
     overwrite: bool = False,
-) -> pd.DataFrame:
-    """Train every (grid point, seed) and return the tidy frame (one row per run and logged step).
+    collect: bool = True,
+) -> pd.DataFrame | None:
+    """Train every (grid point, seed) and return the tidy frame (one row per run and logged step,
+    in (run, step) order).
 
     grid: Params fields (vmapped inside one compiled call) and Config fields (one compilation per
     distinct combination) mapped to sequences of values; the runs are their Cartesian product
     with `seeds` (an int n for range(n), or a sequence). Fields not in the grid come from
     `config` and `base` (default Params()). Runs go in chunks of at most `chunk_size` runs, by
-    default as many as fit `memory_budget_gb` (default: half the free device memory, or RAM),
-    with the seeds of a chunk sharded across the local devices. With `out` (a directory), each
-    chunk is written there as parquet; re-running the same sweep into it resumes, skipping
-    chunks already written. Under `jax.distributed`, the processes split the chunks, each
-    writing its own files into `out` (required), and each returns the whole table.
+    default as many as fit `memory_budget_gb` (default: half the free device memory, or RAM)
+    and `chunk_seconds` of estimated work (default `chunking.DEFAULT_CHUNK_SECONDS`), with the
+    seeds of a chunk sharded across the local devices.
+
+    With `out` (a directory), each chunk is written there as parquet as soon as it is done and
+    not kept in memory; the frame returned is read back from `out` at the end, or, with
+    `collect=False` (for sweeps larger than memory), nothing is returned: `jaxprune.load(out)`
+    reads it. Re-running the same sweep into `out` resumes, skipping chunks already written.
+    Ctrl-C finishes and writes the chunk in flight (a second one abandons it), then raises
+    `results.SweepInterrupted`. Under `jax.distributed`, the processes split the chunks, each
+    writing its own files into `out` (required), and each returns the whole table; an error on
+    one process stops every process with that error.
     """
     grid = grid_lib.normalize_grid(grid)
     seeds = grid_lib.normalize_seeds(seeds)
     base = Params() if base is None else base
-    check_chunk_options(chunk_size, memory_budget_gb)
-    groups = grid_lib.plan(config, grid, seeds, base)
-    spec = sweep_spec(config, grid, seeds, base)
-    process, num_processes = jax.process_index(), jax.process_count()
-    if num_processes > 1 and out is None:
+    check_chunk_options(chunk_size, memory_budget_gb, chunk_seconds)
+    if not collect and out is None:
+        raise ValueError("collect = False needs out: a sweep kept nowhere would be lost.")
+    if jax.process_count() > 1 and out is None:
         raise ValueError("out = None is invalid under jax.distributed: give a shared directory.")
+    groups = grid_lib.plan(config, grid, seeds, base)
+    spec = results.sweep_spec(config, grid, seeds, base)
     num_devices = jax.local_device_count()
-    shapes = [
-        choose_chunk_shape(
-            g.config, g.num_points, len(g.seeds), chunk_size, memory_budget_gb, num_devices
-        )
-        for g in groups
-    ]
+    seconds = chunking.DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
+    options = dict(num_devices=num_devices, estimate=progress)
+    plan = chunking.plan_chunks(
+        groups, chunk_size, memory_budget_gb, chunk_seconds=seconds, **options
+    )
     if out is not None:
         out = Path(out)
-        if process == 0:  # the others wait, then take the chunks it settled on
-            recorded = _prepare_out(out, spec, overwrite)
-            _check_resumed_shapes(recorded, shapes, chunk_size, out)
-            shapes = _resumed_shapes(recorded, num_devices) or shapes
-            results.write_json(out / SPEC_FILE, _metadata(spec, shapes))
-        _sync("jaxprune: output prepared")
-        if process != 0:
-            recorded = json.loads((out / SPEC_FILE).read_text())["chunk_shapes"]
-            shapes = _resumed_shapes(recorded, num_devices)
-    metadata = _metadata(spec, shapes)
 
-    plan = []  # (group index, group, shape, chunk, mine): every chunk of the sweep, in order
-    for g, (group, shape) in enumerate(zip(groups, shapes, strict=True)):
-        for chunk in chunks_of(group, shape):
-            plan.append((g, group, shape, chunk, len(plan) % num_processes == process))
-    bar = ProgressBar(sum(c.num_points * c.num_seeds for *_, c, mine in plan if mine), progress)
-    pieces = []  # (group, run positions, frame, or the path of another process's chunk)
-    my_groups = list(dict.fromkeys(g for g, *_, mine in plan if mine))
-    next_group = dict(zip(my_groups, my_groups[1:], strict=False))
-    for g, group, shape, chunk, mine in plan:
-        if mine and g in next_group:  # this group starts: compile the next one meanwhile
-            following = next_group.pop(g)
-            executable(groups[following].config, shapes[following], num_devices)
-        path = None if out is None else results.chunk_path(out, g, chunk.index)
-        positions = chunking.run_positions(len(group.seeds), chunk.point_slice, chunk.seed_slice)
-        if not mine:
-            pieces.append((g, positions, path))
-        elif path is not None and path.exists():
-            pieces.append((g, positions, pd.read_parquet(path)))
-            bar.update(len(positions), resumed=True)
-        else:
-            frame, _ = _run_chunk(group, chunk, shape, num_devices)
-            if path is not None:
-                results.write_parquet(frame, path, metadata)
-            pieces.append((g, positions, frame))
-            bar.update(len(positions))
+        def replan(recorded: dict) -> ChunkPlan:
+            shapes = _recorded_shapes(recorded, num_devices)
+            return chunking.plan_chunks(groups, shapes=shapes, **options)
+
+        plan = _open_out(out, spec, plan, replan, chunk_size, overwrite)
+    runs = sum(group.num_runs for group in groups)
+    metadata = results.sweep_metadata(spec, _shape_lists(plan), runs, len(plan.chunks))
+
+    process, num_processes = jax.process_index(), jax.process_count()
+    mine = plan.chunks[process::num_processes]
+    bar = ProgressBar(sum(chunk.num_runs for chunk in mine), progress)
+    bar.note(plan.describe(runs))
+    frames = []  # without `out`: the chunks' frames, to return
+    error = None
+    with stopping.Interrupts(bar.note) as interrupts:
+        try:
+            for chunk, frame in _train(groups, plan, mine, out, interrupts, bar):
+                if out is None:
+                    frames.append(frame)
+                else:
+                    results.write_parquet(
+                        frame, results.chunk_path(out, chunk.group, chunk.index), metadata
+                    )
+                bar.update(chunk.num_runs)
+            if interrupts.requested:
+                raise KeyboardInterrupt
+        except BaseException as stopped:  # noqa: BLE001 (every process raises it: `agree`)
+            error = stopped
+            if num_processes > 1:  # the others stop after their chunk in flight
+                results.write_json(out / STOP_FILE, {"process": process, "error": str(stopped)})
+
+    def interrupted() -> SweepInterrupted:
+        saved = 0 if out is None else len(results.chunk_files(out))
+        return SweepInterrupted(saved, len(plan.chunks), out, interrupts.abandoned)
+
+    if isinstance(error, KeyboardInterrupt) and num_processes == 1:
+        raise interrupted() from None
     if num_processes > 1:
         bar.note(f"process {process}: my chunks are done; waiting for the other processes")
-        _sync("jaxprune: chunks written")
-    frames, order = [], []
-    for g, positions, frame in pieces:
-        frame = pd.read_parquet(frame) if isinstance(frame, Path) else frame
-        frames.append(frame)
-        order.append(chunking.run_order_key(g, positions, len(frame) // len(positions)))
-    frame = pd.concat(frames, ignore_index=True)
-    frame = frame.iloc[np.argsort(np.concatenate(order), kind="stable")].reset_index(drop=True)
-    frame.attrs = metadata
-    return frame
+    stopping.agree(error, interrupted)
+    if out is None:
+        return results.in_run_order(frames, metadata)
+    return results.load(out) if collect else None
+
+
+def _ready(outputs) -> bool:
+    return all(leaf.is_ready() for leaf in jax.tree.leaves(outputs))
+
+
+def _train(groups, plan: ChunkPlan, mine, out: Path | None, interrupts, bar):
+    """Yield (chunk, frame) for each of this process's chunks not yet in `out`, in order, until
+    Ctrl-C or another process asks to stop. The next chunk is started before the last one's
+    frame is made and written, so that the device works while the host writes; the next
+    group's function is compiled (on a background thread) while this group's chunks run."""
+    num_devices = jax.local_device_count()
+    my_groups = list(dict.fromkeys(chunk.group for chunk in mine))
+    next_group = dict(zip(my_groups, my_groups[1:], strict=False))
+    stop_file = None if out is None or jax.process_count() == 1 else out / STOP_FILE
+
+    def stop() -> bool:
+        return interrupts.requested or (stop_file is not None and stop_file.exists())
+
+    done = None  # (chunk, outputs) computed and not yet yielded
+    for chunk in mine:
+        if stop():
+            break
+        if out is not None and results.chunk_path(out, chunk.group, chunk.index).exists():
+            bar.update(chunk.num_runs, resumed=True)
+            continue
+        if chunk.group in next_group:  # this group starts: compile the next one meanwhile
+            following = next_group.pop(chunk.group)
+            executable(groups[following].config, plan.shapes[following], num_devices)
+        group, shape = groups[chunk.group], plan.shapes[chunk.group]
+        outputs = _dispatch(group, chunk, shape, num_devices, stop=stop)
+        if outputs is None:  # stopped while compiling
+            break
+        bar.started()
+        if done is not None:
+            yield done[0], _frame(groups[done[0].group], *done)[0]
+        stopping.wait(functools.partial(_ready, outputs))
+        done = chunk, outputs
+    if done is not None:
+        yield done[0], _frame(groups[done[0].group], *done)[0]

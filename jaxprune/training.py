@@ -87,10 +87,9 @@ def make_seed_runs(config: Config):
             """Measure, and settle the state with the measurement (a run whose loss reached
             loss_tol, or turned non-finite, is frozen from this step)."""
             metrics = measure(config, params, state, train, test)
-            state = dataclasses.replace(
-                state, converged_step=metrics.converged_step, diverged=metrics.diverged
-            )
-            return state, metrics
+            state = settle(config, state, metrics.train_loss, state.weights, state.bias)
+            outcome = dict(converged_step=state.converged_step, diverged=state.diverged)
+            return state, dataclasses.replace(metrics, **outcome)
 
         def step(carry: tuple[jax.Array, RunState]) -> tuple[jax.Array, RunState]:
             t, states = carry

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 import jaxprune
-from jaxprune.results import write_json
-from jaxprune.runner import environment
+from jaxprune.results import SweepInterrupted, environment, write_json
 
 SIZES = ("full", "quick", "smoke")
 RUN_FILE = "run.json"
@@ -106,16 +105,20 @@ class Recorder:
         """jaxprune.sweep into out/key (resumable); `meta` (what the sweep is for) goes to
         run.json. Returns the tidy frame."""
         t0 = time.perf_counter()
-        frame = jaxprune.sweep(
-            config,
-            grid,
-            seeds,
-            base=base,
-            out=self.out / key,
-            chunk_size=self.args.chunk_size,
-            memory_budget_gb=self.args.memory_budget,
-            overwrite=self.args.overwrite,
-        )
+        try:
+            frame = jaxprune.sweep(
+                config,
+                grid,
+                seeds,
+                base=base,
+                out=self.out / key,
+                chunk_size=self.args.chunk_size,
+                memory_budget_gb=self.args.memory_budget,
+                overwrite=self.args.overwrite,
+            )
+        except SweepInterrupted as stopped:  # Ctrl-C: one line saying how to resume, status 130
+            self.save()
+            stopped.exit(self.invocation["command"])
         runs = len(jaxprune.final(frame))
         self.invocation["sweeps"][key] = {"runs": runs, "wall_s": time.perf_counter() - t0}
         self.record.setdefault("sweeps", {})[key] = meta

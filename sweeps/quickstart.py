@@ -12,6 +12,8 @@ Re-running the same command resumes from the chunks already written.
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -43,16 +45,19 @@ def main() -> None:
     out = Path(args.out or ("results/quickstart-quick" if args.quick else "results/quickstart"))
 
     start = time.perf_counter()
-    frame = jaxprune.sweep(
-        config,
-        grid,
-        seeds,
-        base=params,
-        out=out,
-        chunk_size=args.chunk_size,
-        memory_budget_gb=args.memory_budget,
-        overwrite=args.overwrite,
-    )
+    try:
+        frame = jaxprune.sweep(
+            config,
+            grid,
+            seeds,
+            base=params,
+            out=out,
+            chunk_size=args.chunk_size,
+            memory_budget_gb=args.memory_budget,
+            overwrite=args.overwrite,
+        )
+    except jaxprune.results.SweepInterrupted as stopped:  # Ctrl-C: one line, status 130
+        stopped.exit(shlex.join(["python", *sys.argv]))
     elapsed = time.perf_counter() - start
     figure = out.with_suffix(".png")
     save_phase_diagram(

@@ -1,10 +1,12 @@
 """A sweep in a child process, for the tests of devices, hosts and kills (tests/test_scale.py).
 
     python tests/sweep_child.py OUT [--chunk-size N] [--steps N] [--distributed PID PORT]
+                                    [--fail-writes PID]
 
 Runs the sweep `sweep_args(steps)` into OUT. With --distributed, first joins a two-process
-`jax.distributed` job on 127.0.0.1:PORT as process PID. Set XLA_FLAGS in the environment for
-several CPU devices.
+`jax.distributed` job on 127.0.0.1:PORT as process PID. With --fail-writes PID, process PID
+cannot write its chunk files (PermissionError). Set XLA_FLAGS in the environment for several
+CPU devices. `sweep_spec(steps)` is the same sweep as a `jaxprune sweep` JSON specification.
 """
 
 from __future__ import annotations
@@ -29,18 +31,39 @@ def sweep_args(steps: int = 20) -> tuple:
     return config, GRID, SEEDS, base
 
 
+def sweep_spec(steps: int = 20) -> dict:
+    """The test sweep as a JSON specification for `jaxprune sweep SPEC`."""
+    import dataclasses
+
+    config, grid, seeds, base = sweep_args(steps)
+    fields = ("num_classes", "num_patches", "dim", "width", "n_train", "n_test", "steps")
+    return {
+        "config": {name: getattr(config, name) for name in (*fields, "log_every")},
+        "params": dataclasses.asdict(base),
+        "grid": grid,
+        "seeds": seeds,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--distributed", nargs=2, type=int, metavar=("PID", "PORT"))
+    parser.add_argument("--fail-writes", type=int, default=None, metavar="PID")
     args = parser.parse_args()
     if args.distributed:
         pid, port = args.distributed
         jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid)
     import jaxprune
 
+    if args.fail_writes == jax.process_index():
+
+        def refuse(frame, path, metadata):
+            raise PermissionError(f"cannot write {path.name} (test)")
+
+        jaxprune.results.write_parquet = refuse
     config, grid, seeds, base = sweep_args(args.steps)
     frame = jaxprune.sweep(config, grid, seeds, base=base, out=args.out, chunk_size=args.chunk_size)
     print(f"process {jax.process_index()}: {len(jaxprune.final(frame))} runs, "

@@ -305,7 +305,7 @@ def test_grasp_keeps_only_dead_signal_weights():
 
 def test_phase_diagram_outlines_in_regime_cells():
     """plot.phase_diagram(outline='in_regime') outlines exactly the cells where every run is
-    in regime (here: p = 0.5 at both ||mu||, and p = 0 at ||mu|| = 2 only in one seed: not)."""
+    in regime (here: p = 0.5 at both ||mu||; p = 0 at ||mu|| = 2 in one seed only: not)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,4 +320,6 @@ def test_phase_diagram_outlines_in_regime_cells():
     ]  # fmt: skip
     ax = phase_diagram(pd.DataFrame(rows), outline="in_regime")
     boxes = [patch for patch in ax.patches if isinstance(patch, Rectangle) and not patch.fill]
-    assert sorted((b.get_x(), b.get_y()) for b in boxes) == [(1, 0), (1, 1)]
+    # cells span midpoints: p in {0, 0.5} -> x edges -0.25, 0.25, 0.75; ||mu|| in {1, 2} -> y
+    # edges 0.5, 1.5, 2.5. Outlined: the p = 0.5 column only.
+    assert sorted((b.get_x(), b.get_y()) for b in boxes) == [(0.25, 0.5), (0.25, 1.5)]

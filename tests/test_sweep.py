@@ -34,13 +34,16 @@ def test_train_alone_equals_run_inside_sweep(reference, tiny, tiny_params, seed,
     inside = reference[
         (reference.seed == seed) & (reference.prune_frac == p) & (reference.mu_norm == mu)
     ]
-    assert_same_runs(alone, inside)
+    # the same run: its index in the sweep is its own, alone it is run 0
+    assert (alone.run == 0).all() and inside.run.nunique() == 1
+    assert_same_runs(alone.drop(columns="run"), inside.drop(columns="run"))
 
 
 def test_grid_expansion_order_and_columns(reference, tiny, tiny_params):
     steps = len(tiny.logged_steps())
     assert len(reference) == 3 * 2 * 2 * steps
     runs = jaxprune.final(reference)
+    assert reference.run.dtype == np.int64 and list(runs.run) == list(range(12))
     assert list(runs.prune_frac) == [0.0] * 4 + [0.5] * 4 + [0.9] * 4
     assert list(runs.mu_norm) == [0.5, 0.5, 3.0, 3.0] * 3
     assert list(runs.seed) == [4, 7] * 6
@@ -63,7 +66,7 @@ def test_config_fields_in_grid(tiny, tiny_params):
     assert "width" in frame.columns and list(jaxprune.final(frame).width) == [4] * 4 + [6] * 4
     wide = frame[(frame.width == 6) & (frame.seed == 1) & (frame.prune_frac == 0.5)]
     alone = jaxprune.train(tiny.replace(width=6), tiny_params.replace(prune_frac=0.5), 1)
-    assert_same_runs(wide.drop(columns="width"), alone)
+    assert_same_runs(wide.drop(columns=["width", "run"]), alone.drop(columns="run"))
     np.testing.assert_allclose(
         jaxprune.final(frame).signal_neurons_expected, [4, 4, 2, 2, 6, 6, 3, 3]
     )
@@ -146,16 +149,20 @@ def test_resume_skips_written_chunks_and_refuses_other_specs(
     )
     (out / "part-g0000-c000001.parquet").unlink()  # as if killed while running chunk 1
     calls = []
-    run_chunk = runner._run_chunk
+    dispatch = runner._dispatch
     monkeypatch.setattr(
-        runner, "_run_chunk", lambda *a, **k: calls.append(a[1]) or run_chunk(*a, **k)
+        runner, "_dispatch", lambda *a, **k: calls.append(a[1]) or dispatch(*a, **k)
     )
     resumed = jaxprune.sweep(tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, progress=False)
-    assert calls == [runner.Chunk(1, slice(0, 3), slice(1, 2))]  # points 0-2 with seed 7
+    assert calls == [chunking.Chunk(0, 1, slice(0, 3), slice(1, 2))]  # points 0-2 with seed 7
     pd.testing.assert_frame_equal(resumed, complete, check_exact=True)
     pd.testing.assert_frame_equal(jaxprune.load(out), complete, check_exact=True)
-    with pytest.raises(ValueError, match="holds a different sweep"):
-        jaxprune.sweep(tiny, GRID, seeds=[4, 8], base=tiny_params, out=out, progress=False)
+    with pytest.raises(ValueError, match="holds a different sweep") as refused:
+        jaxprune.sweep(
+            tiny.replace(steps=30), GRID, seeds=[4, 8], base=tiny_params, out=out, progress=False
+        )
+    # the fields that differ, recorded -> this one
+    assert "config.steps 20 -> 30; seeds [4, 7] -> [4, 8]" in str(refused.value)
     with pytest.raises(ValueError, match="chunk_size"):
         jaxprune.sweep(
             tiny, GRID, seeds=[4, 7], base=tiny_params, out=out, chunk_size=2, progress=False
@@ -263,3 +270,69 @@ def test_seeds_vmapped_together_give_the_same_results(reference, tiny, tiny_para
         tiny, GRID, seeds=[4, 7], base=tiny_params, chunk_size=12, progress=False
     )
     assert_same_runs(frame, reference)
+
+
+# The rates of the 2-core CI CPU (README, Performance): fp32 matmul peak and elementwise bandwidth.
+CI_SPEED = chunking.Speed(flops=2e11, bytes=2e10)
+PAPER = jaxprune.Config(dim=1000, width=50, n_train=100, n_test=1000, steps=1000, log_every=100)
+
+
+@pytest.mark.parametrize("bound", [chunking.DEFAULT_CHUNK_SECONDS, 3.0])
+def test_default_chunks_at_paper_size_hold_at_most_the_time_bound(bound):
+    """At the paper's size (12 p x 8 seeds), the planner cuts chunks of at most `bound` seconds
+    of estimated work, and no smaller than needed: one more seed would break the bound."""
+    groups = jaxprune.grid.plan(
+        PAPER, {"prune_frac": [i / 12 for i in range(12)]}, np.arange(8), jaxprune.Params()
+    )
+    plan = chunking.plan_chunks(groups, memory_budget_gb=8.0, chunk_seconds=bound, speed=CI_SPEED)
+    assert sum(chunk.num_runs for chunk in plan.chunks) == 96
+    assert len(plan.chunks) > 1 and max(plan.seconds) <= bound
+    (shape,) = plan.shapes
+    bigger = chunking.ChunkShape(shape.points, shape.seeds + 1, shape.seeds + 1)
+    if shape.points < 12:  # a row of points is over the bound: one seed, fewer points
+        assert shape.seeds == 1
+        bigger = chunking.ChunkShape(shape.points + 1, 1, 1)
+    assert chunking.chunk_seconds_estimate(PAPER, bigger, CI_SPEED) > bound
+    # The cost model against the measured W1 workload (96 runs at 2.16 runs/s on that CPU).
+    assert 0.7 < sum(plan.seconds) / (96 / 2.16) < 1.4
+
+
+def test_time_bound_cuts_chunks_without_changing_results(reference, tiny, tiny_params):
+    frame = jaxprune.sweep(
+        tiny, GRID, seeds=[4, 7], base=tiny_params, chunk_seconds=1e-9, progress=False
+    )
+    assert frame.attrs["chunk_shapes"] == [[1, 1]]  # a run alone is over the bound
+    assert_same_runs(frame, reference)
+
+
+def test_collect_false_streams_to_disk(tmp_path, reference, tiny, tiny_params):
+    out = tmp_path / "stream"
+    kept = jaxprune.sweep(
+        tiny, GRID, [4, 7], base=tiny_params, out=out, chunk_size=5, progress=False, collect=False
+    )
+    assert kept is None
+    assert_same_runs(jaxprune.load(out), reference)
+    with pytest.raises(ValueError, match="collect = False needs out"):
+        jaxprune.sweep(tiny, GRID, [4, 7], base=tiny_params, collect=False)
+
+
+def test_an_incomplete_sweep_loads_only_when_asked(tmp_path, reference, tiny, tiny_params):
+    out = tmp_path / "partial"
+    jaxprune.sweep(tiny, GRID, [4, 7], base=tiny_params, out=out, chunk_size=5, progress=False)
+    complete = jaxprune.load(out)
+    assert complete.attrs["runs_present"] == complete.attrs["runs_total"] == 12
+    (out / "part-g0000-c000002.parquet").unlink()  # points 3-5 with seed 4
+    message = "holds 9 of 12 runs (3 of 4 chunks): resume by re-running the same sweep"
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        jaxprune.load(out)
+    with pytest.warns(UserWarning, match="holds 9 of 12 runs"):
+        partial = jaxprune.load(out, partial=True)
+    assert partial.attrs["runs_present"] == 9 and partial.attrs["runs_total"] == 12
+    assert list(jaxprune.final(partial).run) == [0, 1, 2, 3, 4, 5, 7, 9, 11]
+    pd.testing.assert_frame_equal(
+        partial, complete[complete.run.isin(partial.run)].reset_index(drop=True)
+    )
+    for part in out.glob("part-*"):
+        part.unlink()
+    with pytest.raises(ValueError, match="holds 0 of 12 runs"):
+        jaxprune.load(out, partial=True)

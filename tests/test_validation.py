@@ -84,6 +84,9 @@ BAD_GRIDS = [
     ({"prune_frac": [[0.1, 0.2]]}, "prune_frac", "1-d sequence"),
     ({"prune_frac": np.zeros((2, 2))}, "prune_frac", "1-d sequence"),
     ({"lr": [1, 1.0]}, "lr", "distinct"),
+    ({"prune_frac": [0.1, 0.1 + 1e-12]}, "prune_frac", "the same float32 (0.1)"),
+    ({"sigma_noise": [1, 1 + 1e-9, 2]}, "sigma_noise", "holds 1.0 and 1.000000001"),
+    ({"loss_tol": [None, 0.05, 0.05 + 1e-12]}, "loss_tol", "distinct in float32"),
     ({"lr": [0.1, np.float64(0.1)]}, "lr", "distinct"),
     ({"width": [4, np.int64(4)]}, "width", "distinct"),
     ({"loss_tol": [1, 1.0]}, "loss_tol", "distinct"),
@@ -220,13 +223,34 @@ def test_the_readme_table_covers_spec_section_5():
         assert needle in inputs
 
 
+def _result_frame(config: Config):
+    """A result frame as a sweep of prune_frac x mu_norm x sigma_noise x 2 seeds writes it, with
+    every column at its dtype (the measurements are zeros: the refusals never read them)."""
+    import itertools
+
+    from jaxprune.config import PARAMS_FIELDS
+    from jaxprune.metrics import METRIC_NAMES
+    from jaxprune.results import history_frame
+
+    runs = np.array(list(itertools.product([0.0, 0.5], [1.0, 4.0], [0.5, 1.0], [0, 1])))
+    columns = {"run": np.arange(len(runs), dtype=np.int64), "seed": runs[:, 3].astype(np.int64)}
+    columns.update({name: np.full(len(runs), getattr(Params(), name)) for name in PARAMS_FIELDS})
+    columns.update(prune_frac=runs[:, 0], mu_norm=runs[:, 1], sigma_noise=runs[:, 2])
+    dtypes = {"converged_step": np.int32, "diverged": bool}
+    history = {m: np.zeros((len(runs), 1), dtypes.get(m, np.float32)) for m in METRIC_NAMES}
+    return history_frame(config, columns, np.array([config.steps]), history)
+
+
 @pytest.mark.parametrize("code,message", README_BAD_INPUTS, ids=[c for c, _ in README_BAD_INPUTS])
 def test_every_readme_bad_input_gets_its_message(code, message):
+    from jaxprune.plot import phase_diagram
+
     tiny = Config(
         num_classes=2, num_patches=2, dim=16, width=4, n_train=8, n_test=32, steps=20, log_every=5
     )
     namespace = {"math": math, "Config": Config, "Params": Params, "C": tiny}
     namespace.update(sweep=jaxprune.sweep, train=jaxprune.train)
+    namespace.update(F=_result_frame(tiny), phase_diagram=phase_diagram)
     with pytest.raises(ValueError) as error:
         eval(code, namespace)
     assert str(error.value) == message
