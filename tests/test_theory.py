@@ -92,6 +92,7 @@ def test_regime_columns_in_result_frames():
 
     config = Config(dim=100, width=4, n_train=10, output_scale="sum")
     run_columns = {
+        "run": np.array([0, 1], dtype=np.int64),
         "seed": np.array([0, 1]),
         "prune_frac": np.array([0.0, 0.5]),
         "mu_norm": np.array([1.0, 1.0]),
