@@ -1,0 +1,779 @@
+"""The report's regime section: Yang et al.'s claims where the theorems apply (d >> n^2, small
+init, small steps), from the results of `sweeps/theory_regime.py`.
+
+    result = compute("results/theory_regime")      # RegimeResult: numbers and verdicts
+    text = render(result, "report")                # markdown; figures saved as PNG there
+
+    PYTHONPATH=. python -m analysis.regime [DIR] [--out FOLDER]   # DIR/report/regime.md
+
+`compute` reads the sweep directories, `classes.parquet`, `coefficients.parquet` and `run.json`
+and computes every number; `render` only formats them. Statistics are self-contained here on
+`jaxprune.stats` (every confidence interval; the normal quantile of Wald intervals is
+`t_quantile(inf)`) and scipy (the logistic maximum-likelihood fit, chi-square tails), small
+enough to move into the shared statistics layer later:
+
+- `fit_logistic_threshold`: P(success) = sigmoid(a + b x) by maximum likelihood; the x where it
+  is 1/2, with a Wald (delta-method) interval. Used in x = log(1 - p) for the over-pruning
+  threshold p* and in x = log(benign score) for the benign/harmful midpoint of each d.
+- `paired_slopes`: per seed, the least-squares slope of a response over p (pooled over signal
+  strengths), then the mean over seeds with its t interval: the primary mild-pruning contrast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from scipy import optimize as _optimize  # noqa: E402
+from scipy import stats as _scipy_stats  # noqa: E402
+
+import jaxprune  # noqa: E402
+from jaxprune.stats import LEVEL, grouped_mean_ci, mean_ci, t_quantile  # noqa: E402
+
+CHANCE = 0.5  # K = 2
+LEARNED = 0.75  # a run (class) has learned when its test accuracy is >= this, midway to 1
+FIGURES = {
+    "mild": "regime_mild.png",
+    "threshold": "regime_threshold.png",
+    "collapse": "regime_collapse.png",
+    "coefficients": "regime_coefficients.png",
+}
+
+
+# ---------------------------------------------------------------------------- statistics
+@dataclasses.dataclass(frozen=True)
+class LogisticFit:
+    """P(y = 1 | x) = sigmoid(a + b x) fitted by maximum likelihood to n binary outcomes.
+
+    x50 = -a / b (where P = 1/2) with its Wald interval [x50_low, x50_high] at `level` (delta
+    method from the inverse observed information). When the maximum-likelihood estimate does
+    not exist (no outcomes, a single x value, all outcomes equal, or outcomes separated by x),
+    `estimable` is False, a and b are NaN, and [x50_low, x50_high] is the bracket that the data
+    allow: between the last x with a success and the first x with a failure (+-inf where open),
+    with x50 its midpoint (NaN when open)."""
+
+    a: float
+    b: float
+    x50: float
+    x50_low: float
+    x50_high: float
+    n: int
+    successes: int
+    estimable: bool
+
+
+def fit_logistic_threshold(x, y, level: float = LEVEL) -> LogisticFit:
+    """Fit P(y = 1) = sigmoid(a + b x) to outcomes y in {0, 1} at x (finite values only)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n, k = len(y), int(y.sum())
+    ones, zeros = x[y == 1], x[y == 0]
+    if (
+        k in (0, n)
+        or len(np.unique(x)) < 2
+        or ones.min() >= zeros.max()
+        or ones.max() <= zeros.min()
+    ):
+        low, high = -math.inf, math.inf
+        if 0 < k < n and ones.min() >= zeros.max():  # successes at large x
+            low, high = float(zeros.max()), float(ones.min())
+        elif 0 < k < n and ones.max() <= zeros.min():
+            low, high = float(ones.max()), float(zeros.min())
+        mid = (low + high) / 2 if np.isfinite(low + high) else math.nan
+        return LogisticFit(math.nan, math.nan, mid, low, high, n, k, False)
+    design = np.column_stack([np.ones(n), x])
+
+    def negloglik(theta):
+        z = design @ theta
+        return float(np.sum(np.logaddexp(0, z) - y * z))
+
+    def gradient(theta):
+        return design.T @ (_scipy_stats.logistic.cdf(design @ theta) - y)
+
+    theta = _optimize.minimize(negloglik, np.zeros(2), jac=gradient, method="BFGS").x
+    prob = _scipy_stats.logistic.cdf(design @ theta)
+    info = design.T @ (design * (prob * (1 - prob))[:, None])
+    cov = np.linalg.inv(info)
+    a, b = theta
+    x50 = -a / b
+    grad = np.array([-1 / b, a / b**2])
+    half = float(t_quantile(np.inf, level)) * math.sqrt(float(grad @ cov @ grad))
+    return LogisticFit(float(a), float(b), float(x50), x50 - half, x50 + half, n, k, True)
+
+
+def paired_slopes(frame: pd.DataFrame, value: str, level: float = LEVEL) -> tuple:
+    """The mean over seeds of the least-squares slope of `value` over prune_frac, pooled over
+    mu_norm (each seed's slopes at every mu averaged): (mean, low, high, seeds) with the t
+    interval of `jaxprune.stats.mean_ci` at `level`."""
+
+    def slope(cell: pd.DataFrame) -> float:
+        p, v = cell.prune_frac.to_numpy(), cell[value].to_numpy()
+        return float(np.polyfit(p, v, 1)[0]) if len(np.unique(p)) > 1 else math.nan
+
+    per_seed = frame.groupby(["seed", "mu_norm"]).apply(slope, include_groups=False)
+    return mean_ci(per_seed.groupby(level="seed").mean(), level)
+
+
+# ---------------------------------------------------------------------------- result
+@dataclasses.dataclass(frozen=True)
+class RegimeResult:
+    """Everything the regime section reports. Frames are small (one row per cell or d).
+
+    setting: the fixed constants (n, m, sigma, init and step scales, loss_tol, step cap, size)
+    regime: per d, the regime quantities d/n^2, sigma_0 sigma sqrt(d), eta sigma^2 d, m d / n
+    mild: per (d, score, p): test accuracy, the paired differences to p = 0 (diff_prune), to
+      the matched-init dense control (diff_control) and of that control to p = 0 (diff_init)
+    slopes: per d, the primary contrast: paired slope over p in [0, max mild p] of test accuracy
+      (prune), of the control's accuracy (init) and of their difference (beyond_init), with
+      Bonferroni-simultaneous CIs over the d's
+    mild_status, mild_text: the verdict on "mild pruning raises test accuracy" in regime
+    threshold: per (d, condition): the logistic p* in log(1 - p) of class outcomes, with CI
+      (NaN where not estimable), and the predictions p_mask (p^m = 1/2) and p_live
+      (((1+p)/2)^m = 1/2: half the classes without a live signal neuron)
+    fitted: per (sweep kind, d, p): fraction of runs whose training accuracy is 1 and that
+      reached loss_tol
+    over_status, over_text: the verdict on over-pruning (Fisher test among classes with a live
+      signal neuron: do they learn less at p >= p_live than at p = 0?)
+    collapse: per d: the score midpoint s50 where half the p = 0 runs learn, with CI
+    collapse_tests: chi-square tests of "s50 is the same for every d" in the score without and
+      with a log d factor; collapse_text the verdict
+    coefficients: per (d, p, step): gamma_max, rho_max (means over seeds) and their ratio to the
+      predicted linear growth eta ||mu||^2 t / m and eta sigma^2 (1-p) d t / (n m)
+    coefficient_text: the summary of the coefficient growth against the predictions
+    classes: per (d, p, seed, class): realised signal neurons, class test accuracy, learned
+    unpruned: per p = 0 run of the mild sweeps: dim, score, seed, test_acc (the collapse figure)
+    runs: per invocation of the sweep script: command, wall time (s), hardware
+    """
+
+    setting: dict
+    regime: pd.DataFrame
+    mild: pd.DataFrame
+    slopes: pd.DataFrame
+    mild_status: str
+    mild_text: str
+    threshold: pd.DataFrame
+    fitted: pd.DataFrame
+    over_status: str
+    over_text: str
+    collapse: pd.DataFrame
+    collapse_tests: pd.DataFrame
+    collapse_text: str
+    coefficients: pd.DataFrame
+    coefficient_text: str
+    classes: pd.DataFrame
+    unpruned: pd.DataFrame
+    runs: pd.DataFrame
+
+
+def _paired(left: pd.DataFrame, right: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """left.test_acc - right.test_acc for the rows matched on `keys` (seed among them)."""
+    both = left.merge(right, on=keys, suffixes=("", "_base"))
+    return both.assign(diff=both.test_acc - both.test_acc_base)
+
+
+def _mild(directory: Path, record: dict, level: float, family: int):
+    """The mild-pruning frames of every d: cells and slopes."""
+    cells, slopes, fitted = [], [], []
+    for key, meta in record["sweeps"].items():
+        if not key.startswith("mild-d"):
+            continue
+        dim = meta["dim"]
+        mild = jaxprune.final(jaxprune.load(directory / key))
+        control = jaxprune.final(jaxprune.load(directory / f"control-d{dim}"))
+        score = dict(zip(meta["mus"], meta["scores"], strict=True))
+        sigma0 = meta["sigma_init"]
+        # the control run of p: p = 0 at sigma_0 sqrt(1 - p), matched to the pruned run of p
+        control_p = record["sweeps"][f"control-d{dim}"]["control_p"]
+        shrunk = {p: round(sigma0 * math.sqrt(1 - p), 9) for p in control_p}
+        base = mild[mild.prune_frac == 0][["seed", "mu_norm", "test_acc"]]
+        ctrl = [
+            control[np.isclose(control.sigma_init, s)].assign(prune_frac=p)
+            for p, s in shrunk.items()
+        ]
+        ctrl = pd.concat([base.assign(prune_frac=0.0), *ctrl])[
+            ["seed", "mu_norm", "prune_frac", "test_acc"]
+        ]
+        d_prune = _paired(mild, base, ["seed", "mu_norm"])
+        d_control = _paired(mild, ctrl, ["seed", "mu_norm", "prune_frac"])
+        d_init = _paired(ctrl, base, ["seed", "mu_norm"])
+        for (mu, p), group in mild.groupby(["mu_norm", "prune_frac"]):
+            row = {"dim": dim, "score": score[mu], "mu_norm": mu, "prune_frac": p}
+            row["test_acc"] = group.test_acc.mean()
+            for name, diffs in (("prune", d_prune), ("control", d_control), ("init", d_init)):
+                cell = diffs[(diffs.mu_norm == mu) & (diffs.prune_frac == p)]["diff"]
+                mean, low, high, n = mean_ci(cell, level)
+                row |= {f"diff_{name}": mean, f"{name}_low": low, f"{name}_high": high}
+            row["seeds"] = n
+            cells.append(row)
+        joint = mild[["seed", "mu_norm", "prune_frac", "test_acc"]].merge(
+            ctrl, on=["seed", "mu_norm", "prune_frac"], suffixes=("", "_ctrl")
+        )
+        joint["beyond_init"] = joint.test_acc - joint.test_acc_ctrl
+        simultaneous = 1 - (1 - level) / family  # Bonferroni over the d's
+        row = {"dim": dim}
+        for name, frame, value in (
+            ("prune", mild, "test_acc"),
+            ("init", ctrl, "test_acc"),
+            ("beyond_init", joint, "beyond_init"),
+        ):
+            mean, low, high, n = paired_slopes(frame, value, simultaneous)
+            row |= {name: mean, f"{name}_low": low, f"{name}_high": high}
+        row["seeds"] = n
+        slopes.append(row)
+        for kind, frame in (("mild", mild), ("control", control)):
+            fitted.append(_fitted(frame, kind, dim))
+    return pd.DataFrame(cells), pd.DataFrame(slopes).sort_values("dim"), fitted
+
+
+def _fitted(last: pd.DataFrame, kind: str, dim: int) -> pd.DataFrame:
+    """Per prune_frac: fraction of runs with training accuracy 1 and of runs at loss_tol."""
+    return (
+        last.assign(fit=last.train_acc >= 1.0, converged=last.converged_step >= 0)
+        .groupby("prune_frac")[["fit", "converged"]]
+        .mean()
+        .reset_index()
+        .assign(sweep=kind, dim=dim)
+    )
+
+
+def _sign(low: float, high: float) -> str:
+    return "positive" if low > 0 else "negative" if high < 0 else "not significant"
+
+
+def _mild_verdict(slopes: pd.DataFrame, mild_p_max: float, level: float) -> tuple[str, str]:
+    """Per d: the sign of the paired slope, and whether the init control explains it."""
+    parts, signs = [], []
+    for row in slopes.itertuples():
+        sign, beyond = (
+            _sign(row.prune_low, row.prune_high),
+            _sign(row.beyond_init_low, row.beyond_init_high),
+        )
+        signs.append(sign)
+        parts.append(
+            f"d = {row.dim:g}: slope {row.prune:+.3f} "
+            f"[{row.prune_low:+.3f}, {row.prune_high:+.3f}] per unit p ({sign}); "
+            f"beyond the init-scale control {row.beyond_init:+.3f} "
+            f"[{row.beyond_init_low:+.3f}, {row.beyond_init_high:+.3f}] ({beyond})"
+        )
+    if all(s == "positive" for s in signs):
+        status = "holds"
+    elif "positive" in signs:
+        status = "holds only in a region"
+    else:
+        status = "fails"
+    family = f"{level:.0%} CIs simultaneous over the {len(slopes)} dimensions (Bonferroni)"
+    text = (
+        f"Paired slope of test accuracy over p in [0, {mild_p_max:g}], pooled over signal "
+        f"strengths, {family}: " + "; ".join(parts) + "."
+    )
+    return status, text
+
+
+def _threshold(directory: Path, record: dict, level: float):
+    """Logistic p* in log(1 - p) of class outcomes per (d, condition); the per-class frame;
+    the fitted fractions of the over-pruning sweeps."""
+    classes = pd.read_parquet(directory / "classes.parquet")
+    classes = classes.assign(learned=(classes.class_test_acc >= LEARNED).astype(float))
+    rows, fitted = [], []
+    for dim, group in classes.groupby("dim"):
+        sweep = jaxprune.final(jaxprune.load(directory / f"overprune-d{dim}"))
+        fitted.append(_fitted(sweep, "overprune", dim))
+        conditions = {
+            "all classes": group,
+            "class keeps >= 1 signal neuron": group[group.signal_neurons_class >= 1],
+            "class keeps >= 1 live signal neuron": group[group.signal_neurons_live >= 1],
+        }
+        for condition, cell in conditions.items():
+            fit = fit_logistic_threshold(np.log1p(-cell.prune_frac), cell.learned, level)
+            rows.append(
+                {
+                    "dim": dim,
+                    "condition": condition,
+                    "p_star": 1 - math.exp(fit.x50) if fit.estimable else math.nan,
+                    # x = log(1 - p) falls as p grows: the bounds swap; p is clipped to [0, 1]
+                    "p_low": max(0.0, 1 - math.exp(min(fit.x50_high, 0.0))),
+                    "p_high": 1 - math.exp(fit.x50_low) if fit.x50_low > -math.inf else 1.0,
+                    "estimable": fit.estimable,
+                    "classes": fit.n,
+                    "learned": fit.successes,
+                }
+            )
+    threshold = pd.DataFrame(rows)
+    width = record["sweeps"]["coefficients"]["width"]
+    threshold["p_mask"] = p_mask(width)
+    threshold["p_live"] = p_live(width)
+    return threshold, classes, fitted
+
+
+def p_mask(width: int) -> float:
+    """The p where a class keeps no signal neuron with probability 1/2: p^m = 1/2."""
+    return 0.5 ** (1 / width)
+
+
+def p_live(width: int) -> float:
+    """The p where a class has no live signal neuron (kept, and with a positive initial weight
+    on its signal coordinate: probability (1 - p) / 2 per neuron) with probability 1/2:
+    ((1 + p) / 2)^m = 1/2."""
+    return 2 * 0.5 ** (1 / width) - 1
+
+
+def _over_verdict(
+    threshold: pd.DataFrame, classes: pd.DataFrame, width: int, level: float
+) -> tuple[str, str]:
+    """Is over-pruning's failure the loss of a class's live signal neurons (the mask and the
+    init signs), or do classes that keep one fail too (the dynamics)? Among classes with a live
+    signal neuron, a one-sided Fisher exact test of 'learned less often at p >= p_live than at
+    p = 0'; and do the classes that fail fit their training set?"""
+    live = classes[classes.signal_neurons_live >= 1]
+    cut = p_live(width)
+    parts, beyond = [], []
+    for dim, cell in live.groupby("dim"):
+        low, high = cell[cell.prune_frac == 0], cell[cell.prune_frac >= cut]
+        table = [
+            [int(low.learned.sum()), int((1 - low.learned).sum())],
+            [int(high.learned.sum()), int((1 - high.learned).sum())],
+        ]
+        p_value = _scipy_stats.fisher_exact(table, alternative="greater").pvalue
+        failures = cell[cell.learned == 0].prune_frac
+        beyond.append(p_value < 1 - level)
+        parts.append(
+            f"d = {dim:g}: {int(cell.learned.sum())} of {len(cell)} learned"
+            + (
+                f" (failures at p = {', '.join(f'{p:g}' for p in failures)})"
+                if len(failures)
+                else ""
+            )
+            + f"; at p >= {cut:.2f} {table[1][0]} of {sum(table[1])} against {table[0][0]} of "
+            f"{sum(table[0])} at p = 0 (one-sided Fisher p = {p_value:.3f})"
+        )
+    if not any(beyond):
+        status = "explained by the mask and the init signs"
+    elif all(beyond):
+        status = "a threshold beyond the mask and the init signs"
+    else:
+        status = "a threshold beyond the mask and the init signs at some d"
+    fits = threshold[threshold.condition == "all classes"]
+    fitted_p = "; ".join(
+        f"d = {r.dim:g}: {r.p_star:.3f} [{r.p_low:.3f}, {r.p_high:.3f}]" for r in fits.itertuples()
+    )
+    failed = classes[classes.learned == 0]
+    none = classes[classes.signal_neurons_class == 0]
+    memorized = failed[failed.train_acc >= 1.0]
+    text = (
+        f"Per class (a class has learned when its test accuracy is >= {LEARNED:g}). A ReLU "
+        "filter whose initial weight on its class's signal coordinate is <= 0 never learns the "
+        "signal (the signal patch leaves it inactive, and noise orthogonal to the signals gives "
+        "that coordinate no gradient), so a class needs a *live* signal neuron: kept by the mask "
+        "and positive at init. The mask and init signs alone put the threshold at p* = "
+        f"{cut:.3f} (((1+p)/2)^m = 1/2 at m = {width}; the mask alone, p^m = 1/2, gives "
+        f"{p_mask(width):.3f}); the logistic fit of all classes gives {fitted_p}. Among classes "
+        "with a live signal neuron: "
+        + "; ".join(parts)
+        + f". {len(none)} classes kept no signal neuron and {int((none.learned == 0).sum())} of "
+        "them failed (with K = 2 a class can still be told apart by exclusion, when the other "
+        f"class learned its signal). Of the {len(failed)} classes that failed, "
+        f"{len(memorized)} belong to runs that fitted their training set (training accuracy "
+        "1): the over-pruning claim's 'fits, yet tests at chance'."
+    )
+    return status, text
+
+
+def _collapse(directory: Path, record: dict, level: float):
+    """Per d, the benign score s50 where half the unpruned runs learn (logistic in log score);
+    chi-square tests that log s50 (score) or log(s50 / log d) (score with a log factor) is the
+    same for every d. Returns (collapse, tests, text, unpruned runs)."""
+    rows, runs = [], []
+    for key, meta in record["sweeps"].items():
+        if not key.startswith("mild-d"):
+            continue
+        last = jaxprune.final(jaxprune.load(directory / key))
+        last = last[last.prune_frac == 0]
+        score = last.mu_norm.map(dict(zip(meta["mus"], meta["scores"], strict=True)))
+        runs.append(last.assign(score=score, dim=meta["dim"])[["dim", "score", "seed", "test_acc"]])
+        fit = fit_logistic_threshold(np.log(score), last.test_acc >= LEARNED, level)
+        z = float(t_quantile(np.inf, level))
+        rows.append(
+            {
+                "dim": meta["dim"],
+                "s50": math.exp(fit.x50) if np.isfinite(fit.x50) else math.nan,
+                "s50_low": math.exp(fit.x50_low),
+                "s50_high": math.exp(fit.x50_high),
+                "log_s50": fit.x50,
+                "se": (fit.x50_high - fit.x50_low) / (2 * z) if fit.estimable else math.nan,
+                "estimable": fit.estimable,
+            }
+        )
+    collapse = pd.DataFrame(rows).sort_values("dim").reset_index(drop=True)
+    usable = collapse[collapse.estimable & (collapse.se > 0)]
+    tests = []
+    for name, shift in (("score", 0.0), ("score / log d", np.log(np.log(usable.dim)))):
+        y, w = usable.log_s50 - shift, 1 / usable.se**2
+        dof = len(usable) - 1
+        if dof < 1:
+            tests.append({"variable": name, "chi2": math.nan, "dof": dof, "p_value": math.nan})
+            continue
+        centre = float((w * y).sum() / w.sum())
+        chi2 = float((w * (y - centre) ** 2).sum())
+        tests.append(
+            {"variable": name, "chi2": chi2, "dof": dof, "p_value": _scipy_stats.chi2.sf(chi2, dof)}
+        )
+    tests = pd.DataFrame(tests)
+    if tests.dof.iloc[0] < 1:
+        text = "Too few dimensions with an estimable midpoint to test the collapse."
+    else:
+        verdicts = [
+            f"in {r.variable}: chi2 = {r.chi2:.2f} on {r.dof} dof, p = {r.p_value:.3f} ("
+            + ("consistent with one curve" if r.p_value > 1 - level else "the curves differ")
+            + ")"
+            for r in tests.itertuples()
+        ]
+        text = (
+            "Is the midpoint s50 (where half the unpruned runs reach test accuracy "
+            f"{LEARNED:g}) the same at every d? " + "; ".join(verdicts) + "."
+        )
+    return collapse, tests, text, pd.concat(runs, ignore_index=True)
+
+
+def _coefficients(directory: Path) -> tuple[pd.DataFrame, str]:
+    """Seed means of gamma_max and rho_max, and their ratios to the predicted growth.
+
+    The theory's rates are for the inner products gamma ||mu||^2 = <w - w0, mu> (eta ||mu||^2
+    / m per step) and rho ||xi||^2 = <w - w0, xi> (eta sigma^2 (1-p) d / (n m) per step); in
+    the normalized coefficients they read eta t / m and eta (1-p) t / (n m), up to constants
+    (the fraction of active samples times |loss derivative|, <= 1/2 early)."""
+    coef = pd.read_parquet(directory / "coefficients.parquet")
+    coef = coef.assign(
+        gamma_ratio=coef.gamma_max / (coef.lr * coef.step / coef.width),
+        rho_ratio=coef.rho_max
+        / (coef.lr * (1 - coef.prune_frac) * coef.step / (coef.n_train * coef.width)),
+    )
+    values = ["gamma_max", "rho_max", "rho_other_min", "gamma_ratio", "rho_ratio"]
+    means = coef.groupby(["dim", "prune_frac", "step"])[values].mean().reset_index()
+    parts = []
+    for step in (means.step.min(), means.step.max()):
+        at = means[means.step == step]
+        parts.append(
+            f"at step {step:g}, gamma / (eta t / m) lies in [{at.gamma_ratio.min():.2f}, "
+            f"{at.gamma_ratio.max():.2f}] and rho / (eta (1-p) t / (n m)) in "
+            f"[{at.rho_ratio.min():.2f}, {at.rho_ratio.max():.2f}]"
+        )
+    text = (
+        "Measured growth as a multiple of the predicted linear growth, over every (d, p): "
+        + "; ".join(parts)
+        + ". Near t = 0 the constants are known: every loss derivative is 1/2, so gamma's is "
+        "n_k / (2n) (1/4 for balanced classes; a class with fewer samples grows slower) and "
+        "rho's is 1/2 (times ||xi ⊙ M||^2 / ((1 - p) ||xi||^2), about 1, and the max over "
+        "filters). A narrow range at a step means the predicted dependence on d, p, n and m "
+        "holds there; the ratios fall with t as the loss derivatives shrink."
+    )
+    return means, text
+
+
+def _runs(record: dict) -> pd.DataFrame:
+    """One row per invocation of the sweep script: command, wall time, hardware."""
+    rows = []
+    for inv in record.get("invocations", []):
+        hw = inv.get("hardware", {})
+        rows.append(
+            {
+                "command": f"`{inv['command']}`",
+                "wall_s": inv.get("wall_s"),
+                "runs": sum(s["runs"] for s in inv.get("sweeps", {}).values()),
+                "hardware": f"{hw.get('cpu', '?')}, {hw.get('cpu_count', '?')} cores; "
+                f"{hw.get('backend', '?')}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def compute(results_dir, level: float = LEVEL) -> RegimeResult:
+    """The regime section's numbers and verdicts from `sweeps/theory_regime.py`'s directory."""
+    directory = Path(results_dir)
+    record = json.loads((directory / "run.json").read_text())
+    mild_meta = [m for k, m in record["sweeps"].items() if k.startswith("mild-d")]
+    first = mild_meta[0]
+    names = ("n_train", "width", "sigma_noise", "init_scale", "lr_scale", "loss_tol", "steps")
+    setting = {k: first[k] for k in names} | {"size": record["size"], "mild_p": first["mild_p"]}
+    dims = np.array(sorted(m["dim"] for m in mild_meta), dtype=float)
+    n, m = setting["n_train"], setting["width"]
+    regime = pd.DataFrame(
+        {
+            "d": dims.astype(int),
+            "d / n^2": dims / n**2,
+            "sigma_0 sigma sqrt(d)": setting["init_scale"],
+            "eta sigma^2 d": setting["lr_scale"],
+            "m d / n (p = 0)": m * dims / n,
+        }
+    )
+    mild, slopes, fitted = _mild(directory, record, level, family=len(dims))
+    mild_status, mild_text = _mild_verdict(slopes, max(setting["mild_p"]), level)
+    threshold, classes, over_fitted = _threshold(directory, record, level)
+    over_status, over_text = _over_verdict(threshold, classes, m, level)
+    collapse, tests, collapse_text, unpruned = _collapse(directory, record, level)
+    coefficients, coefficient_text = _coefficients(directory)
+    return RegimeResult(
+        setting=setting,
+        regime=regime,
+        mild=mild,
+        slopes=slopes,
+        mild_status=mild_status,
+        mild_text=mild_text,
+        threshold=threshold,
+        fitted=pd.concat([*fitted, *over_fitted], ignore_index=True),
+        over_status=over_status,
+        over_text=over_text,
+        collapse=collapse,
+        collapse_tests=tests,
+        collapse_text=collapse_text,
+        coefficients=coefficients,
+        coefficient_text=coefficient_text,
+        classes=classes,
+        unpruned=unpruned,
+        runs=_runs(record),
+    )
+
+
+# ---------------------------------------------------------------------------- figures
+def _save(grid: sns.FacetGrid, path: Path) -> None:
+    for ax in grid.axes.flat:
+        if ax.get_xscale() == "log":  # label the decades only: minor labels collide
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    grid.figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(grid.figure)
+
+
+def _errorbars(data, x, y, low, high, color=None, label=None, **_):
+    data = data.sort_values(x)
+    yerr = [data[y] - data[low], data[high] - data[y]]
+    plt.errorbar(data[x], data[y], yerr=yerr, color=color, label=label, marker="o", ms=3, capsize=2)
+
+
+def _mild_figure(mild: pd.DataFrame, path: Path) -> None:
+    """Paired differences over p: to p = 0, to the matched-init control, of the control alone."""
+    contrasts = (
+        ("prune", "pruned - dense"),
+        ("control", "pruned - init control"),
+        ("init", "init control - dense"),
+    )
+    long = pd.concat(
+        mild.assign(
+            contrast=label,
+            diff=mild[f"diff_{name}"],
+            low=mild[f"{name}_low"],
+            high=mild[f"{name}_high"],
+        )
+        for name, label in contrasts
+    )
+    grid = sns.FacetGrid(
+        long, col="dim", row="contrast", hue="score", height=2.2, aspect=1.3,
+        margin_titles=True, palette="viridis",
+    )  # fmt: skip
+    grid.map_dataframe(_errorbars, x="prune_frac", y="diff", low="low", high="high")
+    grid.refline(y=0, color="grey", lw=0.8)
+    grid.set_titles(row_template="{row_name}", col_template="d = {col_name}")
+    grid.set_axis_labels("pruning fraction p", "test accuracy difference")
+    grid.add_legend(title="benign score")
+    _save(grid, path)
+
+
+def _threshold_figure(classes: pd.DataFrame, threshold: pd.DataFrame, path: Path) -> None:
+    """Fraction of classes that learned over p, by whether the class keeps a live signal
+    neuron; dashed: the fitted p* of all classes; dotted: the mask-and-signs prediction."""
+    frame = classes.assign(
+        keeps=np.where(classes.signal_neurons_live >= 1, "keeps >= 1 live", "keeps no live")
+    )
+    grid = sns.FacetGrid(frame, col="dim", hue="keeps", height=2.6, aspect=1.2)
+    grid.map_dataframe(sns.lineplot, x="prune_frac", y="learned", marker="o", errorbar=None)
+    grid.set_axis_labels("pruning fraction p", "fraction of classes learned")
+    grid.set_titles(col_template="d = {col_name}")
+    for ax, dim in zip(grid.axes.flat, grid.col_names, strict=True):
+        row = threshold[(threshold.dim == dim) & (threshold.condition == "all classes")].iloc[0]
+        if np.isfinite(row.p_star):
+            ax.axvline(row.p_star, color="k", ls="--", lw=0.8)
+        ax.axvline(row.p_live, color="grey", ls=":", lw=0.8)
+    grid.add_legend(title="signal neurons")
+    _save(grid, path)
+
+
+def _collapse_figure(unpruned: pd.DataFrame, path: Path) -> None:
+    """Unpruned test accuracy (mean and t interval over seeds, `jaxprune.stats`) against the
+    benign score, without and with a log d factor."""
+    cells = grouped_mean_ci(unpruned.test_acc, [unpruned.dim, unpruned.score]).reset_index()
+    cells = cells.assign(
+        low=cells["mean"] - cells.half_width, high=cells["mean"] + cells.half_width
+    )
+    long = pd.concat(
+        [
+            cells.assign(variable="n mu^4 / (sigma^4 d)", x=cells.score),
+            cells.assign(variable="n mu^4 / (sigma^4 d log d)", x=cells.score / np.log(cells.dim)),
+        ]
+    )
+    grid = sns.FacetGrid(
+        long, col="variable", hue="dim", height=3, aspect=1.2, sharex=False, palette="viridis"
+    )
+    grid.map_dataframe(_errorbars, x="x", y="mean", low="low", high="high")
+    grid.set(xscale="log")
+    grid.set_axis_labels("", "test accuracy (p = 0)")
+    grid.set_titles("{col_name}")
+    grid.add_legend(title="d")
+    _save(grid, path)
+
+
+def _coefficient_figure(coefficients: pd.DataFrame, path: Path) -> None:
+    """gamma and rho over steps, as multiples of the predicted linear growth."""
+    long = pd.concat(
+        [
+            coefficients.assign(coefficient="gamma / (eta t / m)", ratio=coefficients.gamma_ratio),
+            coefficients.assign(
+                coefficient="rho / (eta (1-p) t / (n m))", ratio=coefficients.rho_ratio
+            ),
+        ]
+    )
+    grid = sns.FacetGrid(
+        long, col="prune_frac", row="coefficient", hue="dim", height=2.4, aspect=1.2,
+        sharey="row", margin_titles=True, palette="viridis",
+    )  # fmt: skip
+    grid.map_dataframe(sns.lineplot, x="step", y="ratio", marker="o", errorbar=None)
+    grid.set(xscale="log")
+    grid.set_titles(row_template="{row_name}", col_template="p = {col_name}")
+    grid.set_axis_labels("GD step t", "measured / predicted")
+    grid.add_legend(title="d")
+    _save(grid, path)
+
+
+# ---------------------------------------------------------------------------- render
+def _table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    """DataFrame.to_markdown, dimensions written in full (not as 1e+03)."""
+    whole = {c: frame[c].map(lambda v: f"{v:.0f}") for c in ("d", "dim") if c in frame}
+    return frame.assign(**whole).to_markdown(index=False, floatfmt=floatfmt)
+
+
+def _with_ci(frame: pd.DataFrame, name: str, prefix: str = "") -> list[str]:
+    mean, low, high = frame[f"{prefix}{name}"], frame[f"{name}_low"], frame[f"{name}_high"]
+    return [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in zip(mean, low, high, strict=True)]
+
+
+def render(result: RegimeResult, figures_dir) -> str:
+    """The section as markdown; its figures are saved as PNG in `figures_dir` (the markdown
+    links them by file name)."""
+    out = Path(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _mild_figure(result.mild[result.mild.prune_frac > 0], out / FIGURES["mild"])
+    _threshold_figure(result.classes, result.threshold, out / FIGURES["threshold"])
+    _collapse_figure(result.unpruned, out / FIGURES["collapse"])
+    _coefficient_figure(result.coefficients, out / FIGURES["coefficients"])
+    s = result.setting
+    slopes = result.slopes[["dim", "seeds"]].assign(
+        **{
+            "test accuracy": _with_ci(result.slopes, "prune"),
+            "dense at sigma_0 sqrt(1-p)": _with_ci(result.slopes, "init"),
+            "pruned - that control": _with_ci(result.slopes, "beyond_init"),
+        }
+    )
+    mild = result.mild[result.mild.prune_frac > 0]
+    mild = mild[["dim", "score", "prune_frac", "test_acc", "seeds"]].assign(
+        **{
+            "pruned - dense": _with_ci(mild, "prune", "diff_"),
+            "pruned - control": _with_ci(mild, "control", "diff_"),
+            "control - dense": _with_ci(mild, "init", "diff_"),
+        }
+    )
+    fitted = result.fitted.pivot_table(index=["sweep", "dim"], columns="prune_frac", values="fit")
+    lines = [
+        "## The claims in the theorems' regime",
+        "",
+        f"Setting: `sweeps/theory_regime.py` ({s['size']} size): the paper's model (K = 2) at "
+        f"n = {s['n_train']}, m = {s['width']}, sigma = {s['sigma_noise']:g}, initial scale "
+        f"sigma_0 = {s['init_scale']:g} / (sigma sqrt(d)) and step eta = {s['lr_scale']:g} / "
+        "(sigma^2 d) at every d (the network's 1/m output and mean loss are the normalization "
+        "of Cao et al. 2022 and Kou et al. 2023, so eta is their step and their conditions read "
+        "eta sigma^2 d <~ 1, sigma_0 sigma sqrt(d) <~ 1/n, d >> n^2), every run trained by GD "
+        f"to training loss {s['loss_tol']:g} (cap {s['steps']} steps).",
+        "",
+        _table(result.regime, ".4g"),
+        "",
+        _table(result.runs),
+        "",
+        f"### Mild pruning near p = 0: **{result.mild_status}**",
+        "",
+        result.mild_text,
+        "",
+        "Primary contrast: paired slope per unit p, mean [simultaneous CI] over seeds:",
+        "",
+        _table(slopes),
+        "",
+        f"![mild pruning in regime]({FIGURES['mild']})",
+        "",
+        "Rows: pruned minus dense (p = 0); pruned minus the init control (the dense network "
+        "initialised at sigma_0 sqrt(1 - p), same seeds); the init control minus dense. Bars: "
+        "per-cell 95% t intervals over seeds.",
+        "",
+        "<details><summary>Every cell: paired differences, mean [95% CI] over seeds</summary>",
+        "",
+        _table(mild),
+        "",
+        "</details>",
+        "",
+        f"### Over-pruning threshold: **{result.over_status}**",
+        "",
+        result.over_text,
+        "",
+        _table(result.threshold),
+        "",
+        f"![over-pruning threshold]({FIGURES['threshold']})",
+        "",
+        "Fraction of classes that learned, by whether the class keeps a live signal neuron; "
+        "dashed: the logistic p* of all classes; dotted: the mask-and-signs prediction.",
+        "",
+        "Fraction of runs that fitted their training set (training accuracy 1), by p:",
+        "",
+        _table(fitted.reset_index(), ".2f"),
+        "",
+        "### Test accuracy against the benign score",
+        "",
+        result.collapse_text,
+        "",
+        _table(result.collapse),
+        "",
+        _table(result.collapse_tests),
+        "",
+        f"![collapse]({FIGURES['collapse']})",
+        "",
+        "### The proofs' coefficients",
+        "",
+        result.coefficient_text,
+        "",
+        f"![coefficients]({FIGURES['coefficients']})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    """python -m analysis.regime [DIR] [--out FOLDER]: DIR/report/regime.md and its figures
+    (the full report includes the section through analysis/report.py)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="The regime section from sweeps/theory_regime.py.")
+    p.add_argument("results", nargs="?", default="results/theory_regime")
+    p.add_argument("--out", default=None, help="folder for regime.md and figures (DIR/report)")
+    args = p.parse_args(argv)
+    out = Path(args.out or Path(args.results) / "report")
+    text = render(compute(args.results), out)
+    (out / "regime.md").write_text(text + "\n")
+    print(f"wrote {out / 'regime.md'}")
+
+
+if __name__ == "__main__":
+    main()

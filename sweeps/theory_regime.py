@@ -1,0 +1,394 @@
+"""Yang et al.'s claims in the theorems' regime: d >> n^2, small init, small steps.
+
+    PYTHONPATH=. python sweeps/theory_regime.py [--out DIR] [--quick | --smoke]
+
+The paper's model (`yang2023` preset: K = 2 orthogonal 1-sparse signals, noise orthogonal to
+them, ReLU CNN with the second layer fixed to 1/m, Bernoulli masks) at fixed n = N_TRAIN and
+m = WIDTH, over dimensions d from 10^3 to 10^5 (full size), with the initial scale and the step
+placed in the theorems' regime *in the model's own scaling*:
+
+- The network is F_k = (1/m) sum_r sum_q ReLU(<w_kr ⊙ M_kr, x_q>) and the loss the mean
+  cross-entropy over the n samples: the normalization of Cao et al. (2022) and Kou et al.
+  (2023), whose F_j carries the same 1/m and whose loss the same 1/n. So `Params.lr` is their
+  step eta, and a GD step moves <w_kr, xi_i> by at most eta ||xi_i ⊙ M||^2 / (n m) ~
+  eta sigma^2 (1-p) d / (n m) and <w_kr, mu_k> by at most eta ||mu||^2 / m.
+- Step: their condition eta <= O~(min(||mu||^-2, (sigma^2 d)^-1)) reads LR_SCALE = eta sigma^2 d
+  <= 1 here (||mu||^2 << sigma^2 d in every cell). We hold eta sigma^2 d = LR_SCALE = 1 at
+  every d: a step then moves a noise pre-activation by at most (1-p)/(n m) << 1 (near the
+  gradient-flow limit), a factor ~ n m below where GD on this loss turns unstable.
+- Init: their sigma_0 <= O~(1/n) min((sigma sqrt(d))^-1, ||mu||^-1): we hold the initial
+  pre-activation scale sigma_0 sigma sqrt(d) = INIT_SCALE = 0.1 (about 1/n) at every d.
+- Dimension: every analysis needs the n noise patches nearly orthogonal, sum_j |<xi_i, xi_j>| /
+  ||xi_i||^2 ~ n / sqrt(d) << 1, i.e. d >> n^2 (the papers' own conditions are stronger
+  polynomials in n and m, e.g. d >~ m^2 n^4 up to logs). With n = 8: d/n^2 from 16 (d = 10^3)
+  to 1560 (d = 10^5). The conditions are quoted from the papers as recalled by the author of this
+  script (their bodies are not in this repository); Yang et al.'s own conditions are not
+  available here.
+
+Signal strengths are set per d by the benign score n ||mu||^4 / (sigma^4 d) (Kou et al.), so the
+curves of different d can be compared at equal scores. Every run trains by full-batch GD until
+its training loss reaches LOSS_TOL (or the size's step cap; the report gives the fraction that
+fitted its training set). Results under DIR (default results/theory_regime[-quick|-smoke]):
+
+- mild-dD/: test accuracy over benign scores x p in [0, 0.5] at sigma_0: the mild-pruning
+  contrast near p = 0, and at p = 0 the accuracy-against-score curves (collapse across d).
+- control-dD/: the matched control, p = 0 at sigma_init = sigma_0 sqrt(1 - p) for the same p
+  and seeds (a Bernoulli mask shrinks the initial scale by sqrt(1 - p)).
+- overprune-dD/: p up to 0.95 at a benign score where p = 0 learns: the over-pruning threshold.
+- classes.parquet: per run and class k of the over-pruning sweeps, the realised number of
+  neurons of class k that keep its signal coordinate and the accuracy on class-k test samples
+  (from the trained weights: `jaxprune.train(..., return_state=True)`), checked against the
+  sweep's test_acc.
+- coefficients.parquet: the proofs' coefficients gamma_{k,r}(t) = <w_kr(t) - w_kr(0), mu_k> /
+  ||mu_k||^2 and rho_{k,r,i}(t) = <w_kr(t) - w_kr(0), xi_i> / ||xi_i||^2 at a few step counts
+  (a run is deterministic per seed, so training for t steps reproduces its trajectory at t).
+
+Re-running the same command resumes the sweeps and reuses the parquet files of a finished
+pass; `analysis/regime.py` (compute, render) turns DIR into the report's regime section.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+import jaxprune
+from jaxprune.data import draw_sample, observed_labels, signal_coordinates, signal_directions
+from jaxprune.model import noise_preactivations, preactivations, readout
+from jaxprune.results import write_json
+from jaxprune.state import TEST_STREAM, TRAIN_STREAM, init_state
+from sweeps.common import Recorder, parser
+
+N_TRAIN = 8  # fixed n: d / n^2 >= 16 from d = 1000 up
+WIDTH = 5  # fixed m: (1 - p) m = 1 at p = 0.8, p^m = 1/2 at p = 0.87
+SIGMA_NOISE = 1.0
+INIT_SCALE = 0.1  # sigma_0 sigma sqrt(d): the initial pre-activation scale
+LR_SCALE = 1.0  # eta sigma^2 d: the step condition of Cao et al. / Kou et al. is <= 1
+LOSS_TOL = 0.1  # train until the mean training cross-entropy reaches this (or the step cap)
+OVERPRUNE_SCORE = 32.0  # benign score of the over-pruning sweeps: p = 0 learns the signal
+
+SIZES = {
+    "full": dict(
+        dims=[1000, 3000, 10000, 30000, 100000],
+        scores=[1 / 16, 1 / 4, 1.0, 4.0, 16.0],
+        mild_p=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+        over_dims=[1000, 10000, 100000],
+        over_p=[0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95],
+        dyn_dims=[1000, 10000, 100000],
+        dyn_p=[0.0, 0.5, 0.9],
+        dyn_steps=[25, 50, 100, 200, 400, 800, 1600],
+        dyn_seeds=4,
+        seeds=64,
+        steps=200_000,
+        n_test=1000,
+    ),
+    "quick": dict(
+        dims=[500, 1000, 2000],
+        scores=[1 / 4, 1.0, 4.0],
+        mild_p=[0.0, 0.25, 0.5],
+        over_dims=[500, 2000],
+        over_p=[0.0, 0.6, 0.8, 0.9, 0.95],
+        dyn_dims=[500, 2000],
+        dyn_p=[0.0, 0.5, 0.9],
+        dyn_steps=[50, 100, 200, 400, 800],
+        dyn_seeds=2,
+        seeds=12,
+        steps=30_000,
+        n_test=500,
+    ),
+    "smoke": dict(
+        dims=[100, 200],
+        scores=[1.0, 16.0],
+        mild_p=[0.0, 0.5],
+        over_dims=[200],
+        over_p=[0.0, 0.5, 0.9],
+        dyn_dims=[100],
+        dyn_p=[0.0, 0.5],
+        dyn_steps=[20, 40],
+        dyn_seeds=1,
+        seeds=3,
+        steps=200,
+        n_test=100,
+    ),
+}
+
+
+def regime_setting(dim: int, size: str) -> tuple[jaxprune.Config, jaxprune.Params]:
+    """The Config and base Params at dimension `dim`: n = N_TRAIN, m = WIDTH, sigma_0 =
+    INIT_SCALE / (sigma sqrt(d)), lr = LR_SCALE / (sigma^2 d), trained to LOSS_TOL."""
+    s = SIZES[size]
+    config, params = jaxprune.presets.yang2023()
+    config = config.replace(
+        dim=dim,
+        n_train=N_TRAIN,
+        width=WIDTH,
+        n_test=s["n_test"],
+        steps=s["steps"],
+        log_every=s["steps"],
+        loss_tol=LOSS_TOL,
+    )
+    params = params.replace(
+        sigma_noise=SIGMA_NOISE,
+        sigma_init=float(INIT_SCALE / (SIGMA_NOISE * np.sqrt(dim))),
+        lr=float(LR_SCALE / (SIGMA_NOISE**2 * dim)),
+    )
+    return config, params
+
+
+def mu_for_score(score: float, dim: int) -> float:
+    """The signal strength whose benign score n ||mu||^4 / (sigma^4 d) equals `score`."""
+    return round(float((score * SIGMA_NOISE**4 * dim / N_TRAIN) ** 0.25), 5)
+
+
+def class_outcomes(config: jaxprune.Config, params: jaxprune.Params, seed: int) -> pd.DataFrame:
+    """One row per class k of the run (config, params, seed), from its trained weights.
+
+    signal_neurons_class: neurons of class k whose mask keeps k's signal coordinate (realised,
+    not expected); signal_neurons_live: those of them whose initial weight on it is > 0. With
+    ReLU and noise orthogonal to the signals, a filter with <w_kr(0), mu_k> <= 0 is inactive on
+    k's signal patch, and its weight on k's coordinate gets no gradient from any sample: it never
+    learns mu_k. class_test_acc: accuracy on the test samples of true class k; class_signal:
+    max_r <w_kr, mu_k> / ||mu_k||. Run-level test_acc, train_acc, converged_step come along
+    (from the same training), so the caller can check them against its sweep.
+    """
+    frame, state = jaxprune.train(config, params, seed, return_state=True)
+    key = jax.random.key(seed)
+    train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
+    start = init_state(config, params, key, train)
+    last = frame.iloc[-1]
+    test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
+    pre = preactivations(
+        config, state.weights, test, jnp.float32(params.mu_norm), jnp.float32(params.sigma_noise)
+    )
+    predicted = np.asarray(readout(config, pre, state.bias).argmax(-1))
+    y_true = np.asarray(test.y_true)
+    classes = np.arange(config.num_classes)
+    coords = np.asarray(signal_coordinates(config))
+    kept = np.asarray(state.mask)[classes, :, coords]  # (K, m)
+    live = kept * (np.asarray(start.weights)[classes, :, coords] > 0)
+    alignment = np.einsum(
+        "kmd,kd->km", np.asarray(state.weights), np.asarray(signal_directions(config))
+    )
+    return pd.DataFrame(
+        {
+            "seed": seed,
+            "dim": config.dim,
+            "prune_frac": float(params.prune_frac),
+            "mu_norm": float(params.mu_norm),
+            "class": classes,
+            "signal_neurons_class": kept.sum(axis=1).astype(np.int64),
+            "signal_neurons_live": live.sum(axis=1).astype(np.int64),
+            "class_test_acc": [float((predicted[y_true == k] == k).mean()) for k in classes],
+            "class_test_samples": [int((y_true == k).sum()) for k in classes],
+            "class_signal": alignment.max(axis=1),
+            "test_acc": float(last.test_acc),
+            "train_acc": float(last.train_acc),
+            "converged_step": int(last.converged_step),
+        }
+    )
+
+
+def coefficients(
+    config: jaxprune.Config, params: jaxprune.Params, seed: int, steps: int
+) -> dict[str, np.ndarray]:
+    """The proofs' coefficients of one run after `steps` plain GD steps (no loss_tol).
+
+    Returns gamma (K, m): <w_kr(t) - w_kr(0), mu_k> / ||mu_k||^2; rho (K, m, n, Q):
+    <w_kr(t) - w_kr(0), xi_iq> / ||xi_iq||^2 over the training noise patches xi_iq = sigma
+    z_iq; y (n,) observed training labels; kept (K, m): whether the mask keeps the signal
+    coordinate; live (K, m): kept, with a positive initial weight on it (see
+    `class_outcomes`). w are the masked weights; w(0) is the run's pruned initialization
+    (`jaxprune.state.init_state` from the seed's key).
+    """
+    run = config.replace(steps=steps, log_every=steps, loss_tol=None)
+    _, state = jaxprune.train(run, params, seed, return_state=True)
+    key = jax.random.key(seed)
+    train = draw_sample(run, jax.random.fold_in(key, TRAIN_STREAM), run.n_train)
+    start = init_state(run, params, key, train)
+    delta = state.weights - start.weights  # (K, m, d)
+    directions = signal_directions(run)  # (K, d), unit
+    gamma = jnp.einsum("kmd,kd->km", delta, directions) / params.mu_norm
+    z_norm2 = jnp.sum(train.z**2, axis=-1)  # (n, Q)
+    rho = noise_preactivations(delta, train) / (params.sigma_noise * z_norm2[..., None, None])
+    coords = signal_coordinates(run)
+    y = observed_labels(run, train, jnp.float32(params.label_flip))
+    kept = start.mask[jnp.arange(run.num_classes), :, coords] > 0
+    return {
+        "gamma": np.asarray(gamma),
+        "rho": np.asarray(jnp.moveaxis(rho, (2, 3), (0, 1))),  # (n, Q, K, m) -> (K, m, n, Q)
+        "y": np.asarray(y),
+        "kept": np.asarray(kept),
+        "live": np.asarray(kept & (start.weights[jnp.arange(run.num_classes), :, coords] > 0)),
+    }
+
+
+def coefficient_rows(
+    config: jaxprune.Config, params: jaxprune.Params, seed: int, steps: int
+) -> dict:
+    """One row of coefficients.parquet: the summaries the proofs bound, after `steps` steps.
+
+    gamma_max: mean over the classes k with a live signal filter of max_r gamma_kr (signal
+    learning; NaN when no class has one); rho_max: mean over the training noise patches
+    (i, q) of max_r rho_{y_i, r, i, q} (memorization by the own class); rho_other_min: mean over
+    (i, q) of min_r rho_{k != y_i, r, i, q} (the other class's filters, pushed below zero)."""
+    c = coefficients(config, params, seed, steps)
+    gamma, rho, y, live = c["gamma"], c["rho"], c["y"], c["live"].any(axis=1)
+    n = len(y)
+    own = rho[y, :, np.arange(n)]  # (n, m, Q)
+    other = rho[(y + 1) % config.num_classes, :, np.arange(n)]
+    return {
+        "seed": seed,
+        "dim": config.dim,
+        "prune_frac": float(params.prune_frac),
+        "mu_norm": float(params.mu_norm),
+        "sigma_noise": float(params.sigma_noise),
+        "lr": float(params.lr),
+        "n_train": config.n_train,
+        "width": config.width,
+        "step": steps,
+        "gamma_max": float(gamma.max(axis=1)[live].mean()) if live.any() else np.nan,
+        "rho_max": float(own.max(axis=1).mean()),
+        "rho_other_min": float(other.min(axis=1).mean()),
+    }
+
+
+def _derived(rec: Recorder, key: str, rows, spec: dict, **meta) -> pd.DataFrame:
+    """A pass that is not a jaxprune sweep (per-class outcomes, coefficients): computed once
+    into out/key.parquet with its specification in out/key.json, reused when both are present
+    and the specification is the same (a different one is refused unless --overwrite), and
+    recorded in run.json like a sweep."""
+    path, spec_path = rec.out / f"{key}.parquet", rec.out / f"{key}.json"
+    t0 = time.perf_counter()
+    if path.exists() and spec_path.exists() and not rec.args.overwrite:
+        if json.loads(spec_path.read_text()) != spec:
+            raise SystemExit(
+                f"{path} holds a different {key} pass: choose another --out or pass --overwrite."
+            )
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.concat(r if isinstance(r, pd.DataFrame) else pd.DataFrame([r]) for r in rows())
+        frame.reset_index(drop=True).to_parquet(path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").rename(path)
+        write_json(spec_path, spec)
+    rec.invocation["sweeps"][key] = {"runs": len(frame), "wall_s": time.perf_counter() - t0}
+    rec.record.setdefault("sweeps", {})[key] = meta
+    rec.save()
+    return frame
+
+
+def main(argv=None) -> None:
+    args = parser(__doc__).parse_args(argv)
+    rec = Recorder("sweeps/theory_regime.py", args, "theory_regime")
+    s = SIZES[rec.size]
+    seeds = args.seeds or s["seeds"]
+    if rec.size == "smoke" and args.chunk_size is None:
+        args.chunk_size = 2  # one chunk shape, so one compilation per d for all three sweeps
+    constants = dict(
+        n_train=N_TRAIN,
+        width=WIDTH,
+        sigma_noise=SIGMA_NOISE,
+        init_scale=INIT_SCALE,
+        lr_scale=LR_SCALE,
+        loss_tol=LOSS_TOL,
+        steps=s["steps"],
+    )
+
+    for dim in s["dims"]:
+        config, params = regime_setting(dim, rec.size)
+        mus = [mu_for_score(b, dim) for b in s["scores"]]
+        common = dict(dim=dim, scores=s["scores"], mus=mus, **constants)
+        rec.sweep(
+            f"mild-d{dim}",
+            config,
+            {"mu_norm": mus, "prune_frac": s["mild_p"]},
+            seeds,
+            params,
+            purpose="mild pruning near p = 0 in regime; p = 0 gives accuracy against score",
+            sigma_init=params.sigma_init,
+            mild_p=s["mild_p"],
+            **common,
+        )
+        shrunk = [round(params.sigma_init * float(np.sqrt(1 - p)), 9) for p in s["mild_p"] if p]
+        rec.sweep(
+            f"control-d{dim}",
+            config,
+            {"mu_norm": mus, "sigma_init": shrunk},
+            seeds,
+            params,
+            purpose="matched control: dense network initialised at sigma_0 sqrt(1 - p)",
+            sigma_init=params.sigma_init,
+            control_p=[p for p in s["mild_p"] if p],
+            **common,
+        )
+
+    for dim in s["over_dims"]:
+        config, params = regime_setting(dim, rec.size)
+        params = params.replace(mu_norm=mu_for_score(OVERPRUNE_SCORE, dim))
+        rec.sweep(
+            f"overprune-d{dim}",
+            config,
+            {"prune_frac": s["over_p"]},
+            seeds,
+            params,
+            purpose="over-pruning threshold at a benign score",
+            dim=dim,
+            score=OVERPRUNE_SCORE,
+            mu=params.mu_norm,
+            **constants,
+        )
+
+    def class_rows():
+        for dim in s["over_dims"]:
+            config, params = regime_setting(dim, rec.size)
+            params = params.replace(mu_norm=mu_for_score(OVERPRUNE_SCORE, dim))
+            sweep = jaxprune.final(jaxprune.load(rec.out / f"overprune-d{dim}"))
+            for p in s["over_p"]:
+                for seed in range(seeds):
+                    rows = class_outcomes(config, params.replace(prune_frac=p), seed)
+                    run = sweep[(sweep.seed == seed) & np.isclose(sweep.prune_frac, p)]
+                    # the same run as the sweep's: its accuracy must agree (float32 rounding)
+                    if not np.allclose(run.test_acc.to_numpy(), rows.test_acc.iloc[0], atol=2e-3):
+                        raise RuntimeError(f"class pass disagrees with overprune-d{dim}: p={p}")
+                    yield rows
+
+    _derived(
+        rec,
+        "classes",
+        class_rows,
+        dict(dims=s["over_dims"], p=s["over_p"], seeds=seeds, score=OVERPRUNE_SCORE, **constants),
+        purpose="per-class outcomes of the over-pruning runs",
+    )
+
+    def coefficient_rows_all():
+        for dim in s["dyn_dims"]:
+            config, params = regime_setting(dim, rec.size)
+            params = params.replace(mu_norm=mu_for_score(1.0, dim))
+            for p in s["dyn_p"]:
+                for seed in range(s["dyn_seeds"]):
+                    for t in s["dyn_steps"]:
+                        yield coefficient_rows(config, params.replace(prune_frac=p), seed, t)
+
+    _derived(
+        rec,
+        "coefficients",
+        coefficient_rows_all,
+        dict(
+            dims=s["dyn_dims"],
+            p=s["dyn_p"],
+            seeds=s["dyn_seeds"],
+            dyn_steps=s["dyn_steps"],
+            **constants,
+        ),
+        purpose="signal (gamma) and noise (rho) coefficients over steps, score 1",
+        **constants,
+    )
+    rec.done()
+
+
+if __name__ == "__main__":
+    main()
