@@ -244,7 +244,7 @@ def render(report: Report, out: Path) -> str:
     if report.regime is not None:
         from analysis import regime as regime_section
 
-        body.append(regime_section.render(report.regime, out, report.regime_dir))
+        body.append(regime_section.render(report.regime, out))
     return "\n\n".join(
         [
             "# Pruning at initialization: the claims of Yang et al. against simulation",
