@@ -25,10 +25,10 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
-def kou_heatmap(last: pd.DataFrame, boundary: pd.DataFrame, fit, level: float, n: int, path):
+def kou_heatmap(last: pd.DataFrame, boundary: pd.DataFrame, C: float, level: float, n: int, path):
     """Test-error heatmap over signal strength (x) and dimension (y), as in Kou et al. (2023),
     with the measured boundary (first ||mu|| whose mean error <= level, per d) and the fitted
-    curve n ||mu||^4 = C d."""
+    curve n ||mu||^4 = C d at that level."""
     table = last.groupby(["dim", "mu_norm"]).test_error.mean().unstack("mu_norm")
     mus, dims = table.columns.to_numpy(float), table.index.to_numpy(float)
     seeds = int(last.groupby(["dim", "mu_norm"]).size().min())
@@ -56,7 +56,7 @@ def kou_heatmap(last: pd.DataFrame, boundary: pd.DataFrame, fit, level: float, n
         label=f"measured boundary (mean error = {level:g})",
     )
     grid = np.linspace(max(mus[0], 1e-3), mus[-1], 400)
-    curve = n * grid**4 / fit.C
+    curve = n * grid**4 / C
     keep = (curve >= dims[0] - dy) & (curve <= dims[-1] + dy)
     ax.plot(
         grid[keep],
@@ -64,7 +64,7 @@ def kou_heatmap(last: pd.DataFrame, boundary: pd.DataFrame, fit, level: float, n
         "--",
         color="red",
         linewidth=2,
-        label=f"n ||mu||^4 = C d, C = {fit.C:.3g} (95% CI {fit.ci_low:.3g}-{fit.ci_high:.3g})",
+        label=f"n ||mu||^4 = C d at level {level:g}, C = {C:.3g}",
     )
     ax.set_xlabel("signal strength ||mu|| (noise std sigma = 1)")
     ax.set_ylabel("dimension d")
@@ -181,41 +181,67 @@ def dynamics(frame: pd.DataFrame, path):
     _save(fig, path)
 
 
-def regime(diffs: pd.DataFrame, path):
-    """Forest plot: the paired test-accuracy difference (largest mild p minus p = 0) with its 95%
-    CI for every setting x sigma_0 x benign score."""
-    rows = diffs.sort_values(["setting", "sigma_init", "benign"], ascending=False)
-    fig, ax = plt.subplots(figsize=(8, 0.28 * len(rows) + 1.6))
+def slopes(rows: pd.DataFrame, group: list[str], path):
+    """Forest plot of the primary contrast per group: the paired slope of test accuracy over
+    p in [0, 0.5] of the pruned runs, of their matched dense controls and the excess (pruned
+    minus control), each with its 95% CI; filled markers: Holm-adjusted p <= 0.05."""
+    rows = rows.sort_values(group, ascending=False).reset_index(drop=True)
+    series = [
+        ("slope", "pruned", "tab:blue"),
+        ("control_slope", "dense control, sigma_0 sqrt(1-p)", "tab:orange"),
+        ("excess", "excess: pruned - control", "tab:green"),
+    ]
+    series = [s for s in series if s[0] in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) * len(series) / 2 + 2))
     y = np.arange(len(rows))
-    colors = np.where(rows.ci_low > 0, "tab:green", np.where(rows.ci_high < 0, "tab:red", "gray"))
-    for yi, (x, err, color) in enumerate(zip(rows["diff"], rows.half_width, colors, strict=True)):
-        ax.errorbar(x, yi, xerr=err, fmt="none", ecolor=color, capsize=2)
-    ax.scatter(rows["diff"], y, c=list(colors), s=14, zorder=3)
+    for i, (name, title, color) in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * 0.22
+        est, low, high = rows[name], rows[f"{name}_low"], rows[f"{name}_high"]
+        significant = rows[f"{name}_p_holm"] <= 0.05
+        ax.errorbar(
+            est, y + offset, xerr=[est - low, high - est], fmt="none", ecolor=color, capsize=2
+        )
+        ax.scatter(
+            est,
+            y + offset,
+            s=22,
+            zorder=3,
+            label=title,
+            facecolors=[color if sig else "white" for sig in significant],
+            edgecolors=color,
+        )
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(y)
     ax.set_yticklabels(
         [
-            f"{r.setting}, sigma_0={r.sigma_init:g}, score={r.benign:g} (acc0 {r.base:.2f})"
-            for r in rows.itertuples()
+            ", ".join(
+                f"{label(g)} = {r[g]:g}" if not isinstance(r[g], str) else str(r[g]) for g in group
+            )
+            for _, r in rows.iterrows()
         ],
         fontsize=7,
     )
-    p = rows.prune_frac.iloc[0]
-    ax.set_xlabel(f"test accuracy(p = {p:g}) - test accuracy(p = 0), paired by seed (95% CI)")
-    ax.set_title(
-        "Where does mild pruning help? green: CI above 0, red: below 0, gray: includes 0",
-        fontsize=10,
-    )
+    ax.set_xlabel("slope of test accuracy over p in [0, 0.5], per unit p (paired by seed, 95% CI)")
+    ax.set_title("Mild pruning: primary contrast; filled: Holm-adjusted p <= 0.05", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3, axis="x")
     _save(fig, path)
 
 
 def phase(frame, path, *, x, y, contours, title, vmin=None):
-    """A jaxprune phase diagram (seed-mean heatmap with theory contours). Contours need at
-    least two values on each axis (jaxprune.plot passes a 1-row field to matplotlib's contour,
-    which raises), so a grid with a single row or column is drawn without them."""
+    """A jaxprune phase diagram (seed-mean heatmap with theory contours; cells where every run
+    is `in_regime` outlined). Contours need at least two values on each axis (matplotlib's
+    contour raises on a 1-row field), so a grid with a single row or column is drawn without."""
     if frame[x].nunique() < 2 or frame[y].nunique() < 2:
         contours = None
     save_phase_diagram(
-        frame, path, x=x, y=y, value="test_acc", contours=contours, title=title, vmin=vmin
+        frame,
+        path,
+        x=x,
+        y=y,
+        value="test_acc",
+        contours=contours,
+        title=title,
+        vmin=vmin,
+        outline="in_regime" if "in_regime" in frame else None,
     )

@@ -1,72 +1,68 @@
-"""The statistics of the science report, in one place.
+"""The statistics of the science reports, in one place, on scipy.stats and `jaxprune.stats`.
 
-- `t_quantile`: the two-sided 95% quantile of Student's t (no scipy: an exact table for 1-30
-  degrees of freedom, the Cornish-Fisher expansion beyond, accurate to 1e-4 there).
-- `mean_ci`: mean and t-based 95% confidence interval of a sample.
-- `paired_differences`: treatment minus baseline, paired by seed, with t-based 95% CIs.
-- `boundary_points` and `fit_boundary_constant`: the measured benign/harmful boundary of a
-  (dimension x signal strength) heatmap and the constant C of n ||mu||^4 = C sigma^4 d fitted to it.
-- `first_crossing`: where a seed-mean curve first falls below a level (interpolated).
-- `Verdict`, `mild_pruning_verdict`, `over_pruning_verdict`: the verdict texts of the report,
-  computed from the data.
+- Paired contrasts: `paired_differences` (treatment minus baseline, paired by seed) and
+  `control_differences` (a pruned run minus its matched dense control, the same seed at p = 0
+  and init scale sigma_0 sqrt(1 - p)), each with t-based CIs from `jaxprune.stats` and a
+  two-sided one-sample t-test p-value from `scipy.stats.ttest_1samp`.
+- The primary contrast of a claim: `seed_slopes` (per seed, the least-squares slope of a
+  measurement over p, pooled over other axes, by `scipy.stats.linregress`) and `contrast`
+  (mean, t-based CI and p-value of per-seed values).
+- Family-wise control of cell maps: `holm` (Holm-Bonferroni adjusted p-values).
+- Boundaries: `first_crossings` (where each row of a seed-mean table first crosses a level),
+  `seed_bootstrap` (replicates of a statistic of the seed-mean under resampling of whole seeds,
+  reproducible from its seed) and `boundary_fits` (the benign/harmful boundary of a heatmap
+  over a range of levels: exponents against d and against d log d and the constant C, each
+  with seed-bootstrap percentile CIs).
 
-Every function takes plain pandas frames (the final rows of a sweep, see `jaxprune.final`), so the
-same code serves the sweep scripts, the report and the tests.
+Functions take plain pandas frames of final rows (`jaxprune.final`), so the sweep scripts, the
+report and the tests share them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Sequence
-from statistics import NormalDist
+import warnings
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
-LEVEL = 0.95
-
-# t_{0.975, df} for df = 1..30 (two-sided 95%).
-_T975 = (
-    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-    2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-    2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
-)  # fmt: skip
+from jaxprune.config import CONFIG_FIELDS
+from jaxprune.stats import LEVEL, mean_ci
+from jaxprune.theory import init_matched_sigma
 
 
-def t_quantile(df: float) -> float:
-    """Two-sided 95% quantile t_{0.975, df} of Student's t with `df` degrees of freedom.
-
-    df <= 30: the exact tabulated value (df rounded down to an integer >= 1). df > 30: the
-    Cornish-Fisher expansion of t in powers of 1/df around the normal quantile z = 1.95996
-    (Abramowitz & Stegun 26.7.5), whose error is below 1e-4 for df > 30; df = inf gives z.
-    """
-    if not df >= 1:
-        raise ValueError(f"df = {df!r} is invalid: a t quantile needs df >= 1.")
-    if df <= len(_T975):
-        return _T975[int(df) - 1]
-    z = NormalDist().inv_cdf(0.975)
-    if math.isinf(df):
-        return z
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+def _sig6(values) -> np.ndarray:
+    """Values rounded to 6 significant digits: the key that matches a control's init scale."""
+    return np.array([float(f"{v:.6g}") for v in np.asarray(values, dtype=float).ravel()])
 
 
-def mean_ci(values) -> tuple[float, float, float, int]:
-    """(mean, ci_low, ci_high, n) of a sample: the t-based 95% CI of its mean (NaN for n < 2)."""
+def contrast(values, level: float = LEVEL) -> dict:
+    """Mean, t-based `level` CI, two-sided t-test p-value against 0 (scipy) and n of a sample
+    of per-seed values (paired differences or slopes); NaN where n < 2."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(x.mean())
-    if n < 2:
-        return mean, math.nan, math.nan, n
-    half = t_quantile(n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
-    return mean, mean - half, mean + half, n
+    mean, low, high, n = mean_ci(x, level)
+    if n >= 2 and np.ptp(x) > 0:
+        pvalue = float(scipy_stats.ttest_1samp(x, 0.0).pvalue)
+    else:  # constant differences: exactly 0 means no evidence, a constant shift is certain
+        pvalue = 1.0 if n >= 2 and mean == 0 else (0.0 if n >= 2 else np.nan)
+    return {"diff": mean, "ci_low": low, "ci_high": high, "pvalue": pvalue, "n": n}
+
+
+def _paired(wide: pd.DataFrame, treated: str, base: str, by: list[str]) -> list[dict]:
+    """Rows of `contrast` of wide[treated] - wide[base] per group of `by` (index levels)."""
+    pairs = wide[[base, treated]].dropna()
+    groups = pairs.groupby(level=by) if by else [((), pairs)]
+    rows = []
+    for key, cell in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key, strict=True))
+        row.update(treated=float(cell[treated].mean()), base=float(cell[base].mean()))
+        row.update(contrast(cell[treated] - cell[base]))
+        rows.append(row)
+    return rows
 
 
 def paired_differences(
@@ -78,239 +74,275 @@ def paired_differences(
     by: Sequence[str] = (),
     pair: str = "seed",
 ) -> pd.DataFrame:
-    """Treatment minus baseline of `value`, paired by `pair`, with t-based 95% CIs.
+    """Treatment minus baseline of `value`, paired by `pair` (seed), per group of `by`.
 
-    last: one row per run (e.g. `jaxprune.final(frame)`). For every group of `by` and every
-    treatment level other than `baseline`, each run is matched with the run of the same `pair`
-    (seed) at treatment == baseline in the same group; the differences of matched runs give
-    `diff` (mean), `ci_low`, `ci_high`, `half_width` (t_{0.975, n-1} sd / sqrt(n)) and `n`
-    (pairs). `treated` and `base` are the means of the two sides over the same pairs. Runs
-    without a partner are left out. Returns one row per (by..., treatment level), sorted.
+    last: one row per run. For every treatment level other than `baseline`, each run is matched
+    with the run of the same seed at treatment == baseline in the same group. Columns: by...,
+    treatment, treated and base (means over the pairs), diff, ci_low, ci_high (t-based 95%),
+    half_width, pvalue (paired t-test) and n (pairs). Runs without a partner are left out.
     """
     by = list(by)
-    index = [*by, pair]
-    wide = last.pivot_table(index=index, columns=treatment, values=value, aggfunc="first")
+    wide = last.pivot_table(index=[*by, pair], columns=treatment, values=value, aggfunc="first")
     if baseline not in wide.columns:
         raise ValueError(f"no runs with {treatment} = {baseline!r} to pair with.")
     rows = []
     for level in wide.columns:
-        if level == baseline:
-            continue
-        pairs = wide[[baseline, level]].dropna()
-        groups = pairs.groupby(level=by) if by else [((), pairs)]
-        for key, cell in groups:
-            key = key if isinstance(key, tuple) else (key,)
-            diff = cell[level] - cell[baseline]
-            mean, low, high, n = mean_ci(diff)
-            rows.append(
-                {
-                    **dict(zip(by, key, strict=True)),
-                    treatment: level,
-                    "treated": float(cell[level].mean()),
-                    "base": float(cell[baseline].mean()),
-                    "diff": mean,
-                    "ci_low": low,
-                    "ci_high": high,
-                    "half_width": (high - low) / 2,
-                    "n": n,
-                }
-            )
-    return pd.DataFrame(rows).sort_values([*by, treatment]).reset_index(drop=True)
+        if level != baseline:
+            rows += [{**r, treatment: level} for r in _paired(wide, level, baseline, by)]
+    out = pd.DataFrame(rows).sort_values([*by, treatment]).reset_index(drop=True)
+    out["half_width"] = (out.ci_high - out.ci_low) / 2
+    return out
 
 
-def cell_summary(last: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
-    """Mean and t-based 95% CI of `value` per group of `by`: columns mean, ci_low, ci_high, n."""
-    rows = []
-    for key, cell in last.groupby(list(by)):
-        key = key if isinstance(key, tuple) else (key,)
-        mean, low, high, n = mean_ci(cell[value])
-        rows.append({**dict(zip(by, key, strict=True)), "mean": mean, "ci_low": low})
-        rows[-1].update({"ci_high": high, "n": n})
-    return pd.DataFrame(rows)
+def with_controls(pruned: pd.DataFrame, control: pd.DataFrame, *, value: str = "test_acc"):
+    """The pruned runs (p > 0) of `pruned` with column `control_value`: `value` of the matched
+    dense control in `control` (p = 0, sigma_init = sigma_0 sqrt(1 - p), every other run column
+    and the seed equal), NaN where the control is missing."""
+    keys = [
+        c
+        for c in ("seed", "mu_norm", "sigma_noise", "lr", "label_flip", *_config_keys(pruned))
+        if c in pruned.columns and c in control.columns
+    ]
+    runs = pruned[pruned.prune_frac > 0].copy()
+    runs["_init"] = _sig6(init_matched_sigma(runs.sigma_init, runs.prune_frac))
+    dense = control[control.prune_frac == 0][[*keys, "sigma_init", value]].copy()
+    dense["_init"] = _sig6(dense.sigma_init)
+    dense = dense.drop(columns="sigma_init").rename(columns={value: "control_value"})
+    merged = runs.merge(dense.drop_duplicates([*keys, "_init"]), on=[*keys, "_init"], how="left")
+    return merged.drop(columns="_init")
+
+
+def _config_keys(frame: pd.DataFrame) -> list[str]:
+    return [c for c in CONFIG_FIELDS if c in frame.columns]
+
+
+def control_differences(
+    pruned: pd.DataFrame,
+    control: pd.DataFrame,
+    *,
+    value: str = "test_acc",
+    by: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Each pruned cell minus its matched dense control (same seed, p = 0, init scale
+    sigma_0 sqrt(1 - p)), per group of `by` and p: the columns of `paired_differences`, with
+    `base` the controls' mean. A difference near 0 means the smaller effective init explains
+    the effect of pruning."""
+    by = [*by, "prune_frac"]
+    runs = with_controls(pruned, control, value=value).dropna(subset=["control_value"])
+    wide = runs.set_index([*by, "seed"])[[value, "control_value"]]
+    out = pd.DataFrame(_paired(wide, value, "control_value", by))
+    if len(out):
+        out = out.sort_values(by).reset_index(drop=True)
+        out["half_width"] = (out.ci_high - out.ci_low) / 2
+    return out
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (same order; NaN stays NaN): a cell is significant at
+    family-wise error rate alpha when its adjusted p-value is <= alpha."""
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    scaled = (m - np.arange(m)) * p[order]
+    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return adjusted
+
+
+def add_holm(cells: pd.DataFrame, alpha: float = 1 - LEVEL) -> pd.DataFrame:
+    """`cells` (rows with diff and pvalue) with p_holm (Holm over all its rows, one family) and
+    verdict: 'better' or 'worse' where p_holm <= alpha (by the sign of diff), else 'no change'."""
+    out = cells.copy()
+    out["p_holm"] = holm(out.pvalue)
+    significant = out.p_holm <= alpha
+    out["verdict"] = np.where(
+        significant, np.where(out["diff"] > 0, "better", "worse"), "no change"
+    )
+    return out
+
+
+def seed_slopes(
+    last: pd.DataFrame,
+    *,
+    value: str = "test_acc",
+    x: str = "prune_frac",
+    x_max: float = 0.5,
+    pool: Sequence[str] = ("mu_norm",),
+    pair: str = "seed",
+) -> pd.Series:
+    """Per seed, the least-squares slope (scipy.stats.linregress) of `value` over `x` in
+    [0, x_max], after averaging over the `pool` axes at each x: one paired slope per seed (the
+    seed's runs share data and init). Seeds with fewer than 2 x values are left out."""
+    rows = last[last[x] <= x_max + 1e-12]
+    means = rows.groupby([pair, x])[value].mean().reset_index()
+    slopes = {}
+    for seed, part in means.groupby(pair):
+        if part[x].nunique() >= 2:
+            slopes[seed] = scipy_stats.linregress(part[x], part[value]).slope
+    return pd.Series(slopes, name="slope", dtype=float)
+
+
+def first_crossings(xs, table, level: float, *, below: bool = True) -> np.ndarray:
+    """For each row of `table` (..., len(xs)) over increasing `xs`, the first x where the row
+    falls to <= level (below=True; rises to >= level otherwise), linearly interpolated between
+    grid points; NaN where it never does, xs[0] where it starts there."""
+    xs = np.asarray(xs, dtype=float)
+    y = np.asarray(table, dtype=float)
+    if not below:
+        y, level = -y, -level
+    hit = y <= level
+    i = np.argmax(hit, axis=-1)
+    prev = np.maximum(i - 1, 0)
+    y0 = np.take_along_axis(y, prev[..., None], -1)[..., 0]
+    y1 = np.take_along_axis(y, i[..., None], -1)[..., 0]
+    x0, x1 = xs[prev], xs[i]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.where(y1 != y0, x0 + (level - y0) * (x1 - x0) / (y1 - y0), x1)
+    x = np.where(i == 0, xs[0], x)
+    return np.where(hit.any(axis=-1), x, np.nan)
 
 
 def first_crossing(xs, ys, level: float, *, below: bool = True) -> float:
-    """The first x (scanning xs in increasing order) where y crosses `level`, linearly
-    interpolated between grid points: the first fall to <= level (below=True) or rise to >= level
-    (below=False). NaN if it never crosses; xs[0] if it starts there."""
+    """`first_crossings` of one curve, with xs in any order."""
     order = np.argsort(np.asarray(xs, dtype=float))
-    x = np.asarray(xs, dtype=float)[order]
-    y = np.asarray(ys, dtype=float)[order]
-    if not below:
-        y, level = -y, -level
-    hits = np.flatnonzero(y <= level)
-    if len(hits) == 0:
-        return math.nan
-    i = hits[0]
-    if i == 0:
-        return float(x[0])
-    x0, x1, y0, y1 = x[i - 1], x[i], y[i - 1], y[i]
-    return float(x0 + (level - y0) * (x1 - x0) / (y1 - y0)) if y1 != y0 else float(x1)
+    xs, ys = np.asarray(xs, dtype=float)[order], np.asarray(ys, dtype=float)[order]
+    return float(first_crossings(xs, ys, level, below=below))
+
+
+def seed_array(last: pd.DataFrame, rows: str, cols: str, value: str, pair: str = "seed"):
+    """`value` as an array (seeds, rows, cols) with the sorted row and column values; the
+    seeds of a cell-complete grid (NaN where a run is missing)."""
+    cube = last.pivot_table(index=[pair, rows], columns=cols, values=value, aggfunc="first")
+    seeds = cube.index.get_level_values(0).unique()
+    row_values = np.sort(last[rows].unique())
+    full = pd.MultiIndex.from_product([seeds, row_values])
+    array = cube.reindex(full).to_numpy(dtype=float).reshape(len(seeds), len(row_values), -1)
+    return array, row_values, cube.columns.to_numpy(dtype=float)
+
+
+def seed_bootstrap(
+    values: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Replicates (n_boot, ...) of statistic(mean over seeds) with the seeds (axis 0 of
+    `values`) resampled with replacement: whole seeds, so cells that share a seed (its data,
+    init and masks) stay together. Reproducible from `seed` (numpy's default_rng)."""
+    rng = np.random.default_rng(seed)
+    num_seeds = values.shape[0]
+    flat = values.reshape(num_seeds, -1)
+    reps = []
+    for _ in range(n_boot):
+        weights = np.bincount(rng.integers(0, num_seeds, num_seeds), minlength=num_seeds)
+        mean = (weights @ np.nan_to_num(flat)) / num_seeds
+        reps.append(statistic(mean.reshape(values.shape[1:])))
+    return np.asarray(reps)
+
+
+def percentile_ci(replicates, level: float = LEVEL, axis: int = 0):
+    """The percentile bootstrap CI (low, high) of replicates along `axis` (NaNs ignored)."""
+    tail = 100 * (1 - level) / 2
+    with warnings.catch_warnings():  # a statistic that is NaN in every replicate stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low = np.nanpercentile(replicates, tail, axis=axis)
+        return low, np.nanpercentile(replicates, 100 - tail, axis=axis)
+
+
+BOUNDARY_MODELS = {"d": lambda d: d, "d log d": lambda d: d * np.log(d)}
+
+
+def _boundary_statistics(mu_b, dims, n_train, sigma) -> np.ndarray:
+    """[exponent of mu_b over d, over d log d, C for d, C for d log d, RMS log-residual of the
+    fixed-exponent law for d, for d log d] from boundary points (mu_b NaN or 0: left out)."""
+    ok = np.isfinite(mu_b) & (mu_b > 0)
+    if ok.sum() < 3:
+        return np.full(6, np.nan)
+    mu, d = mu_b[ok], dims[ok]
+    out = []
+    for scale in BOUNDARY_MODELS.values():
+        out.append(scipy_stats.linregress(np.log(scale(d)), np.log(mu)).slope)
+    for scale in BOUNDARY_MODELS.values():
+        out.append(np.exp(np.mean(np.log(n_train * mu**4 / (sigma**4 * scale(d))))))
+    for scale in BOUNDARY_MODELS.values():
+        logs = np.log(n_train * mu**4 / (sigma**4 * scale(d)))
+        out.append(np.sqrt(np.mean((logs - logs.mean()) ** 2)))
+    return np.asarray(out)
+
+
+BOUNDARY_COLUMNS = (
+    "exponent_d",
+    "exponent_dlogd",
+    "C_d",
+    "C_dlogd",
+    "rms_d",
+    "rms_dlogd",
+)
+
+
+def boundary_fits(
+    last: pd.DataFrame,
+    levels: Sequence[float],
+    *,
+    n_train: float,
+    sigma_noise: float = 1.0,
+    value: str = "test_error",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The benign/harmful boundary of a (dim x mu_norm) heatmap at each error `level`: for each
+    d the first ||mu|| whose seed-mean `value` falls to the level, then the free exponents of
+    ||mu||_b over d and over d log d (linregress of logs; the claim: 1/4), the constants C of
+    n ||mu||^4 = C sigma^4 d and = C sigma^4 d log d, and the RMS log-residuals of those two
+    fixed-exponent laws. Each with a seed-bootstrap 95% percentile CI (columns NAME_low,
+    NAME_high), reproducible from `seed`. One row per level, with `points` (dims crossing)."""
+    array, dims, mus = seed_array(last, "dim", "mu_norm", value)
+    rows = []
+    for level in levels:
+
+        def statistic(table, level=level):
+            return _boundary_statistics(
+                first_crossings(mus, table, level), dims, n_train, sigma_noise
+            )
+
+        point = statistic(np.nanmean(array, axis=0))
+        reps = seed_bootstrap(array, statistic, n_boot=n_boot, seed=seed)
+        low, high = percentile_ci(reps)
+        row = {"level": level}
+        row["points"] = int(np.isfinite(first_crossings(mus, np.nanmean(array, 0), level)).sum())
+        for i, name in enumerate(BOUNDARY_COLUMNS):
+            row.update({name: point[i], f"{name}_low": low[i], f"{name}_high": high[i]})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def boundary_points(
-    last: pd.DataFrame,
-    level: float,
-    *,
-    value: str = "test_error",
-    x: str = "mu_norm",
-    y: str = "dim",
+    last: pd.DataFrame, level: float, *, value: str = "test_error", x="mu_norm", y="dim"
 ) -> pd.DataFrame:
-    """The measured boundary of a heatmap: for each `y` (dimension), the first `x` (signal
-    strength) at which the seed-mean of `value` falls to `level` (see `first_crossing`).
-    Returns columns y and x (NaN where the row never crosses)."""
-    table = last.groupby([y, x])[value].mean().unstack(x)
-    points = [first_crossing(table.columns, row.to_numpy(), level) for _, row in table.iterrows()]
+    """The measured boundary of a heatmap at one level: for each `y`, the first `x` at which the
+    seed-mean of `value` falls to `level` (NaN where it never does)."""
+    table = last.groupby([y, x])[value].mean().unstack(x).sort_index(axis=1)
+    points = first_crossings(table.columns.to_numpy(float), table.to_numpy(float), level)
     return pd.DataFrame({y: table.index.to_numpy(), x: points})
-
-
-@dataclasses.dataclass(frozen=True)
-class BoundaryFit:
-    """n ||mu||^4 = C sigma^4 d fitted to measured boundary points. C is the geometric mean of
-    the per-point values n mu^4 / (sigma^4 d) (least squares of log C with the exponents fixed);
-    ci_low, ci_high its t-based 95% CI (on log C); points: the points used; rel_spread: the
-    standard deviation of log(n mu^4 / (sigma^4 d)) across points (0 for a perfect n mu^4 ∝ d)."""
-
-    C: float
-    ci_low: float
-    ci_high: float
-    points: int
-    rel_spread: float
-
-
-def fit_boundary_constant(mu, dim, n_train: float, sigma_noise: float = 1.0) -> BoundaryFit:
-    """Fit C of n mu^4 = C sigma^4 d to boundary points (mu_i, d_i); non-finite or zero mu are
-    left out. See `BoundaryFit`."""
-    mu, dim = np.asarray(mu, dtype=float), np.asarray(dim, dtype=float)
-    ok = np.isfinite(mu) & (mu > 0) & np.isfinite(dim) & (dim > 0)
-    logs = np.log(n_train * mu[ok] ** 4 / (sigma_noise**4 * dim[ok]))
-    if len(logs) == 0:
-        raise ValueError("no finite boundary points to fit C to.")
-    mean, low, high, n = mean_ci(logs)
-    spread = float(logs.std(ddof=1)) if n > 1 else math.nan
-    return BoundaryFit(math.exp(mean), math.exp(low), math.exp(high), n, spread)
-
-
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    """A claim's measured verdict: status is 'holds', 'fails' or 'holds only in a region';
-    text says it in a sentence or two with the numbers behind it."""
-
-    status: str
-    text: str
-
-
-def _fmt(value) -> str:
-    """A cell key for text: numbers in %g, anything else as str."""
-    return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
-
-
-def _fmt_ci(row) -> str:
-    return f"{row['diff']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
-
-
-def mild_pruning_verdict(diffs: pd.DataFrame, *, by: Sequence[str], p_max: float = 0.5) -> Verdict:
-    """Verdict on "mild pruning (0 < p <= p_max) raises test accuracy" from `paired_differences`
-    rows (columns by..., prune_frac, diff, ci_low, ci_high, n).
-
-    A cell (by..., p) counts as better when its CI lies above 0, worse when it lies below 0.
-    holds: every setting of `by` has a better cell and no mild cell is worse; fails: no mild
-    cell is better; otherwise holds only in the region of the better cells, which are named.
-    The CIs are per cell (not corrected for the number of cells): with 20 cells about one can
-    reach significance by chance, which is why the text gives the counts.
-    """
-    by = list(by)
-    mild = diffs[(diffs.prune_frac > 0) & (diffs.prune_frac <= p_max + 1e-12)]
-    better = mild[mild.ci_low > 0]
-    worse = mild[mild.ci_high < 0]
-    counts = (
-        f"{len(better)} of {len(mild)} mild cells (0 < p <= {p_max:g}) significantly better, "
-        f"{len(worse)} significantly worse, at 95% per cell"
-    )
-    best = mild.loc[mild["diff"].idxmax()] if len(mild) else None
-    best_text = (
-        ""
-        if best is None
-        else f"; the largest paired gain is {_fmt_ci(best)} at "
-        + ", ".join(f"{k} = {_fmt(best[k])}" for k in [*by, "prune_frac"])
-    )
-    if len(better) == 0:
-        return Verdict("fails", f"Fails: {counts}{best_text}.")
-    settings_with_gain = better.groupby(by).size() if by else pd.Series([len(better)])
-    all_settings = mild.groupby(by).size() if by else pd.Series([len(mild)])
-    if len(worse) == 0 and len(settings_with_gain) == len(all_settings):
-        return Verdict("holds", f"Holds: {counts}{best_text}.")
-    region = "; ".join(
-        ", ".join(f"{k} = {_fmt(row[k])}" for k in [*by, "prune_frac"]) + f": {_fmt_ci(row)}"
-        for _, row in better.iterrows()
-    )
-    return Verdict(
-        "holds only in a region", f"Holds only in a region: {counts}. Better cells: {region}."
-    )
-
-
-def over_pruning_verdict(
-    cells: pd.DataFrame, *, chance: float, fit_level: float = 0.99, margin: float = 0.05
-) -> Verdict:
-    """Verdict on "some large p still fits the training set, yet tests at chance", from one row
-    per (width, prune_frac) with columns width, prune_frac, train_acc (seed-mean), test_ci_high
-    (upper 95% CI bound of the seed-mean test accuracy).
-
-    A cell shows the claim when train_acc >= fit_level and test_ci_high <= chance + margin.
-    holds: every width has such a cell; fails: none has; else holds only for the widths named.
-    """
-    shown = cells[(cells.train_acc >= fit_level) & (cells.test_ci_high <= chance + margin)]
-    widths = sorted(cells.width.unique())
-    hit = sorted(shown.width.unique())
-    rule = (
-        f"training accuracy >= {fit_level:g} and test accuracy's upper 95% bound <= chance "
-        f"+ {margin:g} = {chance + margin:g}"
-    )
-    if not hit:
-        return Verdict("fails", f"Fails: no (m, p) cell has {rule}.")
-    where = "; ".join(
-        f"m = {m:g}: p in {{{', '.join(f'{p:g}' for p in shown[shown.width == m].prune_frac)}}}"
-        for m in hit
-    )
-    if len(hit) == len(widths):
-        return Verdict("holds", f"Holds for every width: cells with {rule}: {where}.")
-    return Verdict(
-        "holds only in a region",
-        f"Holds only for widths m in {{{', '.join(f'{m:g}' for m in hit)}}} of "
-        f"{{{', '.join(f'{m:g}' for m in widths)}}}: cells with {rule}: {where}.",
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class PowerLaw:
-    """y = a x^slope fitted by least squares on logs: slope with its t-based 95% CI, and a."""
-
-    slope: float
-    ci_low: float
-    ci_high: float
-    prefactor: float
-    points: int
-
-
-def fit_power_law(x, y) -> PowerLaw:
-    """Ordinary least squares of log y on log x (positive, finite points only); the CI of the
-    slope is slope ± t_{0.975, n-2} SE (NaN with fewer than 3 points)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    lx, ly = np.log(x[ok]), np.log(y[ok])
-    n = len(lx)
-    if n < 2:
-        raise ValueError("a power law needs at least 2 positive points.")
-    slope, intercept = np.polyfit(lx, ly, 1)
-    if n < 3:
-        return PowerLaw(float(slope), math.nan, math.nan, math.exp(intercept), n)
-    resid = ly - (slope * lx + intercept)
-    se = math.sqrt(float(resid @ resid) / (n - 2) / float(((lx - lx.mean()) ** 2).sum()))
-    half = t_quantile(n - 2) * se
-    return PowerLaw(float(slope), slope - half, slope + half, math.exp(intercept), n)
 
 
 def solve_p_any_class_without_signal(level: float, width: float, num_classes: int) -> float:
     """The pruning fraction p at which 1 - (1 - p^m)^K = level (the predicted over-pruning
     boundary): p = (1 - (1 - level)^(1/K))^(1/m)."""
     return float((1 - (1 - level) ** (1 / num_classes)) ** (1 / width))
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One claim's verdict as the report states it: the claim, the old report's status, the
+    new status (holds, fails, not shown, holds only in a region, retracted, ...), the control
+    that explains the effect (or '-'), the numbers behind it and the supporting figure."""
+
+    claim: str
+    old: str
+    new: str
+    control: str
+    evidence: str
+    figure: str

@@ -124,9 +124,12 @@ def grasp_scores(
 ) -> jax.Array:
     """GraSP's score S = -w0 ⊙ Hg (Wang et al. 2020), (K, m, d), with g = dL/dw and H the Hessian
     of the training loss in the weights, both at w0 with the full mask; Hg is the forward-over-
-    reverse product of `jax.linearize`. -S_i is, to first order, half the change of the gradient
-    norm |g|^2 when weight i is removed, so GraSP removes the weights of *largest* S (those whose
-    removal reduces gradient flow least) and keeps the lowest, as its reference code does. No
+    reverse product of `jax.linearize`. S_i is, to first order, half the change of the gradient
+    norm |g|^2 when weight i is removed (delta = -w_i e_i changes it by 2 delta . Hg = 2 S_i), so
+    GraSP removes the weights of *largest* S (those whose removal raises gradient flow most, or
+    lowers it least) and keeps the lowest, as its reference code does (pruner/GraSP.py: scores
+    -theta * Hg, kept where <= the p-quantile threshold). In the paper's model this removes the
+    live signal weights first (analysis/grasp.py). No
     temperature is applied to the logits (the reference code divides them by 200)."""
     grad, hessian_times = jax.linearize(_weight_grad(config, params, bias, train), weights)
     return -weights * hessian_times(grad)

@@ -376,6 +376,7 @@ def phase_diagram(
     facet: str | None = None,
     mean_over: str | Sequence[str] | None = None,
     log1mp: bool = False,
+    outline: str | None = None,
 ):
     """Draw the seed-mean of the final `value` over (x, y) as a heatmap on numeric axes.
 
@@ -386,7 +387,8 @@ def phase_diagram(
     averaged within a seed first); otherwise this raises ValueError naming them. `contours`
     maps a column (a theory column, say) to levels drawn as dashed lines. The caption gives the
     seeds per cell, the largest 95% CI half-width and, for incomplete results, PARTIAL.
-    Returns the matplotlib Axes, or the FacetGrid with `facet`.
+    `outline` names a boolean column (the theory column `in_regime`, say): the cells where it
+    holds in every run are outlined. Returns the matplotlib Axes, or the FacetGrid with `facet`.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -408,6 +410,8 @@ def phase_diagram(
     )
     if facet is not None and ax is not None:
         raise ValueError("ax is invalid with facet: a faceted diagram draws its own figure.")
+    if outline is not None and outline not in frame.columns:
+        raise ValueError(f"outline = {outline!r} is not a column of the results.")
     contours = {c: sorted(float(v) for v in levels) for c, levels in (contours or {}).items()}
     last, xaxis, yaxis, panels = diagram_cells(frame, x, y, value, facet, contours, log1mp)
     stats = pd.concat([panel.stats for panel in panels])
@@ -462,6 +466,22 @@ def phase_diagram(
         )
         for i, (column, levels) in enumerate(contours.items())
     ]
+    if outline is not None:
+        for axes, panel in zip(panel_axes, panels, strict=False):
+            rows = last if facet is None else last[last[facet] == panel.value]
+            inside = _grid(cell_stats(rows, x, y, outline), "mean", xaxis, yaxis) == 1.0
+            _outline_cells(axes, inside, xaxis, yaxis)
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="s",
+                markerfacecolor="none",
+                markeredgecolor="black",
+                linestyle="none",
+                label=f"outlined: {outline} in every run",
+            )
+        )
     if handles:  # below the panel, or below the figure's panels
         (ax if facet is None else figure).legend(
             handles=handles,
@@ -472,6 +492,24 @@ def phase_diagram(
             frameon=False,
         )
     return target
+
+
+def _outline_cells(ax, inside: np.ndarray, xaxis: Axis, yaxis: Axis) -> None:
+    """Outline the cells (ny, nx) where `inside` is True, in white."""
+    from matplotlib.patches import Rectangle
+
+    xe, ye = xaxis.edges, yaxis.edges
+    for i, j in zip(*np.nonzero(inside), strict=True):
+        ax.add_patch(
+            Rectangle(
+                (xe[j], ye[i]),
+                xe[j + 1] - xe[j],
+                ye[i + 1] - ye[i],
+                fill=False,
+                edgecolor="white",
+                linewidth=2.5,
+            )
+        )
 
 
 def save_phase_diagram(frame: pd.DataFrame, path, **kwargs) -> None:

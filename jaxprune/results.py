@@ -96,9 +96,13 @@ def history_frame(
     }
     columns.update({name: np.asarray(history[name]).reshape(-1) for name in METRIC_NAMES})
     frame = pd.DataFrame(columns)
-    static = {name: getattr(config, name) for name in ("dim", "width", "n_train", "num_classes")}
+    # The frame's own columns (a grid over dim, say) take precedence over the Config's values.
+    static = {
+        name: getattr(config, name)
+        for name in ("dim", "width", "n_train", "num_classes", "output_scale")
+    }
     for name, values in theory.columns({**static, **frame}).items():
-        frame[name] = np.asarray(values, dtype=np.float64)
+        frame[name] = np.asarray(values, dtype=bool if name == "in_regime" else np.float64)
     return frame
 
 

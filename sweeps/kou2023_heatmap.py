@@ -7,21 +7,15 @@ The `kou2023` preset (their experiment code's model and training) with p = 0: te
 one compilation per d). `--quick` is a coarse subgrid (minutes on 2 CPU cores), `--smoke` a
 tiny one (seconds, for CI). Results go to DIR/heatmap (default DIR results/kou2023_heatmap, with
 -quick or -smoke appended), with DIR/run.json; re-running the same command resumes.
-`analysis/kou2023_heatmap.py DIR` draws the figure and fits C of n ||mu||^4 = C d.
+`python analysis/report.py` draws the figure and fits the boundary (analysis/kou.py).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import Recorder, parser  # noqa: E402
-
-import jaxprune  # noqa: E402
+import jaxprune
+from sweeps.common import Recorder, parser
 
 # size: (dimensions, signal strengths, seeds)
 SIZES = {

@@ -18,20 +18,19 @@ budget). Sweeps, each a subdirectory of DIR (default results/paper_claims[-quick
 - regime-NAME/: where does mild pruning help? For settings that vary what the theory says
   matters (d, n, m, K, sigma_0), p in {0, mild...} at signal strengths placed by the benign
   score n ||mu||^4 / (sigma^4 d) around the transition.
+- NAME-control/ for mild, overprune and every regime-NAME: the matched dense control of each
+  pruned cell, p = 0 at init scale sigma_0 sqrt(1 - p) (`jaxprune.theory.init_matched_sigma`),
+  same seeds (so same data, same init directions): it tells the effect of pruning apart from
+  the smaller effective init a Bernoulli mask makes.
 
-Re-running the same command resumes; `analysis/report.py DIR` builds the report.
+Re-running the same command resumes; `python analysis/report.py --size SIZE` builds the report.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import Recorder, parser  # noqa: E402
-
-import jaxprune  # noqa: E402
+import jaxprune
+from jaxprune.theory import init_matched_sigma
+from sweeps.common import Recorder, parser
 
 LOSS_TOL = 0.05  # train until the mean training cross-entropy reaches this (or the step cap)
 
@@ -121,6 +120,29 @@ def mu_for_benign_score(score: float, config: jaxprune.Config, sigma_noise: floa
     return round(float((score * sigma_noise**4 * config.dim / config.n_train) ** 0.25), 4)
 
 
+def control_inits(sigma_inits, prune_fracs) -> list[float]:
+    """The dense-control init scales sigma_0 sqrt(1 - p) (6 significant digits) of every
+    sigma_0 and pruned p > 0, sorted and without repeats."""
+    values = {
+        float(f"{init_matched_sigma(s, p):.6g}") for s in sigma_inits for p in prune_fracs if p > 0
+    }
+    return sorted(values)
+
+
+def control_sweep(rec, key, config, grid, seeds, params, sigma_inits, prune_fracs) -> None:
+    """The matched dense controls of sweep `key`: p = 0, sigma_init over `control_inits`, the
+    rest of `grid` unchanged, same seeds, into KEY-control."""
+    rec.sweep(
+        f"{key}-control",
+        config,
+        {**grid, "sigma_init": control_inits(sigma_inits, prune_fracs), "prune_frac": [0.0]},
+        seeds,
+        params,
+        purpose=f"dense controls of {key}: p = 0 at init scale sigma_0 sqrt(1 - p)",
+        controls=key,
+    )
+
+
 def main(argv=None) -> None:
     args = parser(__doc__).parse_args(argv)
     rec = Recorder("sweeps/paper_claims.py", args, "paper_claims")
@@ -135,24 +157,37 @@ def main(argv=None) -> None:
             args.chunk_size = 4
 
     s = size["mild"]
+    seeds = args.seeds or s["seeds"]
     rec.sweep(
         "mild",
         config,
         {"sigma_init": s["sigma_init"], "mu_norm": s["mu"], "prune_frac": s["p"]},
-        args.seeds or s["seeds"],
+        seeds,
         params,
         purpose="(a) mild pruning: test accuracy over p at signal strengths near the transition",
     )
+    control_sweep(rec, "mild", config, {"mu_norm": s["mu"]}, seeds, params, s["sigma_init"], s["p"])
 
     s = size["overprune"]
     big = config if smoke else config.replace(dim=OVERPRUNE_DIM)
+    seeds, over_params = args.seeds or s["seeds"], params.replace(mu_norm=OVERPRUNE_MU)
     rec.sweep(
         "overprune",
         big,
         {"width": s["widths"], "prune_frac": s["p"]},
-        args.seeds or s["seeds"],
-        params.replace(mu_norm=OVERPRUNE_MU),
+        seeds,
+        over_params,
         purpose="(b) over-pruning: p up to 0.999 x width m at a benign signal strength",
+    )
+    control_sweep(
+        rec,
+        "overprune",
+        big,
+        {"width": s["widths"]},
+        seeds,
+        over_params,
+        [params.sigma_init],
+        s["p"],
     )
 
     s = size["phase_mu"]
@@ -180,16 +215,20 @@ def main(argv=None) -> None:
     for name in s["settings"]:
         cfg = config.replace(**SETTINGS[name])
         mus = [mu_for_benign_score(b, cfg, params.sigma_noise) for b in s["benign"]]
+        seeds = args.seeds or s["seeds"]
         rec.sweep(
             f"regime-{name}",
             cfg,
             {"sigma_init": s["sigma_init"], "mu_norm": mus, "prune_frac": s["p"]},
-            args.seeds or s["seeds"],
+            seeds,
             params,
             purpose=f"regime: mild pruning in setting {name} {SETTINGS[name]}",
             setting=name,
             changes=SETTINGS[name],
             benign_scores=s["benign"],
+        )
+        control_sweep(
+            rec, f"regime-{name}", cfg, {"mu_norm": mus}, seeds, params, s["sigma_init"], s["p"]
         )
     rec.done()
 

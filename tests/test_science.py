@@ -1,60 +1,64 @@
-"""The science scripts and their statistics: sweeps/kou2023_heatmap.py, sweeps/paper_claims.py
-(each at --smoke size, into a tmp dir), analysis/report.py on their results, and analysis/stats.py
-on synthetic frames with known answers."""
+"""The science scripts and their statistics: sweeps/kou2023_heatmap.py and sweeps/paper_claims.py
+at --smoke size (into a tmp dir), analysis/report.py on their results (into its own folder), and
+analysis/stats.py on synthetic data with known answers."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
+
+import jaxprune
+from analysis import grasp, mild, stats
+from jaxprune.stats import mean_ci
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "analysis"))
-
-import stats  # noqa: E402
-
-import jaxprune  # noqa: E402
 
 
-def _run(*args: str) -> None:
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    if check:
+        assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """Both scripts at --smoke size, then the report on their results."""
+    """Both scripts at --smoke size, then the smoke report on their results."""
     base = tmp_path_factory.mktemp("science")
-    kou, claims, report = base / "kou", base / "claims", base / "report"
+    kou, claims, report = base / "kou", base / "claims", base / "report" / "smoke"
     _run("sweeps/kou2023_heatmap.py", "--smoke", "--out", str(kou))
     _run("sweeps/paper_claims.py", "--smoke", "--out", str(claims))
-    _run("analysis/report.py", "--kou", str(kou), "--claims", str(claims), "--out", str(report))
+    _run(
+        "analysis/report.py",
+        *("--size", "smoke", "--kou", str(kou), "--claims", str(claims), "--out", str(report)),
+    )
     return kou, claims, report
 
 
 # ---------------------------------------------------------------------------- smoke runs
 def test_kou_smoke_grid_and_columns(smoke):
-    kou, _, _ = smoke
-    sys.path.insert(0, str(ROOT / "sweeps"))
-    import kou2023_heatmap
+    from sweeps import kou2023_heatmap
 
+    kou, _, _ = smoke
     dims, mus, seeds = kou2023_heatmap.SIZES["smoke"]
     last = jaxprune.final(jaxprune.load(kou / "heatmap"))
     assert len(last) == len(dims) * len(mus) * seeds
     assert sorted(last.dim.unique()) == dims
     assert sorted(last.mu_norm.unique()) == mus
     assert set(last.prune_frac) == {0.0}
-    for column in ("seed", "test_acc", "train_loss", "signal_max", "noise_max", "benign_score"):
+    for column in ("seed", "test_acc", "signal_max", "benign_score", "regime_step", "in_regime"):
         assert column in last.columns
     record = json.loads((kou / "run.json").read_text())
     assert record["size"] == "smoke"
@@ -63,25 +67,23 @@ def test_kou_smoke_grid_and_columns(smoke):
     assert invocation["wall_s"] > 0 and invocation["hardware"]["cpu_count"] >= 1
 
 
-def test_claims_smoke_sweeps(smoke):
+def test_claims_smoke_sweeps_and_controls(smoke):
+    from sweeps.paper_claims import control_inits
+
     _, claims, _ = smoke
     record = json.loads((claims / "run.json").read_text())
     assert record["size"] == "smoke"
     keys = set(record["sweeps"])
-    assert {"mild", "overprune", "phase_mu", "dynamics"} <= keys
-    assert any(k.startswith("regime-") for k in keys)
-    mild = jaxprune.load(claims / "mild")
-    assert mild.attrs["config"]["loss_tol"] > 0  # trained until loss_tol
-    last = jaxprune.final(mild)
-    assert {0.0, 0.5} <= set(last.prune_frac)
-    assert "converged_step" in last.columns
-    over = jaxprune.final(jaxprune.load(claims / "overprune"))
-    assert over.prune_frac.max() == pytest.approx(0.999)
-    for column in ("train_loss", "test_acc", "signal_max", "noise_max"):
-        assert over[column].notna().all()
-    dyn = jaxprune.load(claims / "dynamics")
-    assert dyn.step.nunique() >= 3  # a curve over steps, not one point
-    assert sorted(dyn.prune_frac.unique()) == pytest.approx([0.0, 0.5, 0.95])
+    assert {"mild", "mild-control", "overprune", "overprune-control", "phase_mu"} <= keys
+    assert any(k.startswith("regime-") and k.endswith("-control") for k in keys)
+    last = jaxprune.final(jaxprune.load(claims / "mild"))
+    control = jaxprune.final(jaxprune.load(claims / "mild-control"))
+    assert set(control.prune_frac) == {0.0} and set(control.seed) == set(last.seed)
+    expected = control_inits(sorted(last.sigma_init.unique()), sorted(last.prune_frac.unique()))
+    np.testing.assert_allclose(sorted(control.sigma_init.unique()), expected, rtol=1e-6)
+    # every pruned run finds its matched control: same seed and ||mu||, sigma_0 sqrt(1 - p)
+    matched = stats.with_controls(last, control)
+    assert len(matched) == (last.prune_frac > 0).sum() and matched.control_value.notna().all()
 
 
 def test_resume_skips_finished_sweeps(smoke):
@@ -97,12 +99,13 @@ def test_resume_skips_finished_sweeps(smoke):
 def test_report_files(smoke):
     _, _, report = smoke
     text = (report / "report.md").read_text()
-    for heading in ("Benign overfitting", "Mild pruning", "Over-pruning", "Phase diagrams"):
+    for heading in ("Summary of verdicts", "Mild pruning", "Over-pruning", "Phase diagrams"):
         assert heading in text
-    assert "Dynamics" in text and "Result size: smoke" in text and "Verdict" in text
+    assert "Result size: smoke" in text and "Primary contrast" in text
+    assert "| claim" in text and "old verdict" in text  # the restated verdicts, as a table
     for name in (
-        "kou2023_heatmap",
         "mild_pruning",
+        "mild_slopes",
         "over_pruning",
         "phase_p_mu",
         "phase_p_width",
@@ -114,21 +117,50 @@ def test_report_files(smoke):
         assert f"({name}.png)" in text
 
 
+def test_report_size_folder_and_missing_results(smoke, tmp_path, monkeypatch):
+    """--size smoke writes report/smoke/ under the working directory, never report/; without
+    results the command prints one line and no traceback."""
+    from analysis import report
+
+    kou, claims, _ = smoke
+    monkeypatch.chdir(tmp_path)
+    report.main(["--size", "smoke", "--kou", str(kou), "--claims", str(claims)])
+    assert (tmp_path / "report" / "smoke" / "report.md").exists()
+    assert not (tmp_path / "report" / "report.md").exists()
+    done = _run(
+        "analysis/report.py",
+        "--size",
+        "smoke",
+        "--kou",
+        "/nonexistent/a",
+        "--claims",
+        "/nonexistent/b",
+        check=False,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "no results" in done.stderr
+
+
 # ---------------------------------------------------------------------------- statistics
-def test_t_quantile():
-    assert stats.t_quantile(1) == pytest.approx(12.7062)
-    assert stats.t_quantile(9) == pytest.approx(2.2622)
-    # the expansion beyond the table continues it smoothly and tends to the normal quantile
-    assert stats.t_quantile(31) == pytest.approx(2.0395, abs=2e-4)
-    assert stats.t_quantile(60) == pytest.approx(2.0003, abs=2e-4)
-    assert stats.t_quantile(120) == pytest.approx(1.9799, abs=2e-4)
-    assert stats.t_quantile(math.inf) == pytest.approx(1.959964, abs=1e-6)
-    with pytest.raises(ValueError):
-        stats.t_quantile(0)
+def test_mean_ci_matches_scipy():
+    x = np.array([0.61, 0.64, 0.59, 0.70, 0.66, 0.63, 0.58, 0.69])
+    mean, low, high, n = mean_ci(x)
+    ref = scipy_stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=scipy_stats.sem(x))
+    assert n == 8 and mean == pytest.approx(x.mean())
+    np.testing.assert_allclose([low, high], ref, rtol=1e-12)
+    _, low99, high99, _ = mean_ci(x, level=0.99)
+    assert low99 < low and high99 > high
+
+
+def test_holm_known_answer():
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4 x 0.005, 3 x 0.01, 2 x 0.03, 1 x 0.04, running max
+    np.testing.assert_allclose(stats.holm(p), [0.03, 0.06, 0.06, 0.02, np.nan])
+    cells = stats.add_holm(pd.DataFrame({"diff": [0.1, 0.2, -0.1, -0.3], "pvalue": p[:4]}))
+    assert cells.verdict.tolist() == ["better", "no change", "no change", "worse"]
 
 
 def test_paired_differences_by_seed():
-    # 5 seeds; p = 0.5 adds a seed-specific shift to the p = 0 value of the same seed.
     seeds = np.arange(5)
     base = np.array([0.6, 0.7, 0.8, 0.65, 0.75])
     shift = np.array([0.02, 0.04, 0.01, 0.03, 0.05])
@@ -143,81 +175,151 @@ def test_paired_differences_by_seed():
     rows += [{"seed": 9, "prune_frac": 0.5, "mu_norm": 1.0, "test_acc": 0.0}]  # no partner
     frame = pd.DataFrame(rows).sample(frac=1, random_state=0)  # order must not matter
     (row,) = stats.paired_differences(frame, by=["mu_norm"]).to_dict("records")
-    half = 2.7764 * shift.std(ddof=1) / np.sqrt(5)  # t_{0.975, 4}
-    assert row["n"] == 5 and row["prune_frac"] == 0.5 and row["mu_norm"] == 1.0
-    assert row["diff"] == pytest.approx(shift.mean())
+    test = scipy_stats.ttest_rel(base + shift, base)
+    half = scipy_stats.t.ppf(0.975, 4) * shift.std(ddof=1) / np.sqrt(5)
+    assert row["n"] == 5 and row["diff"] == pytest.approx(shift.mean())
     assert row["ci_low"] == pytest.approx(shift.mean() - half)
-    assert row["ci_high"] == pytest.approx(shift.mean() + half)
+    assert row["pvalue"] == pytest.approx(test.pvalue)
     assert row["base"] == pytest.approx(base.mean())
-    assert row["treated"] == pytest.approx((base + shift).mean())
-    # Unpaired, the between-seed spread of the base would swamp the shift: pairing removes it.
-    assert half < 2.7764 * base.std(ddof=1) / np.sqrt(5)
 
 
-def test_fit_boundary_constant_recovers_c():
-    n, c = 20, 37.0
-    dims = np.arange(100, 1100, 10)
-    mu = (c * dims / n) ** 0.25
-    fit = stats.fit_boundary_constant(mu, dims, n)
-    assert fit.C == pytest.approx(c) and fit.points == len(dims)
-    assert fit.rel_spread == pytest.approx(0, abs=1e-9)
+def _runs(seeds, sigma, p, acc):
+    return [
+        {"seed": s, "mu_norm": 1.0, "sigma_init": sigma, "prune_frac": p, "test_acc": a}
+        for s, a in zip(seeds, acc, strict=True)
+    ]
 
 
-def test_boundary_from_synthetic_heatmap_recovers_c():
-    """A heatmap whose mean error falls from 0.5 to 0.1 across n mu^4 = C d: the measured
-    boundary at level 0.3 and the fit give C back (up to the interpolation on a 0.1 grid)."""
-    n, c = 20, 150.0
-    dims = np.arange(100, 1100, 50)
-    mus = np.round(np.arange(0, 10, 0.1), 1)
-    d, m = np.meshgrid(dims, mus, indexing="ij")
-    score = np.log(n * np.maximum(m, 1e-9) ** 4 / (c * d))
-    error = 0.1 + 0.4 / (1 + np.exp(3 * score))  # 0.3 exactly at n mu^4 = C d
-    frame = pd.DataFrame({"dim": d.ravel(), "mu_norm": m.ravel(), "test_error": error.ravel()})
-    boundary = stats.boundary_points(frame, 0.3)
-    assert len(boundary) == len(dims)
-    np.testing.assert_allclose(boundary.mu_norm, (c * dims / n) ** 0.25, rtol=0.02)
-    fit = stats.fit_boundary_constant(boundary.mu_norm, boundary.dim, n)
-    assert fit.C == pytest.approx(c, rel=0.03)
-    law = stats.fit_power_law(boundary.dim, boundary.mu_norm)
-    assert law.ci_low <= 0.25 <= law.ci_high or law.slope == pytest.approx(0.25, abs=0.01)
+def test_control_differences_match_init_scale():
+    """A pruned run at (sigma_0 = 1, p = 0.75) is paired with the dense run of its seed at
+    sigma_0 sqrt(1 - p) = 0.5, not with another init scale."""
+    seeds = np.arange(4)
+    pruned = pd.DataFrame(
+        _runs(seeds, 1.0, 0.0, [0.6] * 4) + _runs(seeds, 1.0, 0.75, [0.70, 0.72, 0.71, 0.69])
+    )
+    control = pd.DataFrame(
+        _runs(seeds, 0.5, 0.0, [0.68, 0.70, 0.70, 0.68]) + _runs(seeds, 0.8, 0.0, [0.0] * 4)
+    )
+    (row,) = stats.control_differences(pruned, control, by=["sigma_init"]).to_dict("records")
+    assert row["n"] == 4 and row["prune_frac"] == 0.75
+    assert row["diff"] == pytest.approx(np.mean([0.02, 0.02, 0.01, 0.01]))
+    assert row["base"] == pytest.approx(0.69)
+
+
+def test_seed_slopes_and_primary_contrast():
+    """acc = a_seed + b p exactly: every seed's slope is b; pooled over ||mu|| as well."""
+    rng = np.random.default_rng(0)
+    offsets, b = rng.uniform(0.5, 0.8, 6), 0.04
+    rows = [
+        {"seed": s, "mu_norm": mu, "prune_frac": p, "test_acc": a + b * p + 0.1 * mu}
+        for s, a in enumerate(offsets)
+        for mu in (1.0, 2.0)
+        for p in (0.0, 0.25, 0.5, 0.9)  # p = 0.9 is not mild: left out of the slope
+    ]
+    frame = pd.DataFrame(rows)
+    frame.loc[frame.prune_frac == 0.9, "test_acc"] = 0.0
+    slopes = stats.seed_slopes(frame)
+    np.testing.assert_allclose(slopes, b, rtol=1e-9)
+    assert stats.contrast(slopes)["diff"] == pytest.approx(b)
+    # the verdict logic on constructed primary contrasts
+    row = pd.Series({"slope": 0.05, "slope_p_holm": 0.01, "excess": 0.0, "excess_p_holm": 0.9})
+    assert mild.group_verdict(row)[0] == "retracted: an init-scale effect"
+    row["excess"], row["excess_p_holm"] = 0.04, 0.01
+    assert mild.group_verdict(row)[0] == "holds beyond the init-scale control"
+    row["slope"] = -0.05
+    assert mild.group_verdict(row)[0] == "fails: pruning lowers accuracy"
+
+
+def test_bootstrap_reproducible_from_seed():
+    values = np.random.default_rng(1).normal(size=(10, 3, 4))
+    a = stats.seed_bootstrap(values, lambda t: t.sum(axis=1), n_boot=50, seed=7)
+    b = stats.seed_bootstrap(values, lambda t: t.sum(axis=1), n_boot=50, seed=7)
+    c = stats.seed_bootstrap(values, lambda t: t.sum(axis=1), n_boot=50, seed=8)
+    assert a.shape == (50, 3)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def _heatmap(law, c, seeds=4, noise=0.0):
+    """A synthetic heatmap whose mean error falls from 0.5 to 0.1 across n mu^4 = C law(d)."""
+    n = 20
+    dims = np.arange(100, 1100, 100)
+    mus = np.round(np.arange(0, 10, 0.05), 2)
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(seeds):
+        d, m = np.meshgrid(dims, mus, indexing="ij")
+        score = np.log(n * np.maximum(m, 1e-9) ** 4 / (c * law(d)))
+        error = 0.1 + 0.4 / (1 + np.exp(3 * score)) + noise * rng.normal(size=d.shape)
+        rows.append(
+            pd.DataFrame(
+                {"seed": seed, "dim": d.ravel(), "mu_norm": m.ravel(), "test_error": error.ravel()}
+            )
+        )
+    return pd.concat(rows), n, c
+
+
+def test_boundary_fits_recover_the_law():
+    frame, n, c = _heatmap(lambda d: d, 150.0)
+    (row,) = stats.boundary_fits(frame, [0.3], n_train=n, n_boot=20).to_dict("records")
+    assert row["points"] == 10
+    assert row["exponent_d"] == pytest.approx(0.25, abs=0.005)
+    assert row["C_d"] == pytest.approx(c, rel=0.03)
+    assert row["rms_d"] < row["rms_dlogd"]
+    frame, n, c = _heatmap(lambda d: d * np.log(d), 20.0, noise=0.01)
+    fits = stats.boundary_fits(frame, [0.25, 0.3], n_train=n, n_boot=50, seed=3)
+    assert (fits.exponent_dlogd - 0.25).abs().max() < 0.01
+    assert (fits.rms_dlogd < fits.rms_d).all()
+    assert (fits.exponent_dlogd_low <= fits.exponent_dlogd).all()
+    assert (fits.exponent_dlogd <= fits.exponent_dlogd_high).all()
 
 
 def test_first_crossing():
     assert stats.first_crossing([0, 1, 2], [0.5, 0.4, 0.2], 0.3) == pytest.approx(1.5)
     assert stats.first_crossing([2, 0, 1], [0.2, 0.5, 0.4], 0.3) == pytest.approx(1.5)
-    assert math.isnan(stats.first_crossing([0, 1], [0.5, 0.4], 0.3))
+    assert np.isnan(stats.first_crossing([0, 1], [0.5, 0.4], 0.3))
     assert stats.first_crossing([0, 1], [0.5, 0.9], 0.7, below=False) == pytest.approx(0.5)
+    table = np.array([[0.5, 0.4, 0.2], [0.2, 0.1, 0.1]])
+    np.testing.assert_allclose(stats.first_crossings([0, 1, 2], table, 0.3), [1.5, 0.0])
 
 
-def test_verdicts():
-    def diffs(values):
-        return pd.DataFrame(
-            [
-                {"mu_norm": mu, "prune_frac": p, "diff": d, "ci_low": lo, "ci_high": hi}
-                for mu, p, d, lo, hi in values
-            ]
-        )
-
-    better = (1.0, 0.3, 0.02, 0.01, 0.03)
-    worse = (2.0, 0.3, -0.02, -0.03, -0.01)
-    null = (2.0, 0.3, 0.0, -0.01, 0.01)
-    assert stats.mild_pruning_verdict(diffs([better]), by=["mu_norm"]).status == "holds"
-    assert stats.mild_pruning_verdict(diffs([worse, null]), by=["mu_norm"]).status == "fails"
-    mixed = stats.mild_pruning_verdict(diffs([better, worse]), by=["mu_norm"])
-    assert mixed.status == "holds only in a region" and "mu_norm = 1" in mixed.text
-    # p beyond p_max is not mild: it cannot make the claim hold
-    far = (1.0, 0.9, 0.05, 0.04, 0.06)
-    assert stats.mild_pruning_verdict(diffs([far, null]), by=["mu_norm"]).status == "fails"
-
-    cells = pd.DataFrame(
-        {
-            "width": [2, 2, 5, 5],
-            "prune_frac": [0.0, 0.9, 0.0, 0.9],
-            "train_acc": [1.0, 1.0, 1.0, 1.0],
-            "test_ci_high": [1.0, 0.53, 1.0, 0.9],
-        }
+# ---------------------------------------------------------------------------- GraSP
+def test_grasp_keeps_only_dead_signal_weights():
+    """In the paper's model GraSP removes every live (w0 > 0) signal weight first and keeps
+    dead ones; random pruning keeps live ones; SNIP keeps no dead one."""
+    config = jaxprune.Config(dim=100, width=8, n_train=20, n_test=20, steps=5, log_every=5)
+    params = jaxprune.Params(prune_frac=0.5, mu_norm=4.0)
+    seeds = jax.numpy.arange(6)
+    measured = {}
+    for mask in ("bernoulli", "snip", "grasp"):
+        cfg = config.replace(mask=mask)
+        measure = jax.jit(jax.vmap(lambda s, c=cfg: grasp._measure(c, params, s)))
+        measured[mask] = {k: float(np.mean(v)) for k, v in measure(seeds).items()}
+    assert measured["grasp"]["kept"] > 1 and measured["grasp"]["live"] == 0
+    assert measured["grasp"]["grasp_live_positive"] == 1.0
+    assert measured["bernoulli"]["live"] > 0.5
+    assert (
+        measured["snip"]["dead"] == 0 and measured["snip"]["live"] > measured["bernoulli"]["live"]
     )
-    over = stats.over_pruning_verdict(cells, chance=0.5)
-    assert over.status == "holds only in a region" and "m = 2: p in {0.9}" in over.text
-    assert stats.over_pruning_verdict(cells[cells.width == 2], chance=0.5).status == "holds"
-    assert stats.over_pruning_verdict(cells[cells.width == 5], chance=0.5).status == "fails"
+
+
+def test_phase_diagram_outlines_in_regime_cells():
+    """plot.phase_diagram(outline='in_regime') outlines exactly the cells where every run is
+    in regime (here: p = 0.5 at both ||mu||; p = 0 at ||mu|| = 2 in one seed only: not)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.patches import Rectangle
+
+    from jaxprune.plot import phase_diagram
+
+    rows = [
+        {"seed": s, "step": 10, "prune_frac": p, "mu_norm": mu, "test_acc": 0.7,
+         "in_regime": p == 0.5 or (mu == 2.0 and s == 0)}
+        for s in (0, 1) for p in (0.0, 0.5) for mu in (1.0, 2.0)
+    ]  # fmt: skip
+    ax = phase_diagram(pd.DataFrame(rows), outline="in_regime")
+    boxes = [patch for patch in ax.patches if isinstance(patch, Rectangle) and not patch.fill]
+    # cells span midpoints: p in {0, 0.5} -> x edges -0.25, 0.25, 0.75; ||mu|| in {1, 2} -> y
+    # edges 0.5, 1.5, 2.5. Outlined: the p = 0.5 column only.
+    assert sorted((b.get_x(), b.get_y()) for b in boxes) == [(0.25, 0.5), (0.25, 1.5)]
