@@ -39,18 +39,21 @@ BYTES_PER_WORD = 4
 
 
 class Engine(NamedTuple):
-    """The pure functions by which an engine trains one run of a seed (training vmaps them).
+    """How an engine trains the R runs of one seed (made by a factory that closes over the
+    seed's draws, the runs' Params and whatever per-run constants the engine keeps out of the
+    loops' carry).
 
-    init(params) -> state: the pruned initial state. step(params, state, indices) -> state: one
-    step of config.optimizer on the training set (indices (B,) of the minibatch, or None for
-    the full batch); the state has `frozen`, `step`, `converged_step` and `diverged` as
-    `jaxprune.state.RunState` does. run_state(params, state) -> RunState: the state as the
-    dense engine holds it (weights (K, m, d) ...), for measurements and for the caller.
+    initial: the runs' pruned initial states (leaves (R, ...)), with `frozen`, `step`,
+    `converged_step` and `diverged` as `jaxprune.state.RunState` has them. step(states,
+    indices) -> states: one step of config.optimizer of every run, on the training set
+    (indices (B,) of the minibatch, or None for the full batch). run_state(states) ->
+    RunState (R, ...): the runs as the dense engine holds them (weights (K, m, d) ...), for
+    the measurements and for the caller.
     """
 
-    init: Callable[[Any], Any]
-    step: Callable[[Any, Any, Any], Any]
-    run_state: Callable[[Any, Any], Any]
+    initial: Any
+    step: Callable[[Any, Any], Any]
+    run_state: Callable[[Any], Any]
 
 
 @dataclasses.dataclass(frozen=True)

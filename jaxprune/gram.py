@@ -65,13 +65,24 @@ class Coefficients:
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
+class GramRun:
+    """The constants of one run that the Gram engine keeps out of the loops' carry. gram:
+    (K, m, B, B) per-neuron masked Gram matrices of the rows (`row_gram`). initial: (K, m, B)
+    the initial masked filters' products with the rows. weights, mask: (K, m, d) the initial
+    masked filters and the mask."""
+
+    gram: jax.Array
+    initial: jax.Array
+    weights: jax.Array
+    mask: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
 class GramState:
     """The Gram engine's state of one run. coefficients: (K, m, B), a = (α, β) over the rows
-    (noise rows first, then signal coordinates). bias: (K, m). opt_state: the optimizer's
-    state for (coefficients, bias). gram: (K, m, B, B) per-neuron masked Gram matrices; initial:
-    (K, m, B) the initial masked filters' products with the rows; weights, mask: (K, m, d) the
-    initial masked filters and the mask (constant). step, converged_step, diverged: as in
-    `RunState`."""
+    (noise rows first, then the signal coordinates). bias: (K, m). opt_state: the optimizer's
+    state for (coefficients, bias). step, converged_step, diverged: as in `RunState`."""
 
     coefficients: jax.Array
     bias: jax.Array
@@ -79,10 +90,6 @@ class GramState:
     converged_step: jax.Array
     diverged: jax.Array
     opt_state: Any
-    gram: jax.Array
-    initial: jax.Array
-    weights: jax.Array
-    mask: jax.Array
 
     @property
     def frozen(self) -> jax.Array:
@@ -142,9 +149,10 @@ def row_gram(config: Config, z_rows: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.concatenate([top, bottom], axis=-2)
 
 
-def make_engine(config: Config, key: jax.Array, train: Sample) -> Engine:
-    """Factory: the Gram engine's functions (`jaxprune.engine.Engine`) for the runs of the seed
-    whose root key is `key` and training draws `train` (z (n, Q, d))."""
+def make_engine(config: Config, key: jax.Array, train: Sample, points: Params) -> Engine:
+    """The Gram engine (`jaxprune.engine.Engine`) of the runs `points` (leaves (R,)) of the
+    seed whose root key is `key` and training draws `train` (z (n, Q, d)). Forms each run's
+    `GramRun` from its dense pruned initialization (`state.init_state`)."""
     n, q = config.n_train, num_noise_rows(config)
     z_rows = train.z.reshape(n * q, config.dim)  # row i Q + q is z_{i,q}
     coords, class_row = signal_basis(config)
@@ -170,7 +178,7 @@ def make_engine(config: Config, key: jax.Array, train: Sample) -> Engine:
         labels = observed_labels(config, sample, params.label_flip)
         return model.cross_entropy(model.readout(config, pre, bias), labels)
 
-    def init(params: Params) -> GramState:
+    def init(params: Params) -> tuple[GramRun, GramState]:
         dense = init_state(config, params, key, train)
         noise_pre = model.noise_preactivations(dense.weights, train)  # (n, Q, K, m)
         initial = jnp.concatenate(
@@ -180,23 +188,26 @@ def make_engine(config: Config, key: jax.Array, train: Sample) -> Engine:
             ],
             axis=-1,
         )
+        run = GramRun(
+            gram=row_gram(config, z_rows, dense.mask),
+            initial=initial,
+            weights=dense.weights,
+            mask=dense.mask,
+        )
         coefficients = jnp.zeros_like(initial)
-        return GramState(
+        state = GramState(
             coefficients=coefficients,
             bias=dense.bias,
             step=dense.step,
             converged_step=dense.converged_step,
             diverged=dense.diverged,
             opt_state=optimizer(config, params.lr).init((coefficients, dense.bias)),
-            gram=row_gram(config, z_rows, dense.mask),
-            initial=initial,
-            weights=dense.weights,
-            mask=dense.mask,
         )
+        return run, state
 
-    def step(params: Params, state: GramState, indices) -> GramState:
+    def step(params: Params, run: GramRun, state: GramState, indices) -> GramState:
         """One step, as `training.gd_step` takes it on the filters."""
-        v = state.initial + jnp.einsum("kmab,kmb->kma", state.gram, state.coefficients)
+        v = run.initial + jnp.einsum("kmab,kmb->kma", run.gram, state.coefficients)
         value, grads = jax.value_and_grad(loss, argnums=(1, 2))(params, v, state.bias, indices)
         (step_a, step_b), opt_state = optimizer(config, params.lr).update(
             grads, state.opt_state, (state.coefficients, state.bias)
@@ -214,26 +225,25 @@ def make_engine(config: Config, key: jax.Array, train: Sample) -> Engine:
             step=state.step + 1,
         )
 
-    def filters(state: GramState, coefficients: jax.Array) -> jax.Array:
+    def filters(run: GramRun, coefficients: jax.Array) -> jax.Array:
         """M ⊙ (Σ_b coefficients_b R_b), (K, m, d), of coefficients (K, m, B) over the rows."""
         span = jnp.einsum("kmn,nd->kmd", coefficients[..., : n * q], z_rows)
         span = span.at[..., coords].add(coefficients[..., n * q :])
-        return state.mask * span
+        return run.mask * span
 
-    def run_state(params: Params, state: GramState) -> RunState:
+    def run_state(params: Params, run: GramRun, state: GramState) -> RunState:
         """The run as the dense engine holds it: weights rebuilt (K m B d), the optimizer's
         state mapped back to the filters, the coefficients under `coefficients`."""
-        k, m = state.mask.shape[:2]
-        tx = optimizer(config, params.lr)
+        k, m = run.mask.shape[:2]
         opt_state = optax.tree_utils.tree_map_params(
-            tx,
-            lambda leaf: filters(state, leaf) if leaf.ndim == 3 else leaf,
+            optimizer(config, params.lr),
+            lambda leaf: filters(run, leaf) if leaf.ndim == 3 else leaf,
             state.opt_state,
         )
         return RunState(
-            weights=state.weights + filters(state, state.coefficients),
+            weights=run.weights + filters(run, state.coefficients),
             bias=state.bias,
-            mask=state.mask,
+            mask=run.mask,
             step=state.step,
             converged_step=state.converged_step,
             diverged=state.diverged,
@@ -244,4 +254,11 @@ def make_engine(config: Config, key: jax.Array, train: Sample) -> Engine:
             ),
         )
 
-    return Engine(init=init, step=step, run_state=run_state)
+    runs, initial = jax.vmap(init)(points)
+    return Engine(
+        initial=initial,
+        step=lambda states, indices: jax.vmap(lambda p, r, s: step(p, r, s, indices))(
+            points, runs, states
+        ),
+        run_state=lambda states: jax.vmap(run_state)(points, runs, states),
+    )

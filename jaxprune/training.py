@@ -53,19 +53,17 @@ def gd_step(config: Config, params: Params, train: Sample, state: RunState) -> R
     )
 
 
-def make_dense_engine(config: Config, key: jax.Array, train: Sample) -> Engine:
-    """Factory: the dense engine (`jaxprune.engine.Engine`) of the runs of the seed whose root
-    key is `key` and training draws `train`: `init_state`, `gd_step` on the filters."""
+def make_dense_engine(config: Config, key: jax.Array, train: Sample, points: Params) -> Engine:
+    """The dense engine (`jaxprune.engine.Engine`) of the runs `points` (leaves (R,)) of the
+    seed whose root key is `key` and training draws `train`: `init_state`, then `gd_step` on
+    the filters."""
 
-    def step(params: Params, state: RunState, indices) -> RunState:
+    def step(states: RunState, indices) -> RunState:
         batch = train if indices is None else minibatch(train, indices)
-        return gd_step(config, params, batch, state)
+        return jax.vmap(lambda params, state: gd_step(config, params, batch, state))(points, states)
 
-    return Engine(
-        init=lambda params: init_state(config, params, key, train),
-        step=step,
-        run_state=lambda params, state: state,
-    )
+    initial = jax.vmap(lambda params: init_state(config, params, key, train))(points)
+    return Engine(initial=initial, step=step, run_state=lambda states: states)
 
 
 def make_seed_runs(config: Config):
@@ -101,25 +99,25 @@ def make_seed_runs(config: Config):
         train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
         test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
         batch_key = jax.random.fold_in(key, BATCH_STREAM)
-        engine = make_engine(config, key, train)
+        engine = make_engine(config, key, train, points)
 
-        @jax.vmap
-        def log(params: Params, state):
-            """Measure, and settle the state with the measurement (a run whose loss reached
+        def log(points: Params, states):
+            """Measure, and settle the states with the measurement (a run whose loss reached
             loss_tol, or turned non-finite, is frozen from this step)."""
-            metrics = measure(config, params, engine.run_state(params, state), train, test)
-            state = dataclasses.replace(
-                state, converged_step=metrics.converged_step, diverged=metrics.diverged
+            metrics = jax.vmap(lambda params, state: measure(config, params, state, train, test))(
+                points, engine.run_state(states)
             )
-            return state, metrics
+            states = dataclasses.replace(
+                states, converged_step=metrics.converged_step, diverged=metrics.diverged
+            )
+            return states, metrics
 
         def step(carry: tuple[jax.Array, RunState]) -> tuple[jax.Array, RunState]:
             t, states = carry
             indices = None
             if config.batch_size is not None:
                 indices = minibatch_indices(config, batch_key, t)
-            update = jax.vmap(lambda params, state: engine.step(params, state, indices))
-            return t + 1, update(points, states)
+            return t + 1, engine.step(states, indices)
 
         def advance(states: RunState, start: jax.Array, length: int) -> RunState:
             """Steps start, ..., start + length - 1, or fewer once every run is frozen."""
@@ -141,7 +139,7 @@ def make_seed_runs(config: Config):
             logged, states, _ = carry
             return (logged <= full_blocks) & ~states.frozen.all()
 
-        states = jax.vmap(engine.init)(points)
+        states = engine.initial
         states, first = log(points, states)
         history = jax.tree.map(lambda v: jnp.zeros(v.shape + (num_logs,), v.dtype), first)
         history = jax.tree.map(lambda h, v: h.at[:, 0].set(v), history, first)
@@ -158,7 +156,7 @@ def make_seed_runs(config: Config):
             start = jnp.int32(full_blocks * config.log_every)
             states, last = log(points, advance(states, start, rest))
             history = jax.tree.map(lambda h, v: h.at[:, -1].set(v), history, last)
-        states = jax.vmap(engine.run_state)(points, states)
+        states = engine.run_state(states)
         steps = jnp.full_like(states.step, config.steps)
         return history, dataclasses.replace(states, step=steps)
 
