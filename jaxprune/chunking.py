@@ -63,10 +63,10 @@ def estimate_run_bytes(config: Config) -> int:
     metrics; with a 25% margin. (Calibrated with XLA's `memory_analysis` of compiled chunks,
     which it overestimates by up to 2x.)
 
-    The Gram engine (`engine.resolve`) keeps instead, besides the initial filters, the mask
-    and the filters rebuilt at a measurement (3 K m d), the Gram matrices of the B rows (2 K m
-    B²: built, then kept), the pairs accumulated while forming them (K m T, T = nQ (nQ + 1)
-    / 2), and coefficients with their gradient and moments ((2 + 2 o) K m B)."""
+    The Gram engine (`engine.resolve`) keeps instead the initial filters, the mask, and the
+    filters rebuilt at a measurement with a temporary (4 K m d), the Gram matrices of the B
+    rows (2 K m B²: built, then kept), the pairs accumulated while forming them (K m T,
+    T = nQ (nQ + 1) / 2), and coefficients with their gradient and moments ((2 + 2 o) K m B)."""
     k, d, m = config.num_classes, config.dim, config.width
     moments = {"gd": 0, "momentum": 1, "adam": 2}[config.optimizer]
     criterion = 0 if config.mask in ("bernoulli", "exact", "structured") else 4
@@ -74,7 +74,7 @@ def estimate_run_bytes(config: Config) -> int:
     if engine.resolve(config) == "gram":
         rows, noise = engine.gram_rows(config), config.n_train * num_noise_rows(config)
         coefficients = (2 + 2 * moments) * rows + 2 * rows**2 + noise * (noise + 1) // 2
-        weights = (3 + criterion) * k * m * d + coefficients * k * m
+        weights = (4 + criterion) * k * m * d + coefficients * k * m
     activations = 2 * (config.n_train + config.n_test) * config.num_patches * k * m
     history = 16 * len(config.logged_steps())
     return int(1.25 * (weights + activations + history)) * BYTES_PER_FLOAT

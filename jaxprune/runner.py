@@ -33,6 +33,7 @@ from jaxprune import chunking, results
 from jaxprune import grid as grid_lib
 from jaxprune.chunking import ChunkShape, check_chunk_options, choose_chunk_shape
 from jaxprune.config import PARAMS_FIELDS, Config, Params
+from jaxprune.engine import resolve as resolve_engine
 from jaxprune.metrics import METRIC_NAMES
 from jaxprune.progress import ProgressBar
 from jaxprune.training import make_seed_runs
@@ -175,7 +176,8 @@ def _run_chunk(
 
 def train(config: Config, params: Params, seed: int, return_state: bool = False):
     """Train one run; returns its frame (one row per logged step), and with `return_state` also
-    its final RunState (weights (K, m, d), bias (K, m), mask (K, m, d), ...).
+    its final RunState (weights (K, m, d), bias (K, m), mask (K, m, d), ...; with the Gram
+    engine also its `coefficients`). frame.attrs["engines"] records the engine that trained it.
 
     It is the run `sweep` computes for the same (config, params, seed): the same random draws,
     the same steps, numbers equal up to float32 rounding.
@@ -183,6 +185,7 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     (group,) = grid_lib.plan(config, {}, grid_lib.normalize_seeds([seed]), params)
     (chunk,) = chunks_of(group, ChunkShape(1, 1, 1))
     frame, states = _run_chunk(group, chunk, ChunkShape(1, 1, 1), with_state=return_state)
+    frame.attrs["engines"] = engines([group])
     if not return_state:
         return frame
     return frame, jax.tree.map(lambda v: v[0], states)
@@ -242,9 +245,21 @@ def _prepare_out(out: Path, spec: dict, overwrite: bool) -> list[list[int]] | No
     return None
 
 
-def _metadata(spec: dict, shapes: list[ChunkShape]) -> dict:
-    """What every result file records: the sweep's spec, its chunk shapes and the environment."""
-    return {**spec, "chunk_shapes": [[s.points, s.seeds] for s in shapes], **environment()}
+def engines(groups: list[grid_lib.RunGroup]) -> list[dict]:
+    """The engine that trains each group (`engine.resolve`), with the Config values the grid
+    gives the group: [{"dim": 20000, "engine": "gram"}, ...]."""
+    return [{**g.config_values, "engine": resolve_engine(g.config)} for g in groups]
+
+
+def _metadata(spec: dict, shapes: list[ChunkShape], groups: list[grid_lib.RunGroup]) -> dict:
+    """What every result file records: the sweep's spec, its chunk shapes, the engine of each
+    group and the environment."""
+    return {
+        **spec,
+        "chunk_shapes": [[s.points, s.seeds] for s in shapes],
+        "engines": engines(groups),
+        **environment(),
+    }
 
 
 def _check_resumed_shapes(recorded, shapes: list[ChunkShape], chunk_size, out: Path) -> None:
@@ -318,12 +333,12 @@ def sweep(
             recorded = _prepare_out(out, spec, overwrite)
             _check_resumed_shapes(recorded, shapes, chunk_size, out)
             shapes = _resumed_shapes(recorded, num_devices) or shapes
-            results.write_json(out / SPEC_FILE, _metadata(spec, shapes))
+            results.write_json(out / SPEC_FILE, _metadata(spec, shapes, groups))
         _sync("jaxprune: output prepared")
         if process != 0:
             recorded = json.loads((out / SPEC_FILE).read_text())["chunk_shapes"]
             shapes = _resumed_shapes(recorded, num_devices)
-    metadata = _metadata(spec, shapes)
+    metadata = _metadata(spec, shapes, groups)
 
     plan = []  # (group index, group, shape, chunk, mine): every chunk of the sweep, in order
     for g, (group, shape) in enumerate(zip(groups, shapes, strict=True)):
