@@ -19,9 +19,10 @@ A word is 4 bytes. Time = FLOPs / FLOP_RATE + bytes / BYTE_RATE, rates calibrate
 CPU (benchmarks/profile.py: products at ~150 GFLOP/s, the filters' elementwise passes at ~20
 GB/s); an accelerator has a similar balance of the two, so the choice, which depends only on
 their ratio, is the same there. 'auto' takes the engine of the lower time, 'dense' where 'gram'
-cannot train the Config (optimizer 'adam'). When formation dominates the Gram side, the ratio
-dense/gram tends to 4 S b / (n Q + 1) in FLOPs (about 2 S / (n P) with P = 2 and a full batch,
-counting all n P patches as the issue does).
+cannot train the Config (optimizer 'adam'). At large d, where formation dominates the Gram side,
+dense/gram FLOPs (the common measurements left out) tend to 4 S b Q / (nQ (nQ + 1) + 2 nQ (1 +
+L)), about 4 S / (n + 3 + 2 L) with a full batch and Q = 1 (78 for S = 1000, n = 50, L = 2);
+the issue's rougher 2 S / (n P) counts the n P patches and no symmetry of G.
 """
 
 from __future__ import annotations
