@@ -95,6 +95,33 @@ def w3_figures(smoke: bool, full: bool, repeats: int) -> dict:
     }
 
 
+def choice_figures(smoke: bool, repeats: int) -> pd.DataFrame:
+    """Does 'auto' pick the faster engine? Both engines' sweep times on the Kou et al. cell
+    (the kou2023 preset at d = 600, 40 signal strengths x 10 seeds) and on a formation-heavy
+    Config (many samples, few steps), with the cost model's pick."""
+    kou, kou_params = jaxprune.presets.kou2023(dim=600)
+    heavy = w3(dim=1000, n_train=200, num_patches=3, steps=10, log_every=10, n_test=200)
+    cases = [
+        ("Kou cell", kou, kou_params, {"mu_norm": [0.25 * i for i in range(40)]}, 10),
+        ("n=200, P=3, 10 steps", heavy, Params(), {"prune_frac": PRUNE[:4]}, 2),
+    ]
+    if smoke:
+        cases = [(n, c.replace(n_test=50), p, {k: v[:2] for k, v in g.items()}, 1)
+                 for n, c, p, g, _ in cases]  # fmt: skip
+    rows = []
+    for name, config, base, grid, seeds in cases:
+        times = {}
+        for eng in ("dense", "gram"):
+            args = (config.replace(engine=eng), grid, seeds)
+            kwargs = {"base": base, "progress": False}
+            jaxprune.sweep(*args, **kwargs)  # compile
+            times[eng] = median_time(lambda a=args, k=kwargs: jaxprune.sweep(*a, **k), repeats)
+        faster = min(times, key=times.get)
+        rows.append({"config": name, "dense_s": times["dense"], "gram_s": times["gram"],
+                     "faster": faster, "auto": engine.resolve(config)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def parts_function(config: jaxprune.Config, name: str):
     """jit(points, seed, logs, steps) -> a checksum: the engine's init, `logs` measurements of
     the seed's runs, `steps` steps (both counts traced: one compilation)."""
@@ -187,6 +214,10 @@ def main() -> None:
         pd.DataFrame([figures]).drop(columns="dense_how").to_markdown(index=False, floatfmt=".3g")
     )
 
+    choice = choice_figures(args.smoke, args.repeats)
+    print("\nDoes 'auto' pick the faster engine (sweep wall times)?")
+    print(choice.to_markdown(index=False, floatfmt=".3g"))
+
     dims = [1000, 3000] if args.smoke else [1000, 3000, 10_000, 30_000, 100_000]
     runs, n_test = (2, 50) if args.smoke else (4, 1000)
     probes = {"gram": 50, "dense": 4} if args.smoke else {"gram": 400, "dense": 8}
@@ -209,7 +240,8 @@ def main() -> None:
     plot(scan, Path(args.plot))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": device.device_kind, "w3": figures, "scan": rows},
+    record = {"w3": figures, "choice": choice.to_dict("records"), "scan": rows}
+    out.write_text(json.dumps({"device": device.device_kind, **record},
                               indent=1))  # fmt: skip
     print(f"\nwrote {out} and {args.plot}")
 
