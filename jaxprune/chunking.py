@@ -22,8 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune import engine
 from jaxprune.config import Config
 from jaxprune.data import num_noise_rows
+from jaxprune.gram import BLOCK_WORDS
 
 BYTES_PER_FLOAT = 4
 # A default chunk holds at most this many seconds of estimated work (override: `sweep(...,
@@ -59,6 +61,9 @@ def estimate_seed_bytes(config: Config) -> int:
     with `memory_analysis` of compiled chunks), initial weights and mask uniforms."""
     samples = (config.n_train + config.n_test) * (num_noise_rows(config) * config.dim + 8)
     weights = 4 * config.num_classes * config.width * config.dim
+    if engine.resolve(config) == "gram":  # one d-block of the noise rows' outer products
+        rows = config.n_train * num_noise_rows(config)
+        weights += min(BLOCK_WORDS, rows * (rows + 1) // 2 * config.dim)
     return int(7 * samples + weights) * BYTES_PER_FLOAT
 
 
@@ -68,11 +73,20 @@ def estimate_run_bytes(config: Config) -> int:
     scores and ranks of a pruning criterion (4 more), 2 copies of its pre-activations on the
     training and test sets (n P K m: values and gradient or activation), and its logged
     metrics; with a 25% margin. (Calibrated with XLA's `memory_analysis` of compiled chunks,
-    which it overestimates by up to 2x.)"""
+    which it overestimates by up to 2x.)
+
+    The Gram engine (`engine.resolve`) keeps instead the initial filters, the mask, and the
+    filters rebuilt at a measurement with a temporary (4 K m d), the Gram matrices of the B
+    rows (2 K m B²: built, then kept), the pairs accumulated while forming them (K m T,
+    T = nQ (nQ + 1) / 2), and coefficients with their gradient and moments ((2 + 2 o) K m B)."""
     k, d, m = config.num_classes, config.dim, config.width
     moments = {"gd": 0, "momentum": 1, "adam": 2}[config.optimizer]
     criterion = 0 if config.mask in ("bernoulli", "exact", "structured") else 4
     weights = (2 + 2 * moments + criterion) * k * m * d
+    if engine.resolve(config) == "gram":
+        rows, noise = engine.gram_rows(config), config.n_train * num_noise_rows(config)
+        coefficients = (2 + 2 * moments) * rows + 2 * rows**2 + noise * (noise + 1) // 2
+        weights = (4 + criterion) * k * m * d + coefficients * k * m
     activations = 2 * (config.n_train + config.n_test) * config.num_patches * k * m
     history = 16 * len(config.logged_steps())
     return int(1.25 * (weights + activations + history)) * BYTES_PER_FLOAT

@@ -25,6 +25,7 @@ PATCH_REDUCES = ("sum", "mean")
 MASKS = ("bernoulli", "exact", "structured", "magnitude", "snip", "grasp", "synflow")
 MASK_SCOPES = ("neuron", "layer")
 OPTIMIZERS = ("gd", "momentum", "adam")
+ENGINES = ("auto", "dense", "gram")
 
 
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
@@ -88,6 +89,7 @@ _CHOICES = {
     "mask": MASKS,
     "mask_scope": MASK_SCOPES,
     "optimizer": OPTIMIZERS,
+    "engine": ENGINES,
 }
 
 
@@ -129,6 +131,10 @@ class Config:
     synflow_rounds: pruning rounds of SynFlow (exponential schedule; Tanaka et al. use 100).
     optimizer: 'gd' (the paper's), 'momentum' (heavy ball, 0.9) or 'adam', all with lr from
     Params. batch_size: samples per step, drawn afresh each step; None for the full batch.
+    engine: how the steps are computed, with the same results: 'dense' on the (K, m, d) filters,
+    'gram' on their coefficients over the training patches with per-neuron masked Gram matrices
+    (a step's cost independent of d; see `jaxprune.gram`; 'gd' and 'momentum' only), or 'auto'
+    (the cheaper by `jaxprune.engine.costs`).
     """
 
     num_classes: int = 2
@@ -155,6 +161,7 @@ class Config:
     synflow_rounds: int = 100
     optimizer: str = "gd"
     batch_size: int | None = None
+    engine: str = "auto"
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -192,6 +199,15 @@ class Config:
                 "batch_size",
                 self.batch_size,
                 f"must be None (full batch) or at most n_train ({self.n_train})",
+            )
+
+        if self.engine == "gram" and self.optimizer == "adam":
+            _fail(
+                "Config",
+                "engine",
+                self.engine,
+                "optimizer='adam' needs engine 'dense' or 'auto' (Adam rescales each weight, so "
+                "its update leaves the span of the training patches that 'gram' trains in)",
             )
 
     def replace(self, **changes) -> Config:

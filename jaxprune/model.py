@@ -90,10 +90,24 @@ def preactivations(
     patch reduction is symmetric), so the signal patch comes first ('patches'), or is added to
     the noise of the single patch ('additive').
     """
-    alignment = signal_alignment(config, w_eff)  # (K, m, K)
-    signal = mu_norm * jnp.moveaxis(alignment[:, :, sample.y_true], -1, 0)  # (n, K, m)
     if noise_pre is None:
         noise_pre = noise_preactivations(w_eff, sample)
+    alignment = signal_alignment(config, w_eff)
+    return patch_preactivations(config, alignment, noise_pre, sample, mu_norm, sigma_noise)
+
+
+def patch_preactivations(
+    config: Config,
+    alignment: jax.Array,
+    noise_pre: jax.Array,
+    sample: Sample,
+    mu_norm: jax.Array,
+    sigma_noise: jax.Array,
+) -> jax.Array:
+    """The pre-activations (n, P, K, m) of `preactivations`, from the filters' unit-signal
+    alignments (K, m, K) (`signal_alignment`) and their products with the standard noise rows
+    (n, Q, K, m) (`noise_preactivations`); the Gram engine computes both without filters."""
+    signal = mu_norm * jnp.moveaxis(alignment[:, :, sample.y_true], -1, 0)  # (n, K, m)
     noise = sigma_noise * noise_pre  # (n, Q, K, m)
     if config.layout == "patches":
         return jnp.concatenate([signal[:, None], noise], axis=1)

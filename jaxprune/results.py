@@ -171,11 +171,14 @@ def environment() -> dict:
     }
 
 
-def sweep_metadata(spec: dict, chunk_shapes: list[list[int]], runs: int, chunks: int) -> dict:
+def sweep_metadata(
+    spec: dict, chunk_shapes: list[list[int]], runs: int, chunks: int, engines: list[dict]
+) -> dict:
     """What every result file of a sweep records: its spec, its chunk shapes ([points, seeds] per
-    group), its size in runs and chunks, and the environment."""
+    group), its size in runs and chunks, the engine of each group (see `runner.engines`) and the
+    environment."""
     sizes = {"chunk_shapes": chunk_shapes, "runs_total": runs, "chunks_total": chunks}
-    return {**spec, **sizes, **environment()}
+    return {**spec, **sizes, "engines": engines, **environment()}
 
 
 def _short(value) -> str:

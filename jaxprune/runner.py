@@ -32,6 +32,7 @@ from jaxprune import chunking, results, stopping
 from jaxprune import grid as grid_lib
 from jaxprune.chunking import Chunk, ChunkPlan, ChunkShape, check_chunk_options
 from jaxprune.config import PARAMS_FIELDS, Config, Params
+from jaxprune.engine import resolve as resolve_engine
 from jaxprune.metrics import METRIC_NAMES
 from jaxprune.progress import ProgressBar
 from jaxprune.results import SPEC_FILE, STOP_FILE, SweepInterrupted
@@ -162,7 +163,8 @@ def _frame(group: grid_lib.RunGroup, chunk: Chunk, outputs, with_state: bool = F
 
 def train(config: Config, params: Params, seed: int, return_state: bool = False):
     """Train one run; returns its frame (one row per logged step), and with `return_state` also
-    its final RunState (weights (K, m, d), bias (K, m), mask (K, m, d), ...).
+    its final RunState (weights (K, m, d), bias (K, m), mask (K, m, d), ...; with the Gram
+    engine also its `coefficients`). frame.attrs["engines"] records the engine that trained it.
 
     It is the run `sweep` computes for the same (config, params, seed): the same random draws,
     the same steps, numbers equal up to float32 rounding (its `run` column is 0).
@@ -172,6 +174,7 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     (chunk,) = chunking.chunks_of(0, 1, 1, shape)
     outputs = _dispatch(group, chunk, shape, with_state=return_state)
     frame, states = _frame(group, chunk, outputs, with_state=return_state)
+    frame.attrs["engines"] = engines([group])
     if not return_state:
         return frame
     return frame, jax.tree.map(lambda v: v[0], states)
@@ -188,10 +191,12 @@ def _shape_lists(plan: ChunkPlan) -> list[list[int]]:
     return [[shape.points, shape.seeds] for shape in plan.shapes]
 
 
-def _open_out(out: Path, spec: dict, plan: ChunkPlan, replan, chunk_size, overwrite) -> ChunkPlan:
+def _open_out(
+    out: Path, spec: dict, plan: ChunkPlan, replan, metadata_of, chunk_size, overwrite
+) -> ChunkPlan:
     """Process 0 creates `out`, or finds the same sweep there to resume with its chunks, or
     refuses; every process hears its outcome. Returns the plan to follow (the recorded chunks
-    of a resumed sweep) and records it in out/_sweep.json."""
+    of a resumed sweep) and records `metadata_of(plan)` in out/_sweep.json."""
     error = None
     if jax.process_index() == 0:
         try:
@@ -204,15 +209,19 @@ def _open_out(out: Path, spec: dict, plan: ChunkPlan, replan, chunk_size, overwr
                         f"in {out}: pass chunk_size=None to resume it, or overwrite=True."
                     )
                 plan = replan(recorded)
-            runs = sum(chunk.num_runs for chunk in plan.chunks)
-            metadata = results.sweep_metadata(spec, _shape_lists(plan), runs, len(plan.chunks))
-            results.write_json(out / SPEC_FILE, metadata)
+            results.write_json(out / SPEC_FILE, metadata_of(plan))
         except Exception as refused:  # noqa: BLE001 (every process raises it: `agree`)
             error = refused
     stopping.agree(error, lambda: error)
     if jax.process_index() != 0:
         plan = replan(json.loads((out / SPEC_FILE).read_text()))
     return plan
+
+
+def engines(groups: list[grid_lib.RunGroup]) -> list[dict]:
+    """The engine that trains each group (`engine.resolve`), with the Config values the grid
+    gives the group: [{"dim": 20000, "engine": "gram"}, ...]."""
+    return [{**g.config_values, "engine": resolve_engine(g.config)} for g in groups]
 
 
 def sweep(
@@ -265,6 +274,12 @@ def sweep(
     plan = chunking.plan_chunks(
         groups, chunk_size, memory_budget_gb, chunk_seconds=seconds, **options
     )
+    runs = sum(group.num_runs for group in groups)
+
+    def metadata_of(plan: ChunkPlan) -> dict:
+        shapes = _shape_lists(plan)
+        return results.sweep_metadata(spec, shapes, runs, len(plan.chunks), engines(groups))
+
     if out is not None:
         out = Path(out)
 
@@ -272,9 +287,8 @@ def sweep(
             shapes = _recorded_shapes(recorded, num_devices)
             return chunking.plan_chunks(groups, shapes=shapes, **options)
 
-        plan = _open_out(out, spec, plan, replan, chunk_size, overwrite)
-    runs = sum(group.num_runs for group in groups)
-    metadata = results.sweep_metadata(spec, _shape_lists(plan), runs, len(plan.chunks))
+        plan = _open_out(out, spec, plan, replan, metadata_of, chunk_size, overwrite)
+    metadata = metadata_of(plan)
 
     process, num_processes = jax.process_index(), jax.process_count()
     mine = plan.chunks[process::num_processes]

@@ -26,7 +26,8 @@ class RunState:
     optimizer steps taken. converged_step: first step whose training loss was <= loss_tol, else
     -1. diverged: a non-finite loss or weight occurred. opt_state: the optax state of
     config.optimizer for the parameters (weights, bias) (no leaves for 'gd'). A converged or
-    diverged run is frozen: its weights and optimizer state no longer change."""
+    diverged run is frozen: its weights and optimizer state no longer change. coefficients:
+    None, or for a run trained by the Gram engine its `jaxprune.gram.Coefficients`."""
 
     weights: jax.Array
     bias: jax.Array
@@ -35,6 +36,7 @@ class RunState:
     converged_step: jax.Array
     diverged: jax.Array
     opt_state: Any
+    coefficients: Any = None
 
     @property
     def frozen(self) -> jax.Array:

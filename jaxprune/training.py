@@ -15,9 +15,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxprune import model
+from jaxprune import gram, model
 from jaxprune.config import Config, Params
 from jaxprune.data import Sample, draw_sample
+from jaxprune.engine import Engine, resolve
 from jaxprune.metrics import Metrics, measure
 from jaxprune.optimizers import minibatch, minibatch_indices, optimizer
 from jaxprune.state import BATCH_STREAM, TEST_STREAM, TRAIN_STREAM, RunState, init_state, settle
@@ -52,6 +53,19 @@ def gd_step(config: Config, params: Params, train: Sample, state: RunState) -> R
     )
 
 
+def make_dense_engine(config: Config, key: jax.Array, train: Sample, points: Params) -> Engine:
+    """The dense engine (`jaxprune.engine.Engine`) of the runs `points` (leaves (R,)) of the
+    seed whose root key is `key` and training draws `train`: `init_state`, then `gd_step` on
+    the filters."""
+
+    def step(states: RunState, indices) -> RunState:
+        batch = train if indices is None else minibatch(train, indices)
+        return jax.vmap(lambda params, state: gd_step(config, params, batch, state))(points, states)
+
+    initial = jax.vmap(lambda params: init_state(config, params, key, train))(points)
+    return Engine(initial=initial, step=step, run_state=lambda states: states)
+
+
 def make_seed_runs(config: Config):
     """Factory: the pure function that trains the runs of one seed.
 
@@ -72,7 +86,11 @@ def make_seed_runs(config: Config):
     from fold_in(key(seed), BATCH_STREAM) and t. loss_tol then applies to the full training loss
     at the logged measurements: a run freezes at the first logged step whose training loss is
     <= loss_tol, and records it as converged_step.
+
+    The steps are those of the engine `engine.resolve(config)`: `make_dense_engine`, or
+    `gram.make_engine`; either way the measurements are taken on the run's `RunState`.
     """
+    make_engine = gram.make_engine if resolve(config) == "gram" else make_dense_engine
     full_blocks, rest = divmod(config.steps, config.log_every)
     num_logs = len(config.logged_steps())
 
@@ -81,23 +99,27 @@ def make_seed_runs(config: Config):
         train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
         test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
         batch_key = jax.random.fold_in(key, BATCH_STREAM)
+        engine = make_engine(config, key, train, points)
 
-        @jax.vmap
-        def log(params: Params, state: RunState) -> tuple[RunState, Metrics]:
-            """Measure, and settle the state with the measurement (a run whose loss reached
+        def log(points: Params, states):
+            """Measure, and settle the states with the measurement (a run whose loss reached
             loss_tol, or turned non-finite, is frozen from this step)."""
-            metrics = measure(config, params, state, train, test)
-            state = settle(config, state, metrics.train_loss, state.weights, state.bias)
-            outcome = dict(converged_step=state.converged_step, diverged=state.diverged)
-            return state, dataclasses.replace(metrics, **outcome)
+            run_states = engine.run_state(states)
+            metrics = jax.vmap(lambda params, state: measure(config, params, state, train, test))(
+                points, run_states
+            )
+            settled = jax.vmap(
+                lambda state, loss: settle(config, state, loss, state.weights, state.bias)
+            )(run_states, metrics.train_loss)
+            outcome = dict(converged_step=settled.converged_step, diverged=settled.diverged)
+            return dataclasses.replace(states, **outcome), dataclasses.replace(metrics, **outcome)
 
         def step(carry: tuple[jax.Array, RunState]) -> tuple[jax.Array, RunState]:
             t, states = carry
-            batch = train
+            indices = None
             if config.batch_size is not None:
-                batch = minibatch(train, minibatch_indices(config, batch_key, t))
-            update = jax.vmap(lambda params, state: gd_step(config, params, batch, state))
-            return t + 1, update(points, states)
+                indices = minibatch_indices(config, batch_key, t)
+            return t + 1, engine.step(states, indices)
 
         def advance(states: RunState, start: jax.Array, length: int) -> RunState:
             """Steps start, ..., start + length - 1, or fewer once every run is frozen."""
@@ -119,7 +141,7 @@ def make_seed_runs(config: Config):
             logged, states, _ = carry
             return (logged <= full_blocks) & ~states.frozen.all()
 
-        states = jax.vmap(lambda params: init_state(config, params, key, train))(points)
+        states = engine.initial
         states, first = log(points, states)
         history = jax.tree.map(lambda v: jnp.zeros(v.shape + (num_logs,), v.dtype), first)
         history = jax.tree.map(lambda h, v: h.at[:, 0].set(v), history, first)
@@ -136,6 +158,7 @@ def make_seed_runs(config: Config):
             start = jnp.int32(full_blocks * config.log_every)
             states, last = log(points, advance(states, start, rest))
             history = jax.tree.map(lambda h, v: h.at[:, -1].set(v), history, last)
+        states = engine.run_state(states)
         steps = jnp.full_like(states.step, config.steps)
         return history, dataclasses.replace(states, step=steps)
 

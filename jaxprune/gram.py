@@ -1,0 +1,264 @@
+"""The Gram engine (`Config.engine='gram'`): masked GD and momentum trained exactly in the
+coefficients of the training patches, at a cost per step independent of d.
+
+Under GD and heavy-ball momentum the gradient of filter (k, r) is M_{k,r} ⊙ (a combination of the
+training patches), and the optimizer's update is linear in the gradients, so every filter stays
+
+    w_{k,r}(t) = w_{k,r}(0) ⊙ M_{k,r} + M_{k,r} ⊙ (Σ_{i,q} α_{k,r,i,q} z_{i,q} + Σ_c β_{k,r,c} e_c)
+
+over the seed's standard noise rows z_{i,q} (n Q of them, Params-free; see `jaxprune.data`) and
+the C coordinates e_c that carry the class signals (C = K orthogonal, 1 antipodal): the patches
+are sigma_noise z_{i,q} and mu_norm (±e_c), so these B = n Q + C rows span them whatever the
+Params. The filters' products with the rows are
+
+    v_{k,r} = u_{k,r} + G_{k,r} a_{k,r},   G_{k,r} = R diag(M_{k,r}) Rᵀ (B x B),  a = (α, β)
+
+with u the products of the initial masked filters, and the network's pre-activations are v
+scaled by sigma_noise and mu_norm (`model.patch_preactivations`). A step of the dense engine
+moves w by -lr M ⊙ Σ_b (∂L/∂v_b) R_b, so here a moves by the optimizer's update of ∂L/∂v:
+O(K m B²) per step. G is formed once per run, blocked over d (`masked_gram`, never a (K m, B, d)
+array), at K m d (nQ)(nQ + 1) FLOPs; u, the mask and the initial filters come from the dense
+initialization (`state.init_state`), so every mask kind works. Measurements rebuild w at the
+logged steps (K m n Q d) and go through `metrics.measure`, as the dense engine's do.
+
+With buckets' padding (padded coordinates z = 0 and mask = 0, padded neurons mask = 0, padded
+samples weight 0), G's padded rows and columns are 0 and every quantity goes through the model's
+and metrics' functions, so padding carries over; `masked_gram`'s blocks cover the padded d.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxprune import model
+from jaxprune.config import Config, Params
+from jaxprune.data import Sample, num_noise_rows, observed_labels, signal_signs
+from jaxprune.engine import Engine
+from jaxprune.optimizers import minibatch, optimizer
+from jaxprune.state import RunState, init_state, settle
+
+# Words of one d-block of the outer products of the noise rows (T x block) in `masked_gram`.
+BLOCK_WORDS = 2**21
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Coefficients:
+    """A run's filters over the span of its training patches (`RunState.coefficients`):
+    w_{k,r} = w_{k,r}(0) ⊙ M + M ⊙ (Σ_{i,q} noise[k,r,i,q] z_{i,q} + Σ_c signal[k,r,c] e_c).
+
+    noise: (K, m, n, Q), on the standard noise rows z (the noise patch xi_{i,q} is sigma_noise
+    z_{i,q}, so its coefficient is noise / sigma_noise: the proofs' rho up to ||xi||²). signal:
+    (K, m, C), on the signal coordinates `signal_coordinates(config)` (C = K, or 1 for
+    antipodal signals; the proofs' gamma up to mu_norm).
+    """
+
+    noise: jax.Array
+    signal: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class GramRun:
+    """The constants of one run that the Gram engine keeps out of the loops' carry. gram:
+    (K, m, B, B) per-neuron masked Gram matrices of the rows (`row_gram`). initial: (K, m, B)
+    the initial masked filters' products with the rows. weights, mask: (K, m, d) the initial
+    masked filters and the mask."""
+
+    gram: jax.Array
+    initial: jax.Array
+    weights: jax.Array
+    mask: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class GramState:
+    """The Gram engine's state of one run. coefficients: (K, m, B), a = (α, β) over the rows
+    (noise rows first, then the signal coordinates). bias: (K, m). opt_state: the optimizer's
+    state for (coefficients, bias). step, converged_step, diverged: as in `RunState`."""
+
+    coefficients: jax.Array
+    bias: jax.Array
+    step: jax.Array
+    converged_step: jax.Array
+    diverged: jax.Array
+    opt_state: Any
+
+    @property
+    def frozen(self) -> jax.Array:
+        return (self.converged_step >= 0) | self.diverged
+
+
+def signal_basis(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """(coordinates (C,), row (K,)): the distinct signal coordinates, and for each class the
+    index among them of its own (static numpy)."""
+    if config.signal == "orthogonal":
+        return np.arange(config.num_classes), np.arange(config.num_classes)
+    return np.zeros(1, int), np.zeros(config.num_classes, int)
+
+
+def masked_gram(rows: jax.Array, mask: jax.Array, block: int | None = None) -> jax.Array:
+    """Per-neuron masked Gram matrices rows diag(M_{k,r}) rowsᵀ, (K, m, N, N), of rows (N, d)
+    and a mask (K, m, d).
+
+    Blocked over d: each block of `block` coordinates forms the outer products of the rows'
+    T = N (N + 1) / 2 distinct pairs (T, block) and multiplies them with the mask block, one
+    (K m, block) x (block, T) product (under vmap over runs that share `rows`, one product for
+    all runs). Peak memory is T (block + K m) words, never K m N d.
+    """
+    num, dim = rows.shape
+    first, second = np.triu_indices(num)
+    if block is None:
+        block = int(max(1, min(dim, BLOCK_WORDS // len(first))))
+
+    def part(start: jax.Array | int, size: int) -> jax.Array:
+        rows_b = jax.lax.dynamic_slice_in_dim(rows, start, size, axis=1)  # (N, size)
+        mask_b = jax.lax.dynamic_slice_in_dim(mask, start, size, axis=-1)  # (K, m, size)
+        return jnp.einsum("kmd,td->kmt", mask_b, rows_b[first] * rows_b[second])
+
+    blocks, rest = divmod(dim, block)
+    pairs = jax.lax.fori_loop(
+        0,
+        blocks,
+        lambda b, total: total + part(b * block, block),
+        jnp.zeros(mask.shape[:2] + (len(first),), jnp.result_type(rows, mask)),
+    )
+    if rest:
+        pairs = pairs + part(blocks * block, rest)
+    gram = jnp.zeros(mask.shape[:2] + (num, num), pairs.dtype)
+    return gram.at[..., first, second].set(pairs).at[..., second, first].set(pairs)
+
+
+def row_gram(config: Config, z_rows: jax.Array, mask: jax.Array) -> jax.Array:
+    """G (K, m, B, B) over the rows [z (nQ, d); e_c (C)]: the noise block by `masked_gram`, the
+    cross terms M_c z_{iq,c} and the diagonal M_c of the signal coordinates (distinct)."""
+    coords, _ = signal_basis(config)
+    noise = masked_gram(z_rows, mask)  # (K, m, nQ, nQ)
+    mask_c = mask[..., coords]  # (K, m, C)
+    cross = mask_c[:, :, None, :] * z_rows[:, coords]  # (K, m, nQ, C)
+    top = jnp.concatenate([noise, cross], axis=-1)
+    diagonal = mask_c[..., None] * jnp.eye(len(coords), dtype=mask.dtype)  # (K, m, C, C)
+    bottom = jnp.concatenate([jnp.swapaxes(cross, -1, -2), diagonal], axis=-1)
+    return jnp.concatenate([top, bottom], axis=-2)
+
+
+def make_engine(config: Config, key: jax.Array, train: Sample, points: Params) -> Engine:
+    """The Gram engine (`jaxprune.engine.Engine`) of the runs `points` (leaves (R,)) of the
+    seed whose root key is `key` and training draws `train` (z (n, Q, d)). Forms each run's
+    `GramRun` from its dense pruned initialization (`state.init_state`)."""
+    n, q = config.n_train, num_noise_rows(config)
+    z_rows = train.z.reshape(n * q, config.dim)  # row i Q + q is z_{i,q}
+    coords, class_row = signal_basis(config)
+    signs = signal_signs(config)  # (K,)
+
+    def products(v: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Row products v (K, m, B) -> (noise_pre (n, Q, K, m), alignment (K, m, K))."""
+        k, m = v.shape[:2]
+        noise_pre = jnp.moveaxis(v[..., : n * q].reshape(k, m, n, q), (0, 1), (2, 3))
+        alignment = signs * v[..., n * q + class_row]  # class c's direction is sign_c e_{c}
+        return noise_pre, alignment
+
+    def loss(params: Params, v: jax.Array, bias: jax.Array, indices) -> jax.Array:
+        """The training loss (of the minibatch `indices`, or of all samples) given the row
+        products v (K, m, B): `model.sample_loss` without the filters."""
+        noise_pre, alignment = products(v)
+        sample = train
+        if indices is not None:
+            sample, noise_pre = minibatch(train, indices), noise_pre[indices]
+        pre = model.patch_preactivations(
+            config, alignment, noise_pre, sample, params.mu_norm, params.sigma_noise
+        )
+        labels = observed_labels(config, sample, params.label_flip)
+        return model.cross_entropy(model.readout(config, pre, bias), labels)
+
+    def init(params: Params) -> tuple[GramRun, GramState]:
+        dense = init_state(config, params, key, train)
+        noise_pre = model.noise_preactivations(dense.weights, train)  # (n, Q, K, m)
+        initial = jnp.concatenate(
+            [
+                jnp.moveaxis(noise_pre, (2, 3), (0, 1)).reshape(dense.weights.shape[:2] + (-1,)),
+                dense.weights[..., coords],
+            ],
+            axis=-1,
+        )
+        run = GramRun(
+            gram=row_gram(config, z_rows, dense.mask),
+            initial=initial,
+            weights=dense.weights,
+            mask=dense.mask,
+        )
+        coefficients = jnp.zeros_like(initial)
+        state = GramState(
+            coefficients=coefficients,
+            bias=dense.bias,
+            step=dense.step,
+            converged_step=dense.converged_step,
+            diverged=dense.diverged,
+            opt_state=optimizer(config, params.lr).init((coefficients, dense.bias)),
+        )
+        return run, state
+
+    def step(params: Params, run: GramRun, state: GramState, indices) -> GramState:
+        """One step, as `training.gd_step` takes it on the filters."""
+        v = run.initial + jnp.einsum("kmab,kmb->kma", run.gram, state.coefficients)
+        value, grads = jax.value_and_grad(loss, argnums=(1, 2))(params, v, state.bias, indices)
+        (step_a, step_b), opt_state = optimizer(config, params.lr).update(
+            grads, state.opt_state, (state.coefficients, state.bias)
+        )
+        new_a, new_b = state.coefficients + step_a, state.bias + step_b
+        settled = settle(config, state, value, new_a, new_b, full_loss=indices is None)
+        update = ~settled.frozen
+        return dataclasses.replace(
+            settled,
+            coefficients=jnp.where(update, new_a, state.coefficients),
+            bias=jnp.where(update, new_b, state.bias),
+            opt_state=jax.tree.map(
+                lambda new, old: jnp.where(update, new, old), opt_state, state.opt_state
+            ),
+            step=state.step + 1,
+        )
+
+    def filters(run: GramRun, coefficients: jax.Array) -> jax.Array:
+        """M ⊙ (Σ_b coefficients_b R_b), (K, m, d), of coefficients (K, m, B) over the rows."""
+        span = jnp.einsum("kmn,nd->kmd", coefficients[..., : n * q], z_rows)
+        span = span.at[..., coords].add(coefficients[..., n * q :])
+        return run.mask * span
+
+    def run_state(params: Params, run: GramRun, state: GramState) -> RunState:
+        """The run as the dense engine holds it: weights rebuilt (K m B d), the optimizer's
+        state mapped back to the filters, the coefficients under `coefficients`."""
+        k, m = run.mask.shape[:2]
+        opt_state = optax.tree_utils.tree_map_params(
+            optimizer(config, params.lr),
+            lambda leaf: filters(run, leaf) if leaf.ndim == 3 else leaf,
+            state.opt_state,
+        )
+        return RunState(
+            weights=run.weights + filters(run, state.coefficients),
+            bias=state.bias,
+            mask=run.mask,
+            step=state.step,
+            converged_step=state.converged_step,
+            diverged=state.diverged,
+            opt_state=opt_state,
+            coefficients=Coefficients(
+                noise=state.coefficients[..., : n * q].reshape(k, m, n, q),
+                signal=state.coefficients[..., n * q :],
+            ),
+        )
+
+    runs, initial = jax.vmap(init)(points)
+    return Engine(
+        initial=initial,
+        step=lambda states, indices: jax.vmap(lambda p, r, s: step(p, r, s, indices))(
+            points, runs, states
+        ),
+        run_state=lambda states: jax.vmap(run_state)(points, runs, states),
+    )
