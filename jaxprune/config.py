@@ -25,6 +25,10 @@ PATCH_REDUCES = ("sum", "mean")
 MASKS = ("bernoulli", "exact", "structured", "magnitude", "snip", "grasp", "synflow")
 MASK_SCOPES = ("neuron", "layer")
 OPTIMIZERS = ("gd", "momentum", "adam")
+# The names of `jax_default_matmul_precision`: full float32, TF32 passes, one bfloat16 pass.
+MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
+# The fields that fix array shapes only: a sweep pads them into buckets (see `jaxprune.grid`).
+SHAPE_FIELDS = ("dim", "width", "n_train", "n_test")
 
 
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
@@ -88,6 +92,7 @@ _CHOICES = {
     "mask": MASKS,
     "mask_scope": MASK_SCOPES,
     "optimizer": OPTIMIZERS,
+    "matmul_precision": MATMUL_PRECISIONS,
 }
 
 
@@ -129,6 +134,9 @@ class Config:
     synflow_rounds: pruning rounds of SynFlow (exponential schedule; Tanaka et al. use 100).
     optimizer: 'gd' (the paper's), 'momentum' (heavy ball, 0.9) or 'adam', all with lr from
     Params. batch_size: samples per step, drawn afresh each step; None for the full batch.
+    matmul_precision: precision of every matrix product of training and measurement, a name of
+    `jax_default_matmul_precision`: 'float32' (full), 'tensorfloat32' or 'bfloat16' (faster on
+    GPUs, less accurate; on CPU all three compute in float32).
     """
 
     num_classes: int = 2
@@ -155,6 +163,7 @@ class Config:
     synflow_rounds: int = 100
     optimizer: str = "gd"
     batch_size: int | None = None
+    matmul_precision: str = "float32"
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -226,6 +235,24 @@ class Params:
         """A copy with `changes` applied."""
         _check_fields("Params", PARAMS_FIELDS, changes)
         return dataclasses.replace(self, **changes)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Dims:
+    """A run's own shape inside a padded bucket: ints (a scalar per run, (R,) for R runs) no
+    larger than the bucket Config's fields of the same names. Coordinates, neurons and samples
+    beyond them are padding, masked so that they change nothing (see `jaxprune.grid`)."""
+
+    dim: Any
+    width: Any
+    n_train: Any
+    n_test: Any
+
+    @classmethod
+    def of(cls, config: Config) -> Dims:
+        """The unpadded shape of `config` (int32 scalars)."""
+        return cls(*(np.int32(getattr(config, name)) for name in SHAPE_FIELDS))
 
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(Config))

@@ -126,7 +126,11 @@ def load(path: str | Path) -> pd.DataFrame:
 def _run_order_key(metadata: dict, file: Path, rows: int) -> np.ndarray:
     """The sweep-order sort key of the rows of chunk file `file` (named by `chunk_path`)."""
     group, chunk = (int(part[1:]) for part in file.stem.split("-")[1:])
-    num_points = int(np.prod([len(v) for k, v in metadata["grid"].items() if k in PARAMS_FIELDS]))
+    if "group_points" in metadata:  # shape buckets: a group's points span its shape values
+        num_points = metadata["group_points"][group]
+    else:
+        grid = metadata["grid"]
+        num_points = int(np.prod([len(v) for k, v in grid.items() if k in PARAMS_FIELDS]))
     num_seeds = len(metadata["seeds"])
     shape = ChunkShape(*metadata["chunk_shapes"][group], metadata["chunk_shapes"][group][1])
     points, seeds = chunk_blocks(num_points, num_seeds, shape)[chunk]

@@ -32,7 +32,7 @@ from jax.sharding import AxisType, PartitionSpec
 from jaxprune import chunking, results
 from jaxprune import grid as grid_lib
 from jaxprune.chunking import ChunkShape, check_chunk_options, choose_chunk_shape
-from jaxprune.config import PARAMS_FIELDS, Config, Params
+from jaxprune.config import PARAMS_FIELDS, SHAPE_FIELDS, Config, Dims, Params
 from jaxprune.metrics import METRIC_NAMES
 from jaxprune.progress import ProgressBar
 from jaxprune.training import make_seed_runs
@@ -45,18 +45,19 @@ RUN_AXIS = "runs"
 def compiled_chunk(
     config: Config, with_state: bool = False, seed_batch: int = 1, num_devices: int = 1
 ):
-    """The compiled chunk function for `config`: (Params of (R,) leaves, seeds (S,)) -> history
-    Metrics of (S, R, T) leaves (and final RunStates of (S, R, ...) leaves with `with_state`).
+    """The compiled chunk function for `config`: (Params of (R,) leaves, Dims of (R,) leaves
+    (each run's own shape in the bucket `config`), seeds (S,)) -> history Metrics of (S, R, T)
+    leaves (and final RunStates of (S, R, ...) leaves with `with_state`).
 
     `training.make_seed_runs` (the R points of one seed, sharing its draws) is mapped over the
     seeds in batches of `seed_batch` by `lax.map`; with num_devices > 1 the seed axis is split
     across that many local devices by `shard_map` (S must be a multiple of it).
     """
     runs = make_seed_runs(config)
-    per_seed = runs if with_state else (lambda points, seed: runs(points, seed)[0])
+    per_seed = runs if with_state else (lambda points, dims, seed: runs(points, dims, seed)[0])
 
-    def chunk(points: Params, seeds: jax.Array):
-        return jax.lax.map(lambda seed: per_seed(points, seed), seeds, batch_size=seed_batch)
+    def chunk(points: Params, dims: Dims, seeds: jax.Array):
+        return jax.lax.map(lambda seed: per_seed(points, dims, seed), seeds, batch_size=seed_batch)
 
     if num_devices > 1:
         mesh = jax.make_mesh(
@@ -68,7 +69,7 @@ def compiled_chunk(
         chunk = jax.shard_map(
             chunk,
             mesh=mesh,
-            in_specs=(PartitionSpec(), PartitionSpec(RUN_AXIS)),
+            in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(RUN_AXIS)),
             out_specs=PartitionSpec(RUN_AXIS),
             check_vma=False,  # each device computes its own seeds: no collectives to check
         )
@@ -92,8 +93,11 @@ def executable(
         points = Params(
             **{name: jax.ShapeDtypeStruct((shape.points,), jnp.float32) for name in PARAMS_FIELDS}
         )
+        dims = Dims(
+            **{name: jax.ShapeDtypeStruct((shape.points,), jnp.int32) for name in SHAPE_FIELDS}
+        )
         seeds = jax.ShapeDtypeStruct((shape.padded_seeds,), jnp.int32)
-        _EXECUTABLES[key] = _COMPILER.submit(lambda: fn.lower(points, seeds).compile())
+        _EXECUTABLES[key] = _COMPILER.submit(lambda: fn.lower(points, dims, seeds).compile())
     return _EXECUTABLES[key]
 
 
@@ -141,6 +145,8 @@ def _run_columns(group: grid_lib.RunGroup, chunk: Chunk) -> dict[str, np.ndarray
         columns[name] = np.repeat(getattr(group.points, name)[chunk.point_slice], len(seeds))
     for name, value in group.config_values.items():
         columns[name] = np.repeat(np.nan if value is None else value, len(columns["seed"]))
+    for name in group.shape_axes:  # each run's own shape, not its bucket's
+        columns[name] = np.repeat(getattr(group.dims, name)[chunk.point_slice], len(seeds))
     return columns
 
 
@@ -156,8 +162,11 @@ def _run_chunk(
     points = jax.tree.map(
         lambda v: jnp.asarray(_pad(v[chunk.point_slice], shape.points), jnp.float32), group.points
     )
+    dims = jax.tree.map(
+        lambda v: jnp.asarray(_pad(v[chunk.point_slice], shape.points), jnp.int32), group.dims
+    )
     seeds = jnp.asarray(_pad(group.seeds[chunk.seed_slice], shape.padded_seeds), jnp.int32)
-    out = executable(group.config, shape, num_devices, with_state).result()(points, seeds)
+    out = executable(group.config, shape, num_devices, with_state).result()(points, dims, seeds)
     history, states = out if with_state else (out, None)
     num_points, num_seeds = chunk.num_points, chunk.num_seeds
 
@@ -188,14 +197,22 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     return frame, jax.tree.map(lambda v: v[0], states)
 
 
-def sweep_spec(config: Config, grid: dict[str, list], seeds: np.ndarray, base: Params) -> dict:
-    """What fixes a sweep's results: the Config, grid, seeds and base Params, with their hash."""
+def sweep_spec(
+    config: Config,
+    grid: dict[str, list],
+    seeds: np.ndarray,
+    base: Params,
+    buckets: str = "auto",
+) -> dict:
+    """What fixes a sweep's results and chunks: the Config, grid, seeds, base Params and shape
+    bucketing, with their hash."""
     spec = {
         "config": dataclasses.asdict(config),
         "grid": grid,
         "grid_order": list(grid),  # the run order follows the grid's key order
         "seeds": seeds.tolist(),
         "base": {k: float(np.asarray(getattr(base, k))) for k in PARAMS_FIELDS},
+        "buckets": buckets,
     }
     spec["spec_hash"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     return spec
@@ -242,9 +259,15 @@ def _prepare_out(out: Path, spec: dict, overwrite: bool) -> list[list[int]] | No
     return None
 
 
-def _metadata(spec: dict, shapes: list[ChunkShape]) -> dict:
-    """What every result file records: the sweep's spec, its chunk shapes and the environment."""
-    return {**spec, "chunk_shapes": [[s.points, s.seeds] for s in shapes], **environment()}
+def _metadata(spec: dict, groups: list[grid_lib.RunGroup], shapes: list[ChunkShape]) -> dict:
+    """What every result file records: the sweep's spec, its groups' sizes (points) and chunk
+    shapes, and the environment."""
+    return {
+        **spec,
+        "group_points": [g.num_points for g in groups],
+        "chunk_shapes": [[s.points, s.seeds] for s in shapes],
+        **environment(),
+    }
 
 
 def _check_resumed_shapes(recorded, shapes: list[ChunkShape], chunk_size, out: Path) -> None:
@@ -283,6 +306,7 @@ def sweep(
     memory_budget_gb: float | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    buckets: str = "auto",
 ) -> pd.DataFrame:
     """Train every (grid point, seed) and return the tidy frame (one row per run and logged step).
 
@@ -293,15 +317,18 @@ def sweep(
     default as many as fit `memory_budget_gb` (default: half the free device memory, or RAM),
     with the seeds of a chunk sharded across the local devices. With `out` (a directory), each
     chunk is written there as parquet; re-running the same sweep into it resumes, skipping
-    chunks already written. Under `jax.distributed`, the processes split the chunks, each
-    writing its own files into `out` (required), and each returns the whole table.
+    chunks already written. buckets: how values of the shape fields (dim, width, n_train,
+    n_test) share compilations, padded exactly: 'auto' (buckets that waste at most 25% of the
+    work; see `jaxprune.grid`), 'one' (one bucket per field) or 'each' (one per value).
+    Under `jax.distributed`, the processes split the chunks, each writing its own files into
+    `out` (required), and each returns the whole table.
     """
     grid = grid_lib.normalize_grid(grid)
     seeds = grid_lib.normalize_seeds(seeds)
     base = Params() if base is None else base
     check_chunk_options(chunk_size, memory_budget_gb)
-    groups = grid_lib.plan(config, grid, seeds, base)
-    spec = sweep_spec(config, grid, seeds, base)
+    groups = grid_lib.plan(config, grid, seeds, base, buckets)
+    spec = sweep_spec(config, grid, seeds, base, buckets)
     process, num_processes = jax.process_index(), jax.process_count()
     if num_processes > 1 and out is None:
         raise ValueError("out = None is invalid under jax.distributed: give a shared directory.")
@@ -318,12 +345,12 @@ def sweep(
             recorded = _prepare_out(out, spec, overwrite)
             _check_resumed_shapes(recorded, shapes, chunk_size, out)
             shapes = _resumed_shapes(recorded, num_devices) or shapes
-            results.write_json(out / SPEC_FILE, _metadata(spec, shapes))
+            results.write_json(out / SPEC_FILE, _metadata(spec, groups, shapes))
         _sync("jaxprune: output prepared")
         if process != 0:
             recorded = json.loads((out / SPEC_FILE).read_text())["chunk_shapes"]
             shapes = _resumed_shapes(recorded, num_devices)
-    metadata = _metadata(spec, shapes)
+    metadata = _metadata(spec, groups, shapes)
 
     plan = []  # (group index, group, shape, chunk, mine): every chunk of the sweep, in order
     for g, (group, shape) in enumerate(zip(groups, shapes, strict=True)):

@@ -16,14 +16,16 @@ import jax
 import jax.numpy as jnp
 
 from jaxprune import model
-from jaxprune.config import Config, Params
+from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, draw_sample
 from jaxprune.metrics import Metrics, measure
 from jaxprune.optimizers import minibatch, minibatch_indices, optimizer
 from jaxprune.state import BATCH_STREAM, TEST_STREAM, TRAIN_STREAM, RunState, init_state, settle
 
 
-def gd_step(config: Config, params: Params, train: Sample, state: RunState) -> RunState:
+def gd_step(
+    config: Config, params: Params, train: Sample, state: RunState, dims: Dims | None = None
+) -> RunState:
     """One masked step of config.optimizer on the training set that `params` makes of `train`
     (the full training draws, or this step's minibatch when config.batch_size is set).
 
@@ -31,9 +33,10 @@ def gd_step(config: Config, params: Params, train: Sample, state: RunState) -> R
     optimizer's update masked, so pruned weights stay exactly zero whatever the optimizer. For
     'gd' this is W <- W - lr * grad_W L(W ⊙ M) ⊙ M. A frozen run is returned unchanged but for
     its step count; a run whose full-batch loss reaches loss_tol records the step and freezes (a
-    minibatch loss cannot: see `make_run`); a non-finite loss or update marks it diverged."""
+    minibatch loss cannot: see `make_run`); a non-finite loss or update marks it diverged.
+    dims: the run's own shape in a padded bucket (default: unpadded)."""
     loss, (grad_w, grad_b) = jax.value_and_grad(model.sample_loss, argnums=(2, 3))(
-        config, params, state.weights, state.bias, train
+        config, params, state.weights, state.bias, train, dims
     )
     (step_w, step_b), opt_state = optimizer(config, params.lr).update(
         (grad_w * state.mask, grad_b), state.opt_state, (state.weights, state.bias)
@@ -55,9 +58,18 @@ def gd_step(config: Config, params: Params, train: Sample, state: RunState) -> R
 def make_seed_runs(config: Config):
     """Factory: the pure function that trains the runs of one seed.
 
-    runs(points, seed) -> (history, states): `points` is Params with leaves (R,), `seed` an int
-    scalar; `history` is Metrics with leaves (R, T) over `config.logged_steps()`, `states` the
-    final RunStates with a leading axis (R,).
+    runs(points, dims, seed) -> (history, states): `points` is Params with leaves (R,), `dims`
+    the runs' own shapes, Dims with int leaves (R,), each at most `config`'s (the bucket: see
+    `jaxprune.grid`), `seed` an int scalar; `history` is Metrics with leaves (R, T) over
+    `config.logged_steps()`, `states` the final RunStates with a leading axis (R,), padded to
+    the bucket's shape (padding pruned and zero).
+
+    Every draw is made at the bucket's shape and is coordinate-stable (see
+    `data.draw_sample`, `model.neuron_draws`), so a run equals the same run drawn alone at its
+    own shape; padded coordinates, neurons and samples are masked out of the network, the loss
+    and every measurement. Every matrix product runs at config.matmul_precision. With
+    config.batch_size set, dims.n_train must equal config.n_train (minibatches are drawn from
+    all n_train samples).
 
     The R runs share the seed's draws (data, test set, initial weights, mask uniforms and
     minibatch indices: none depends on Params), so they are drawn once and the runs' steps are
@@ -76,17 +88,24 @@ def make_seed_runs(config: Config):
     full_blocks, rest = divmod(config.steps, config.log_every)
     num_logs = len(config.logged_steps())
 
-    def runs(points: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
+    def runs(points: Params, dims: Dims, seed: jax.Array) -> tuple[Metrics, RunState]:
+        with (
+            jax.default_matmul_precision(config.matmul_precision),
+            jax.threefry_partitionable(True),
+        ):
+            return seed_runs(points, dims, seed)
+
+    def seed_runs(points: Params, dims: Dims, seed: jax.Array) -> tuple[Metrics, RunState]:
         key = jax.random.key(seed)
         train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
         test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
         batch_key = jax.random.fold_in(key, BATCH_STREAM)
 
         @jax.vmap
-        def log(params: Params, state: RunState) -> tuple[RunState, Metrics]:
+        def log(params: Params, dims: Dims, state: RunState) -> tuple[RunState, Metrics]:
             """Measure, and settle the state with the measurement (a run whose loss reached
             loss_tol, or turned non-finite, is frozen from this step)."""
-            metrics = measure(config, params, state, train, test)
+            metrics = measure(config, params, state, train, test, dims)
             state = dataclasses.replace(
                 state, converged_step=metrics.converged_step, diverged=metrics.diverged
             )
@@ -97,8 +116,8 @@ def make_seed_runs(config: Config):
             batch = train
             if config.batch_size is not None:
                 batch = minibatch(train, minibatch_indices(config, batch_key, t))
-            update = jax.vmap(lambda params, state: gd_step(config, params, batch, state))
-            return t + 1, update(points, states)
+            update = jax.vmap(lambda p, d, s: gd_step(config, p, batch, s, d))
+            return t + 1, update(points, dims, states)
 
         def advance(states: RunState, start: jax.Array, length: int) -> RunState:
             """Steps start, ..., start + length - 1, or fewer once every run is frozen."""
@@ -112,7 +131,7 @@ def make_seed_runs(config: Config):
         def block(carry: tuple[jax.Array, RunState, Metrics]):
             logged, states, history = carry
             start = (logged - 1) * config.log_every
-            states, metrics = log(points, advance(states, start, config.log_every))
+            states, metrics = log(points, dims, advance(states, start, config.log_every))
             history = jax.tree.map(lambda h, v: h.at[:, logged].set(v), history, metrics)
             return logged + 1, states, history
 
@@ -120,8 +139,8 @@ def make_seed_runs(config: Config):
             logged, states, _ = carry
             return (logged <= full_blocks) & ~states.frozen.all()
 
-        states = jax.vmap(lambda params: init_state(config, params, key, train))(points)
-        states, first = log(points, states)
+        states = jax.vmap(lambda p, d: init_state(config, p, key, train, d))(points, dims)
+        states, first = log(points, dims, states)
         history = jax.tree.map(lambda v: jnp.zeros(v.shape + (num_logs,), v.dtype), first)
         history = jax.tree.map(lambda h, v: h.at[:, 0].set(v), history, first)
         logged, states, history = jax.lax.while_loop(
@@ -135,7 +154,7 @@ def make_seed_runs(config: Config):
         )
         if rest:
             start = jnp.int32(full_blocks * config.log_every)
-            states, last = log(points, advance(states, start, rest))
+            states, last = log(points, dims, advance(states, start, rest))
             history = jax.tree.map(lambda h, v: h.at[:, -1].set(v), history, last)
         steps = jnp.full_like(states.step, config.steps)
         return history, dataclasses.replace(states, step=steps)
@@ -153,7 +172,8 @@ def make_run(config: Config):
     runs = make_seed_runs(config)
 
     def run(params: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
-        history, states = runs(jax.tree.map(lambda v: jnp.asarray(v)[None], params), seed)
+        one = jax.tree.map(lambda v: jnp.asarray(v)[None], (params, Dims.of(config)))
+        history, states = runs(*one, seed)
         return jax.tree.map(lambda v: v[0], (history, states))
 
     return run
