@@ -4,9 +4,10 @@
 
 The `kou2023` preset (their experiment code's model and training) with p = 0: test error over
 ||mu|| = 0, 0.1, ..., 9.9 x d = 100, 110, ..., 1090, 10 repeats per cell (100,000 trainings;
-one compilation per d). `--quick` is a coarse subgrid (minutes on 2 CPU cores), `--smoke` a
-tiny one (seconds, for CI). Results go to DIR/heatmap (default DIR results/kou2023_heatmap, with
--quick or -smoke appended), with DIR/run.json; re-running the same command resumes.
+five shape buckets of d, one compilation each). `--quick` is a coarse subgrid (minutes on 2 CPU
+cores), `--smoke` a tiny one (seconds, for CI). Results go to DIR/heatmap (default DIR
+results/kou2023_heatmap, with -quick or -smoke appended), with DIR/run.json; re-running the
+same command resumes.
 `analysis/kou2023_heatmap.py DIR` draws the figure and fits C of n ||mu||^4 = C d.
 """
 

@@ -1,8 +1,9 @@
 """A sweep in a child process, for the tests of devices, hosts and kills (tests/test_scale.py).
 
-    python tests/sweep_child.py OUT [--chunk-size N] [--steps N] [--distributed PID PORT]
+    python tests/sweep_child.py OUT [--chunk-size N] [--steps N] [--distributed PID PORT] [--dims]
 
-Runs the sweep `sweep_args(steps)` into OUT. With --distributed, first joins a two-process
+Runs the sweep `sweep_args(steps, dims)` into OUT (with --dims, over three dimensions as well,
+padded into one shape bucket). With --distributed, first joins a two-process
 `jax.distributed` job on 127.0.0.1:PORT as process PID. Set XLA_FLAGS in the environment for
 several CPU devices.
 """
@@ -15,10 +16,11 @@ import jax
 
 GRID = {"prune_frac": [0.0, 0.5, 0.9], "mu_norm": [0.5, 3.0]}
 SEEDS = [4, 7, 11]
+DIMS = [12, 14, 16]
 
 
-def sweep_args(steps: int = 20) -> tuple:
-    """(config, grid, seeds, base) of the test sweep."""
+def sweep_args(steps: int = 20, dims: bool = False) -> tuple:
+    """(config, grid, seeds, base) of the test sweep; with `dims`, its grid has dim too."""
     from jaxprune import Config, Params
 
     config = Config(
@@ -26,7 +28,7 @@ def sweep_args(steps: int = 20) -> tuple:
         log_every=5,
     )  # fmt: skip
     base = Params(prune_frac=0.3, mu_norm=2.0, sigma_noise=0.5, sigma_init=0.05, lr=0.5)
-    return config, GRID, SEEDS, base
+    return config, {"dim": DIMS, **GRID} if dims else GRID, SEEDS, base
 
 
 def main() -> None:
@@ -35,13 +37,14 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--distributed", nargs=2, type=int, metavar=("PID", "PORT"))
+    parser.add_argument("--dims", action="store_true")
     args = parser.parse_args()
     if args.distributed:
         pid, port = args.distributed
         jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid)
     import jaxprune
 
-    config, grid, seeds, base = sweep_args(args.steps)
+    config, grid, seeds, base = sweep_args(args.steps, args.dims)
     frame = jaxprune.sweep(config, grid, seeds, base=base, out=args.out, chunk_size=args.chunk_size)
     print(f"process {jax.process_index()}: {len(jaxprune.final(frame))} runs, "
           f"{jax.local_device_count()} local devices", flush=True)  # fmt: skip
