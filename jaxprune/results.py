@@ -43,7 +43,12 @@ def history_frame(
     columns = {"seed": columns.pop("seed"), "step": np.tile(steps, num_runs), **columns}
     columns.update({name: np.asarray(history[name]).reshape(-1) for name in METRIC_NAMES})
     frame = pd.DataFrame(columns)
-    static = {name: getattr(config, name) for name in ("dim", "width", "n_train", "num_classes")}
+    # Config values as columns too, so a run's theory columns are computed alike (array powers)
+    # whether its shape was swept (a column) or fixed.
+    static = {
+        name: np.full(len(frame), getattr(config, name))
+        for name in ("dim", "width", "n_train", "num_classes")
+    }
     for name, values in theory.columns({**static, **frame}).items():
         frame[name] = np.asarray(values, dtype=np.float64)
     return frame

@@ -43,8 +43,10 @@ def test_draws_are_prefix_stable():
     )
 
 
-# For each shape field: three values, the three kinds of mask, bias on for some and off for
-# others (with bias: leaky ReLU and PyTorch's uniform init, whose bound depends on d).
+# For each shape field: three values padded into one bucket (up to twice their size), the three
+# kinds of mask, bias on for some and off for others (with bias: leaky ReLU and PyTorch's
+# uniform init, whose bound depends on d). Each variant compiles once per value for `train`,
+# so the variants are spread over the fields rather than crossed with them.
 VARIANTS = [("bernoulli", False), ("exact", True), ("snip", False)]
 FIELDS = {"dim": [6, 9, 12], "width": [1, 2, 3], "n_train": [3, 4, 6], "n_test": [5, 7, 10]}
 
@@ -58,9 +60,8 @@ def test_every_padded_run_equals_train_at_its_own_shape(field):
         config = SMALL.replace(mask=mask, bias=bias)
         if bias:
             config = config.replace(activation="leaky_relu", init="uniform_fan_in")
-        frame = jaxprune.sweep(
-            config, {field: values, "prune_frac": P_GRID}, [3, 8], base=PARAMS, progress=False
-        )
+        grid = {field: values, "prune_frac": P_GRID}
+        frame = jaxprune.sweep(config, grid, [3, 8], base=PARAMS, progress=False, buckets="one")
         assert list(jaxprune.final(frame)[field]) == [v for v in values for _ in range(4)]
         for value in values:
             for p in P_GRID:
