@@ -49,9 +49,11 @@ from jaxprune.training import make_run
 KOU_DIMS = list(range(100, 1100, 10))
 KOU_MUS = np.round(np.arange(0, 10, 0.1), 1).tolist()
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
-_COMPILES: list[float] = []  # seconds of every backend compilation of this process
+_COMPILES: list[tuple[str, float]] = []  # (function, seconds) of every backend compilation
 jax.monitoring.register_event_duration_secs_listener(
-    lambda event, seconds, **_: _COMPILES.append(seconds) if event == BACKEND_COMPILE else None
+    lambda event, seconds, fun_name="", **_: (
+        _COMPILES.append((fun_name, seconds)) if event == BACKEND_COMPILE else None
+    )
 )
 
 
@@ -271,12 +273,12 @@ def kou_grid(num_dims: int, seeds: int, smoke: bool, precision: str) -> dict:
     start = time.perf_counter()
     jaxprune.sweep(config, grid, seeds, base=params, progress=False)
     wall = time.perf_counter() - start
-    compiles = _COMPILES[before:]
+    compiles = [seconds for name, seconds in _COMPILES[before:] if name == "chunk"]
     run_s = median_time(lambda: jaxprune.sweep(config, grid, seeds, base=params,
                                                progress=False), 1)  # fmt: skip
     runs = len(dims) * len(mus) * seeds
     full_runs = len(full) * len(mus) * seeds
-    projected_run_s = run_s * padded_work(full) / padded_work(dims) * full_runs / runs
+    projected_run_s = run_s * padded_work(full) / padded_work(dims)  # same mus and seeds
     buckets = len(shape_buckets(full))
     compile_each = float(np.median(compiles)) if compiles else 0.0
     return {
@@ -375,7 +377,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch loop")
-    parser.add_argument("--only", help="one workload by name (W1, W2, Kou)")
+    parser.add_argument("--only", help="workloads by name, comma-separated (W1, W2, Kou)")
     parser.add_argument("--json", default=None, help="output file (default results/bench.json)")
     parser.add_argument(
         "--kou-dims",
@@ -393,16 +395,17 @@ def main() -> None:
     peak = matmul_peak(256 if args.smoke else 2048)
     gpu = jax.default_backend() != "cpu"
     bandwidth = copy_bandwidth(2**30 if gpu else 2**26)
+    only = args.only.split(",") if args.only else ["W1", "W2", "Kou"]
     rows = []
     for work in workloads(args.smoke):
-        if args.only and not work.name.startswith(args.only):
+        if not any(work.name.startswith(name) for name in only):
             continue
         work = dataclasses.replace(
             work, config=work.config.replace(matmul_precision=args.precision)
         )
         print(f"[bench] {work.name}: {work.runs} runs ...", file=sys.stderr, flush=True)
         rows.append(measure(work, peak, 1 if args.smoke else 2, not args.no_torch))
-    if not args.only or args.only == "Kou":
+    if "Kou" in only:
         num_dims, seeds = (3, 2) if args.smoke else (args.kou_dims, args.kou_seeds)
         print(f"[bench] Kou grid: {num_dims} dimensions ...", file=sys.stderr, flush=True)
         rows.append(kou_grid(num_dims, seeds, args.smoke, args.precision))
