@@ -1,6 +1,8 @@
-"""Speed of jaxprune on two reference workloads, as ratios measured in one run.
+"""Speed of jaxprune on two reference workloads, as ratios measured in one run, and on the
+Kou et al. grid over dimensions (shape buckets).
 
-    python benchmarks/bench.py [--smoke] [--no-torch] [--json PATH]
+    python benchmarks/bench.py [--smoke] [--no-torch] [--json PATH] [--only W1|W2|Kou]
+                               [--kou-dims N] [--precision NAME]
 
 W1, paper-scale runs: K = 2, P = 2, d = 1000, m = 50, n = 100, n_test = 1000, 1000 GD steps,
 96 runs (12 pruning fractions x 8 seeds). W2, one cell of Kou et al.'s grid: the kou2023 preset
@@ -9,7 +11,17 @@ sweep (median of repeats, compiled), its achieved model FLOP/s (dense equivalent
 analytically) as a fraction of this machine's fp32 matrix-multiply peak measured here, the
 speed-up against a per-run loop of the same jitted single-run function and against an idiomatic
 PyTorch eager loop of the same model (if torch is installed: `pip install -e ".[bench]"`),
-compile time and peak memory. Prints a table and writes JSON. `--smoke` runs tiny sizes (CI).
+compile time and peak memory; W2's memory traffic (counted analytically: every step reads
+each run's weights and mask and writes its weights, and reads the seed's noise rows once) as a
+fraction of this device's copy bandwidth measured here (x -> x + 1 on 1 GiB, read + write).
+
+Kou: `sweeps/kou2023_heatmap.py`'s grid (the kou2023 preset, 100 signal strengths x 10 seeds)
+on N of its 100 dimensions (every (100 / N)-th; `--kou-dims 100` is the full 100,000-run grid),
+from a cold start: compilations and their seconds (counted by a `jax.monitoring` listener on
+backend compilations), wall seconds end to end, run seconds (the same sweep again, compiled),
+runs/s, and the full grid projected from the subset (run seconds scaled by the padded work,
+sum over buckets of the bucket's dim x its runs; compilations as the full grid's buckets).
+`--precision` sets Config.matmul_precision of every workload. `--smoke` runs tiny sizes (CI).
 """
 
 from __future__ import annotations
@@ -30,8 +42,19 @@ import numpy as np
 
 import jaxprune
 from jaxprune import chunking, runner
-from jaxprune.config import PARAMS_FIELDS
+from jaxprune.config import PARAMS_FIELDS, SHAPE_FIELDS, Dims
+from jaxprune.grid import shape_buckets
 from jaxprune.training import make_run
+
+KOU_DIMS = list(range(100, 1100, 10))
+KOU_MUS = np.round(np.arange(0, 10, 0.1), 1).tolist()
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+_COMPILES: list[tuple[str, float]] = []  # (function, seconds) of every backend compilation
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, seconds, fun_name="", **_: (
+        _COMPILES.append((fun_name, seconds)) if event == BACKEND_COMPILE else None
+    )
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +135,9 @@ def sweep_figures(work: Workload, repeats: int) -> dict:
     shape = chunking.choose_chunk_shape(work.config, num_points, work.seeds)
     points = jaxprune.Params(**{k: np.zeros(shape.points, np.float32) for k in PARAMS_FIELDS})
     seeds = np.zeros(shape.padded_seeds, np.int32)
-    lowered = runner.compiled_chunk(work.config).lower(points, seeds)
+    dims = Dims(**{k: np.full(shape.points, getattr(work.config, k), np.int32)
+                   for k in SHAPE_FIELDS})  # fmt: skip
+    lowered = runner.compiled_chunk(work.config).lower(points, dims, seeds)
     start = time.perf_counter()
     memory = lowered.compile().memory_analysis()
     compile_s = time.perf_counter() - start
@@ -204,6 +229,79 @@ def torch_loop_per_run(work: Workload) -> float | None:
     return median_time(loop, 3) / work.loop_runs
 
 
+def copy_bandwidth(size_bytes: int) -> float:
+    """Bytes per second moved by x -> x + 1 on a float32 array of `size_bytes` on the default
+    device (one read and one write of every byte), median of 7 compiled calls."""
+    x = jnp.zeros(size_bytes // 4, jnp.float32)
+    f = jax.jit(lambda x: x + 1)
+    f(x).block_until_ready()
+    return 2 * size_bytes / median_time(lambda: f(x).block_until_ready(), 7)
+
+
+def model_bytes(config: jaxprune.Config, runs: int, seeds: int) -> float:
+    """The least memory traffic of `runs` runs of `seeds` seeds (analytic): every GD step reads
+    each run's weights and mask and writes its weights (3 K m d floats), and reads its seed's
+    training noise rows (n Q d); every measurement reads the weights and the seed's training
+    and test noise rows."""
+    k, d, m = config.num_classes, config.dim, config.width
+    rows = jaxprune.data.num_noise_rows(config) * d
+    steps = config.steps * (runs * 3 * k * m * d + seeds * config.n_train * rows)
+    logs = len(config.logged_steps()) * (
+        runs * k * m * d + seeds * (config.n_train + config.n_test) * rows
+    )
+    return 4.0 * (steps + logs)
+
+
+def padded_work(dims: list[int]) -> int:
+    """Sum over the automatic buckets of `dims` of the bucket's dim times its number of dims."""
+    return sum(max(bucket) * len(bucket) for bucket in shape_buckets(dims))
+
+
+def kou_grid(num_dims: int, seeds: int, smoke: bool, precision: str) -> dict:
+    """The Kou et al. grid on `num_dims` of its dimensions, cold (compilations counted), then
+    warm; with the full grid projected from it."""
+    config, params = jaxprune.presets.kou2023()
+    config = config.replace(matmul_precision=precision)
+    full = KOU_DIMS
+    mus = KOU_MUS
+    if smoke:
+        config = config.replace(n_test=100, steps=10, log_every=10)
+        full, mus = [100, 110, 120, 200, 300], KOU_MUS[:4]
+    dims = full[:: max(1, len(full) // num_dims)][:num_dims]
+    grid = {"dim": dims, "mu_norm": mus}
+    runner.clear_compiled()
+    before = len(_COMPILES)
+    start = time.perf_counter()
+    jaxprune.sweep(config, grid, seeds, base=params, progress=False)
+    wall = time.perf_counter() - start
+    compiles = [seconds for name, seconds in _COMPILES[before:] if name == "jit(chunk)"]
+    run_s = median_time(lambda: jaxprune.sweep(config, grid, seeds, base=params,
+                                               progress=False), 1)  # fmt: skip
+    runs = len(dims) * len(mus) * seeds
+    full_runs = len(full) * len(mus) * seeds
+    projected_run_s = run_s * padded_work(full) / padded_work(dims)  # same mus and seeds
+    buckets = len(shape_buckets(full))
+    compile_each = float(np.median(compiles)) if compiles else 0.0
+    return {
+        "workload": f"Kou-{len(dims)}d",
+        "dims": dims,
+        "runs": runs,
+        "buckets": len(shape_buckets(dims)),
+        "compilations": len(compiles),
+        "compile_s": float(sum(compiles)),
+        "wall_s": wall,
+        "run_s": run_s,
+        "runs_per_s": runs / run_s,
+        "full_runs": full_runs,
+        "full_buckets": buckets,
+        "projected_full_run_s": projected_run_s,
+        # the first bucket's compilation is not overlapped; the others run beside the chunks
+        "projected_full_wall_s": projected_run_s + compile_each,
+        "projected_full_wall_upper_s": projected_run_s + buckets * compile_each,
+        "matmul_precision": precision,
+    }
+
+
 def measure(work: Workload, peak: float, repeats: int, with_torch: bool) -> dict:
     sweep = sweep_figures(work, repeats)
     per_run_jax = jax_loop_per_run(work)
@@ -221,6 +319,9 @@ def measure(work: Workload, peak: float, repeats: int, with_torch: bool) -> dict
         "jax_loop_runs_per_s": 1 / per_run_jax,
         "torch_loop_runs_per_s": None if per_run_torch is None else 1 / per_run_torch,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "memory_gbytes_per_s": model_bytes(work.config, work.runs, work.seeds)
+        / sweep["sweep_s"]
+        / 1e9,
         **sweep,
     }
 
@@ -232,23 +333,44 @@ def environment() -> dict:
             "machine": platform.machine(), "python": platform.python_version()}  # fmt: skip
 
 
-def table(rows: list[dict], peak: float) -> str:
+def table(rows: list[dict], peak: float, bandwidth: float) -> str:
     def fmt(value, spec):
         return "n/a" if value is None else format(value, spec)
 
     lines = [
-        f"fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s",
-        "| workload | runs | runs/s | model GFLOP/s | of peak | vs JAX loop | vs PyTorch loop "
-        "| compile s | XLA peak MiB | process peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s; copy bandwidth: {bandwidth / 1e9:.1f} GB/s",
+        "| workload | runs | runs/s | model GFLOP/s | of peak | memory GB/s | of copy bandwidth "
+        "| vs JAX loop | vs PyTorch loop | compile s | XLA peak MiB | process peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    kou = []
     for r in rows:
+        if r["workload"].startswith("Kou"):
+            kou.append(r)
+            continue
         lines.append(
             f"| {r['workload']} | {r['runs']} | {r['runs_per_s']:.1f} | {r['model_gflops']:.1f} "
-            f"| {100 * r['fraction_of_peak']:.0f}% | {r['speedup_vs_jax_loop']:.1f}x "
+            f"| {100 * r['fraction_of_peak']:.0f}% | {r['memory_gbytes_per_s']:.1f} "
+            f"| {100 * r['memory_gbytes_per_s'] * 1e9 / bandwidth:.0f}% "
+            f"| {r['speedup_vs_jax_loop']:.1f}x "
             f"| {fmt(r['speedup_vs_torch_loop'], '.0f')}x | {r['compile_s']:.2f} "
             f"| {r['xla_peak_mib']:.0f} | {r['peak_rss_mib']:.0f} |"
         )
+    if kou:
+        lines += [
+            "",
+            "| workload | runs | buckets | compilations | compile s | wall s | run s | runs/s "
+            "| full grid: runs | buckets | run s (projected) | wall s (projected) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in kou:
+            lines.append(
+                f"| {r['workload']} ({r['matmul_precision']}) | {r['runs']} | {r['buckets']} "
+                f"| {r['compilations']} | {r['compile_s']:.1f} | {r['wall_s']:.1f} "
+                f"| {r['run_s']:.1f} | {r['runs_per_s']:.0f} | {r['full_runs']} "
+                f"| {r['full_buckets']} | {r['projected_full_run_s']:.1f} "
+                f"| {r['projected_full_wall_s']:.1f} to {r['projected_full_wall_upper_s']:.1f} |"
+            )
     return "\n".join(lines)
 
 
@@ -256,21 +378,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch loop")
-    parser.add_argument("--only", help="one workload by name (W1, W2)")
+    parser.add_argument("--only", help="workloads by name, comma-separated (W1, W2, Kou)")
     parser.add_argument("--json", default=None, help="output file (default results/bench.json)")
+    parser.add_argument(
+        "--kou-dims",
+        type=int,
+        default=10,
+        help="dimensions of the Kou grid to run (of 100; 100 = the full grid)",
+    )
+    parser.add_argument("--kou-seeds", type=int, default=10, help="seeds of the Kou grid")
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        help="Config.matmul_precision: float32, tensorfloat32 or bfloat16",
+    )
     args = parser.parse_args()
     peak = matmul_peak(256 if args.smoke else 2048)
+    gpu = jax.default_backend() != "cpu"
+    bandwidth = copy_bandwidth(2**30 if gpu else 2**26)
+    only = args.only.split(",") if args.only else ["W1", "W2", "Kou"]
     rows = []
     for work in workloads(args.smoke):
-        if args.only and work.name != args.only:
+        if not any(work.name.startswith(name) for name in only):
             continue
+        work = dataclasses.replace(
+            work, config=work.config.replace(matmul_precision=args.precision)
+        )
         print(f"[bench] {work.name}: {work.runs} runs ...", file=sys.stderr, flush=True)
         rows.append(measure(work, peak, 1 if args.smoke else 2, not args.no_torch))
-    print(table(rows, peak))
+    if "Kou" in only:
+        num_dims, seeds = (3, 2) if args.smoke else (args.kou_dims, args.kou_seeds)
+        print(f"[bench] Kou grid: {num_dims} dimensions ...", file=sys.stderr, flush=True)
+        rows.append(kou_grid(num_dims, seeds, args.smoke, args.precision))
+    print(table(rows, peak, bandwidth))
     out = Path(args.json or ("results/bench-smoke.json" if args.smoke else "results/bench.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"matmul_peak_flops": peak, "environment": environment(),
-                               "workloads": rows}, indent=1))  # fmt: skip
+    out.write_text(json.dumps({"matmul_peak_flops": peak, "copy_bytes_per_s": bandwidth,
+                               "environment": environment(), "workloads": rows},
+                              indent=1))  # fmt: skip
     print(f"wrote {out}")
 
 

@@ -70,9 +70,10 @@ def estimate_seed_bytes(config: Config) -> int:
 def estimate_run_bytes(config: Config) -> int:
     """Bytes one run needs besides its seed's draws: 2 copies of its weights (K m d: weights
     and gradient), 2 more per moment of the optimizer (one for momentum, two for Adam), the
-    scores and ranks of a pruning criterion (4 more), 2 copies of its pre-activations on the
-    training and test sets (n P K m: values and gradient or activation), and its logged
-    metrics; with a 25% margin. (Calibrated with XLA's `memory_analysis` of compiled chunks,
+    scores and ranks of a pruning criterion (4 more), 3 copies of its pre-activations on the
+    training and test sets (n P K m: values, gradient or activation, and their product with the
+    neuron validity of shape buckets), and its logged metrics; with a 25% margin. All at the
+    bucket's (padded) shape. (Calibrated with XLA's `memory_analysis` of compiled chunks,
     which it overestimates by up to 2x.)
 
     The Gram engine (`engine.resolve`) keeps instead the initial filters, the mask, and the
@@ -87,7 +88,7 @@ def estimate_run_bytes(config: Config) -> int:
         rows, noise = engine.gram_rows(config), config.n_train * num_noise_rows(config)
         coefficients = (2 + 2 * moments) * rows + 2 * rows**2 + noise * (noise + 1) // 2
         weights = (4 + criterion) * k * m * d + coefficients * k * m
-    activations = 2 * (config.n_train + config.n_test) * config.num_patches * k * m
+    activations = 3 * (config.n_train + config.n_test) * config.num_patches * k * m
     history = 16 * len(config.logged_steps())
     return int(1.25 * (weights + activations + history)) * BYTES_PER_FLOAT
 

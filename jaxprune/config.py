@@ -26,6 +26,10 @@ MASKS = ("bernoulli", "exact", "structured", "magnitude", "snip", "grasp", "synf
 MASK_SCOPES = ("neuron", "layer")
 OPTIMIZERS = ("gd", "momentum", "adam")
 ENGINES = ("auto", "dense", "gram")
+# The names of `jax_default_matmul_precision`: full float32, TF32 passes, one bfloat16 pass.
+MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
+# The fields that fix array shapes only: a sweep pads them into buckets (see `jaxprune.grid`).
+SHAPE_FIELDS = ("dim", "width", "n_train", "n_test")
 
 
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
@@ -90,6 +94,7 @@ _CHOICES = {
     "mask_scope": MASK_SCOPES,
     "optimizer": OPTIMIZERS,
     "engine": ENGINES,
+    "matmul_precision": MATMUL_PRECISIONS,
 }
 
 
@@ -135,6 +140,9 @@ class Config:
     'gram' on their coefficients over the training patches with per-neuron masked Gram matrices
     (a step's cost independent of d; see `jaxprune.gram`; 'gd' and 'momentum' only), or 'auto'
     (the cheaper by `jaxprune.engine.costs`).
+    matmul_precision: precision of every matrix product of training and measurement, a name of
+    `jax_default_matmul_precision`: 'float32' (full), 'tensorfloat32' or 'bfloat16' (faster on
+    GPUs, less accurate; on CPU all three compute in float32).
     """
 
     num_classes: int = 2
@@ -162,6 +170,7 @@ class Config:
     optimizer: str = "gd"
     batch_size: int | None = None
     engine: str = "auto"
+    matmul_precision: str = "float32"
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -242,6 +251,24 @@ class Params:
         """A copy with `changes` applied."""
         _check_fields("Params", PARAMS_FIELDS, changes)
         return dataclasses.replace(self, **changes)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Dims:
+    """A run's own shape inside a padded bucket: ints (a scalar per run, (R,) for R runs) no
+    larger than the bucket Config's fields of the same names. Coordinates, neurons and samples
+    beyond them are padding, masked so that they change nothing (see `jaxprune.grid`)."""
+
+    dim: Any
+    width: Any
+    n_train: Any
+    n_test: Any
+
+    @classmethod
+    def of(cls, config: Config) -> Dims:
+        """The unpadded shape of `config` (int32 scalars)."""
+        return cls(*(np.int32(getattr(config, name)) for name in SHAPE_FIELDS))
 
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(Config))

@@ -16,6 +16,7 @@ the shared standard rows with the filters of all runs at once. `dataset` gives t
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -88,19 +89,34 @@ def signal_directions(config: Config) -> jax.Array:
 
 
 def draw_sample(config: Config, key: jax.Array, n: int) -> Sample:
-    """The standard draws of n samples from `key` (pure; independent of Params)."""
-    num_classes, dim = config.num_classes, config.dim
-    k_label, k_patch, k_noise, k_flip, k_other = jax.random.split(key, 5)
-    z = jax.random.normal(k_noise, (n, num_noise_rows(config), dim))
+    """The standard draws of n samples from `key` (pure; independent of Params).
+
+    Coordinate-stable: sample i draws from fold_in(key, i) only (its label, flip, other label
+    and signal position from fold_in of that by 0..3, its noise row q, a (d,) normal, from
+    fold_in by 4 + q), so the first n' <= n samples, first d' <= d coordinates, are exactly
+    the draws of n' samples at dim d'. A run padded into a larger bucket sees its own data.
+    This needs `jax_threefry_partitionable` (on by default; `training.make_seed_runs` turns it
+    on while it traces), under which `jax.random.normal(key, (d,))` is prefix-stable.
+    """
+    num_classes, dim, num_rows = config.num_classes, config.dim, num_noise_rows(config)
+
+    def one(index: jax.Array) -> Sample:
+        k = jax.random.fold_in(key, index)
+        part = functools.partial(jax.random.fold_in, k)
+        rows = jax.vmap(lambda q: jax.random.normal(part(4 + q), (dim,)))(jnp.arange(num_rows))
+        return Sample(
+            y_true=jax.random.randint(part(0), (), 0, num_classes),
+            z=rows,
+            flip_uniform=jax.random.uniform(part(1), ()),
+            other_label=jax.random.randint(part(2), (), 1, num_classes),
+            signal_patch=jax.random.randint(part(3), (), 0, config.num_patches),
+        )
+
+    sample = jax.vmap(one)(jnp.arange(n))
     if config.noise_orthogonal:
-        z = z * jnp.ones(dim).at[signal_coordinates(config)].set(0.0)
-    return Sample(
-        y_true=jax.random.randint(k_label, (n,), 0, num_classes),
-        z=z,
-        flip_uniform=jax.random.uniform(k_flip, (n,)),
-        other_label=jax.random.randint(k_other, (n,), 1, num_classes),
-        signal_patch=jax.random.randint(k_patch, (n,), 0, config.num_patches),
-    )
+        z = sample.z * jnp.ones(dim).at[signal_coordinates(config)].set(0.0)
+        sample = dataclasses.replace(sample, z=z)
+    return sample
 
 
 def observed_labels(config: Config, sample: Sample, label_flip: jax.Array) -> jax.Array:

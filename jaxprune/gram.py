@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 from jaxprune import model
-from jaxprune.config import Config, Params
+from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, num_noise_rows, observed_labels, signal_signs
 from jaxprune.engine import Engine
 from jaxprune.optimizers import minibatch, optimizer
@@ -149,10 +149,18 @@ def row_gram(config: Config, z_rows: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.concatenate([top, bottom], axis=-2)
 
 
-def make_engine(config: Config, key: jax.Array, train: Sample, points: Params) -> Engine:
+def make_engine(
+    config: Config, key: jax.Array, train: Sample, points: Params, dims: Dims
+) -> Engine:
     """The Gram engine (`jaxprune.engine.Engine`) of the runs `points` (leaves (R,)) of the
-    seed whose root key is `key` and training draws `train` (z (n, Q, d)). Forms each run's
-    `GramRun` from its dense pruned initialization (`state.init_state`)."""
+    seed whose root key is `key` and training draws `train` (z (n, Q, d)), with their own
+    shapes `dims` (leaves (R,)) in the bucket `config`. Forms each run's `GramRun` from its
+    dense pruned initialization (`state.init_state`).
+
+    A bucket's padding needs nothing of its own here: padded coordinates and neurons are
+    pruned (mask 0), so their Gram rows and columns vanish; padded samples weigh 0 in the
+    loss (`model.sample_loss`'s weighting), so their coefficients get no gradient and stay 0;
+    padded neurons are out of `model.readout`."""
     n, q = config.n_train, num_noise_rows(config)
     z_rows = train.z.reshape(n * q, config.dim)  # row i Q + q is z_{i,q}
     coords, class_row = signal_basis(config)
@@ -165,21 +173,22 @@ def make_engine(config: Config, key: jax.Array, train: Sample, points: Params) -
         alignment = signs * v[..., n * q + class_row]  # class c's direction is sign_c e_{c}
         return noise_pre, alignment
 
-    def loss(params: Params, v: jax.Array, bias: jax.Array, indices) -> jax.Array:
-        """The training loss (of the minibatch `indices`, or of all samples) given the row
-        products v (K, m, B): `model.sample_loss` without the filters."""
+    def loss(params: Params, dims: Dims, v: jax.Array, bias: jax.Array, indices) -> jax.Array:
+        """The training loss (of the minibatch `indices`, or of the run's own samples) given
+        the row products v (K, m, B): `model.sample_loss` without the filters."""
         noise_pre, alignment = products(v)
-        sample = train
-        if indices is not None:
-            sample, noise_pre = minibatch(train, indices), noise_pre[indices]
+        sample, weight = train, model.prefix(n, dims.n_train)
+        if indices is not None:  # minibatches never pad n_train (see `grid.shape_buckets`)
+            sample, noise_pre, weight = minibatch(train, indices), noise_pre[indices], None
         pre = model.patch_preactivations(
             config, alignment, noise_pre, sample, params.mu_norm, params.sigma_noise
         )
         labels = observed_labels(config, sample, params.label_flip)
-        return model.cross_entropy(model.readout(config, pre, bias), labels)
+        logits = model.readout(config, pre, bias, model.neuron_valid(config, dims))
+        return model.cross_entropy(logits, labels, weight)
 
-    def init(params: Params) -> tuple[GramRun, GramState]:
-        dense = init_state(config, params, key, train)
+    def init(params: Params, dims: Dims) -> tuple[GramRun, GramState]:
+        dense = init_state(config, params, key, train, dims)
         noise_pre = model.noise_preactivations(dense.weights, train)  # (n, Q, K, m)
         initial = jnp.concatenate(
             [
@@ -205,10 +214,12 @@ def make_engine(config: Config, key: jax.Array, train: Sample, points: Params) -
         )
         return run, state
 
-    def step(params: Params, run: GramRun, state: GramState, indices) -> GramState:
+    def step(params: Params, dims: Dims, run: GramRun, state: GramState, indices) -> GramState:
         """One step, as `training.gd_step` takes it on the filters."""
         v = run.initial + jnp.einsum("kmab,kmb->kma", run.gram, state.coefficients)
-        value, grads = jax.value_and_grad(loss, argnums=(1, 2))(params, v, state.bias, indices)
+        value, grads = jax.value_and_grad(loss, argnums=(2, 3))(
+            params, dims, v, state.bias, indices
+        )
         (step_a, step_b), opt_state = optimizer(config, params.lr).update(
             grads, state.opt_state, (state.coefficients, state.bias)
         )
@@ -254,11 +265,11 @@ def make_engine(config: Config, key: jax.Array, train: Sample, points: Params) -
             ),
         )
 
-    runs, initial = jax.vmap(init)(points)
+    runs, initial = jax.vmap(init)(points, dims)
     return Engine(
         initial=initial,
-        step=lambda states, indices: jax.vmap(lambda p, r, s: step(p, r, s, indices))(
-            points, runs, states
+        step=lambda states, indices: jax.vmap(lambda p, d, r, s: step(p, d, r, s, indices))(
+            points, dims, runs, states
         ),
         run_state=lambda states: jax.vmap(run_state)(points, runs, states),
     )

@@ -30,15 +30,16 @@ import jax
 import jax.numpy as jnp
 
 from jaxprune import model
-from jaxprune.config import Config, Params
+from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample
 
 RANDOM_MASKS = ("bernoulli", "exact", "structured")
 
 
 def mask_uniforms(config: Config, key: jax.Array) -> jax.Array:
-    """One Uniform(0, 1) per first-layer weight, (K, m, d)."""
-    return jax.random.uniform(key, (config.num_classes, config.width, config.dim))
+    """One Uniform(0, 1) per first-layer weight, (K, m, d), neuron (k, r) from its own key
+    (`model.neuron_draws`), so a run padded into a larger bucket keeps its own uniforms."""
+    return model.neuron_draws(config, key, lambda k: jax.random.uniform(k, (config.dim,)))
 
 
 def removal_ranks(scores: jax.Array, tiebreak: jax.Array) -> jax.Array:
@@ -48,45 +49,66 @@ def removal_ranks(scores: jax.Array, tiebreak: jax.Array) -> jax.Array:
     return jnp.argsort(order, axis=-1)
 
 
-def keep_top(scores: jax.Array, tiebreak: jax.Array, prune_frac: jax.Array) -> jax.Array:
-    """Binary mask (..., c) in the scores' dtype that removes the round(p * c) lowest scores of
-    each row along the last axis (ties by `tiebreak`) and keeps the others."""
-    removed = jnp.round(prune_frac * scores.shape[-1])
+def keep_top(
+    scores: jax.Array, tiebreak: jax.Array, prune_frac: jax.Array, count: jax.Array | None = None
+) -> jax.Array:
+    """Binary mask (..., c) in the scores' dtype that removes the round(p * count) lowest scores
+    of each row along the last axis (ties by `tiebreak`) and keeps the others. count: the row's
+    own entries (default c); padding entries must score +inf, so that they rank last."""
+    count = scores.shape[-1] if count is None else count
+    removed = jnp.round(prune_frac * count)
     return (removal_ranks(scores, tiebreak) >= removed).astype(scores.dtype)
 
 
 def mask_from_scores(
-    config: Config, scores: jax.Array, uniforms: jax.Array, prune_frac: jax.Array
+    config: Config,
+    scores: jax.Array,
+    uniforms: jax.Array,
+    prune_frac: jax.Array,
+    dims: Dims | None = None,
 ) -> jax.Array:
     """Binary mask (K, m, d) that keeps the weights of highest `scores` (K, m, d): it removes
     exactly round(p d) weights of each neuron (mask_scope='neuron') or round(p K m d) of the
-    layer ('layer'). Equal scores are ordered by the run's mask `uniforms` (K, m, d)."""
+    layer ('layer'), with the run's own d and m (`dims`; padding is never kept). Equal scores
+    are ordered by the run's mask `uniforms` (K, m, d)."""
+    dims = Dims.of(config) if dims is None else dims
+    valid = model.weight_valid(config, dims)
+    scores = jnp.where(valid > 0, scores, jnp.inf)
     if config.mask_scope == "neuron":
-        return keep_top(scores, uniforms, prune_frac)
-    flat = keep_top(scores.reshape(-1), uniforms.reshape(-1), prune_frac)
-    return flat.reshape(scores.shape)
+        return keep_top(scores, uniforms, prune_frac, dims.dim) * valid
+    count = config.num_classes * dims.width * dims.dim
+    flat = keep_top(scores.reshape(-1), uniforms.reshape(-1), prune_frac, count)
+    return flat.reshape(scores.shape) * valid
 
 
-def structured_mask(uniforms: jax.Array, prune_frac: jax.Array) -> jax.Array:
-    """Binary mask (K, m, d) that removes the round(p K m) whole neurons of smallest per-neuron
-    uniform uniforms[k, r, 0] (nested across p)."""
-    neuron = uniforms[..., 0].reshape(-1)  # (K m,)
-    keep = keep_top(neuron, neuron, prune_frac).reshape(uniforms.shape[:2])
-    return jnp.broadcast_to(keep[..., None], uniforms.shape)
+def structured_mask(
+    config: Config, uniforms: jax.Array, prune_frac: jax.Array, dims: Dims | None = None
+) -> jax.Array:
+    """Binary mask (K, m, d) that removes the round(p K m) whole neurons (the run's own m) of
+    smallest per-neuron uniform uniforms[k, r, 0] (nested across p)."""
+    dims = Dims.of(config) if dims is None else dims
+    own = model.neuron_valid(config, dims)
+    neuron = jnp.where(own > 0, uniforms[..., 0], jnp.inf).reshape(-1)  # (K m,)
+    count = config.num_classes * dims.width
+    keep = keep_top(neuron, neuron, prune_frac, count).reshape(uniforms.shape[:2])
+    return keep[..., None] * model.weight_valid(config, dims)
 
 
-def mask_from_uniforms(config: Config, uniforms: jax.Array, prune_frac: jax.Array) -> jax.Array:
+def mask_from_uniforms(
+    config: Config, uniforms: jax.Array, prune_frac: jax.Array, dims: Dims | None = None
+) -> jax.Array:
     """The random masks, (K, m, d) in the uniforms' dtype, that remove a fraction `prune_frac`.
 
     'bernoulli': each weight kept independently with probability 1 - p (M = [U >= p]).
     'exact': the round(p * count) weights with the smallest uniforms of each neuron (or of the
-    layer, mask_scope='layer') are removed. 'structured': see `structured_mask`.
+    layer, mask_scope='layer') are removed. 'structured': see `structured_mask`. Padding
+    beyond the run's own `dims` is always removed.
     """
     if config.mask == "bernoulli":
-        return (uniforms >= prune_frac).astype(uniforms.dtype)
+        return (uniforms >= prune_frac).astype(uniforms.dtype) * model.weight_valid(config, dims)
     if config.mask == "exact":
-        return mask_from_scores(config, uniforms, uniforms, prune_frac)
-    return structured_mask(uniforms, prune_frac)
+        return mask_from_scores(config, uniforms, uniforms, prune_frac, dims)
+    return structured_mask(config, uniforms, prune_frac, dims)
 
 
 def sample_mask(config: Config, key: jax.Array, prune_frac: jax.Array) -> jax.Array:
@@ -100,9 +122,11 @@ def sample_mask(config: Config, key: jax.Array, prune_frac: jax.Array) -> jax.Ar
     return mask_from_uniforms(config, mask_uniforms(config, key), prune_frac)
 
 
-def _weight_grad(config: Config, params: Params, bias: jax.Array, train: Sample):
+def _weight_grad(
+    config: Config, params: Params, bias: jax.Array, train: Sample, dims: Dims | None = None
+):
     """w -> dL/dw (K, m, d): the gradient of the training loss at unmasked weights w."""
-    return lambda w: jax.grad(model.sample_loss, argnums=2)(config, params, w, bias, train)
+    return lambda w: jax.grad(model.sample_loss, argnums=2)(config, params, w, bias, train, dims)
 
 
 def magnitude_scores(weights: jax.Array) -> jax.Array:
@@ -111,16 +135,26 @@ def magnitude_scores(weights: jax.Array) -> jax.Array:
 
 
 def snip_scores(
-    config: Config, params: Params, weights: jax.Array, bias: jax.Array, train: Sample
+    config: Config,
+    params: Params,
+    weights: jax.Array,
+    bias: jax.Array,
+    train: Sample,
+    dims: Dims | None = None,
 ) -> jax.Array:
     """SNIP's connection sensitivity |w0 * dL/dw| (Lee et al. 2019), (K, m, d): the training loss
     that `params` makes of `train`, at the initial weights w0 (K, m, d) with the full mask and
     biases b (K, m). It equals |dL/dc| for a mask c at c = 1. The highest are kept."""
-    return jnp.abs(weights * _weight_grad(config, params, bias, train)(weights))
+    return jnp.abs(weights * _weight_grad(config, params, bias, train, dims)(weights))
 
 
 def grasp_scores(
-    config: Config, params: Params, weights: jax.Array, bias: jax.Array, train: Sample
+    config: Config,
+    params: Params,
+    weights: jax.Array,
+    bias: jax.Array,
+    train: Sample,
+    dims: Dims | None = None,
 ) -> jax.Array:
     """GraSP's score S = -w0 ⊙ Hg (Wang et al. 2020), (K, m, d), with g = dL/dw and H the Hessian
     of the training loss in the weights, both at w0 with the full mask; Hg is the forward-over-
@@ -131,12 +165,16 @@ def grasp_scores(
     -theta * Hg, kept where <= the p-quantile threshold). In the paper's model this removes the
     live signal weights first (analysis/grasp.py). No
     temperature is applied to the logits (the reference code divides them by 200)."""
-    grad, hessian_times = jax.linearize(_weight_grad(config, params, bias, train), weights)
+    grad, hessian_times = jax.linearize(_weight_grad(config, params, bias, train, dims), weights)
     return -weights * hessian_times(grad)
 
 
 def synflow_scores(
-    config: Config, weights: jax.Array, bias: jax.Array, mask: jax.Array
+    config: Config,
+    weights: jax.Array,
+    bias: jax.Array,
+    mask: jax.Array,
+    dims: Dims | None = None,
 ) -> jax.Array:
     """One round of SynFlow's scores (Tanaka et al. 2020), (K, m, d): |w| ⊙ dR/d|w| with
     R = the sum of the network's outputs on an all-ones input (every one of the P patches), at
@@ -151,7 +189,8 @@ def synflow_scores(
     ones = jnp.ones((1, config.num_patches, config.dim), weights.dtype)
 
     def objective(abs_w: jax.Array) -> jax.Array:
-        return model.logits(config, abs_w, jnp.abs(bias), mask, ones).sum()
+        valid = model.neuron_valid(config, dims)
+        return model.logits(config, abs_w, jnp.abs(bias), mask, ones, valid).sum()
 
     abs_w = jnp.abs(weights)
     return abs_w * jax.grad(objective)(abs_w)
@@ -163,6 +202,7 @@ def synflow_mask(
     bias: jax.Array,
     uniforms: jax.Array,
     prune_frac: jax.Array,
+    dims: Dims | None = None,
 ) -> jax.Array:
     """Iterative SynFlow, (K, m, d): config.synflow_rounds = n rounds; round k rescores the
     remaining weights and prunes them to density (1 - p)^(k / n) (exponential schedule), the last
@@ -171,11 +211,11 @@ def synflow_mask(
     rounds = config.synflow_rounds
 
     def prune_round(k: jax.Array, mask: jax.Array) -> jax.Array:
-        scores = jnp.where(mask > 0, synflow_scores(config, weights, bias, mask), -jnp.inf)
+        scores = jnp.where(mask > 0, synflow_scores(config, weights, bias, mask, dims), -jnp.inf)
         frac = jnp.where(k == rounds, prune_frac, 1.0 - (1.0 - prune_frac) ** (k / rounds))
-        return mask_from_scores(config, scores, uniforms, frac)
+        return mask_from_scores(config, scores, uniforms, frac, dims)
 
-    return jax.lax.fori_loop(1, rounds + 1, prune_round, jnp.ones_like(weights))
+    return jax.lax.fori_loop(1, rounds + 1, prune_round, model.weight_valid(config, dims))
 
 
 def prune_mask(
@@ -185,25 +225,27 @@ def prune_mask(
     weights: jax.Array,
     bias: jax.Array,
     train: Sample | None,
+    dims: Dims | None = None,
 ) -> jax.Array:
     """The run's mask (K, m, d) of kind config.mask, removing a fraction params.prune_frac.
 
     uniforms: the run's mask uniforms (K, m, d). weights (K, m, d) and bias (K, m): its unpruned
     initialization. train: its training draws (only 'snip' and 'grasp' use them; may be None for
-    the others). Pure and vmappable over params.
+    the others). dims: the run's own shape inside a padded bucket (default: unpadded). Pure
+    and vmappable over params and dims.
     """
     p = params.prune_frac
     if config.mask in RANDOM_MASKS:
-        return mask_from_uniforms(config, uniforms, p)
+        return mask_from_uniforms(config, uniforms, p, dims)
     if config.mask == "synflow":
-        return synflow_mask(config, weights, bias, uniforms, p)
+        return synflow_mask(config, weights, bias, uniforms, p, dims)
     if config.mask == "magnitude":
         scores = magnitude_scores(weights)
     else:
         if train is None:
             raise ValueError(f"Config.mask = {config.mask!r} needs the run's training draws.")
         if config.mask == "snip":
-            scores = snip_scores(config, params, weights, bias, train)
+            scores = snip_scores(config, params, weights, bias, train, dims)
         else:  # grasp: remove the largest S, keep the largest -S
-            scores = -grasp_scores(config, params, weights, bias, train)
-    return mask_from_scores(config, scores, uniforms, p)
+            scores = -grasp_scores(config, params, weights, bias, train, dims)
+    return mask_from_scores(config, scores, uniforms, p, dims)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxprune import model
-from jaxprune.config import Config, Params
+from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, observed_labels, signal_coordinates
 from jaxprune.state import RunState
 
@@ -34,61 +34,94 @@ class Metrics:
 METRIC_NAMES = tuple(f.name for f in dataclasses.fields(Metrics))
 
 
-def signal_max(config: Config, w_eff: jax.Array) -> jax.Array:
-    """Mean over classes k of max_r <w_{k,r} ⊙ M_{k,r}, mu_k> / ||mu_k||; w_eff is (K, m, d)."""
+def signal_max(config: Config, w_eff: jax.Array, neuron_valid: jax.Array) -> jax.Array:
+    """Mean over classes k of max_r <w_{k,r} ⊙ M_{k,r}, mu_k> / ||mu_k|| over the run's own
+    neurons (neuron_valid (K, m) is 0 for padding); w_eff is (K, m, d)."""
     alignment = model.signal_alignment(config, w_eff)  # (K, m, K)
     own = jnp.diagonal(alignment, axis1=0, axis2=2)  # (m, K): filters of class k against mu_k
-    return own.max(axis=0).mean()
+    return jnp.where(neuron_valid.T > 0, own, -jnp.inf).max(axis=0).mean()
 
 
 def noise_max(
-    train: Sample, y: jax.Array, noise_pre: jax.Array, sigma_noise: jax.Array
+    train: Sample,
+    y: jax.Array,
+    noise_pre: jax.Array,
+    sigma_noise: jax.Array,
+    neuron_valid: jax.Array,
+    sample_weight: jax.Array,
+    coordinate_weight: jax.Array,
 ) -> jax.Array:
     """Mean over training noise patches (i, q) of max_r <w_{y_i,r} ⊙ M, xi_{i,q}> / ||xi_{i,q}||,
     given the observed labels y (n,) and noise_pre = `model.noise_preactivations(w_eff, train)`
-    (n, Q, K, m). The ratio does not depend on sigma_noise > 0; with sigma_noise = 0 there is no
-    noise and it is 0."""
-    best = noise_pre.max(axis=-1)  # (n, Q, K)
+    (n, Q, K, m). The max is over the run's own neurons (neuron_valid (K, m)), the mean over its
+    own samples (sample_weight (n,)), the norm over its own coordinates (coordinate_weight
+    (d,)): 0 marks a bucket's padding. The ratio does not depend on sigma_noise > 0; with
+    sigma_noise = 0 there is no noise and it is 0."""
+    best = jnp.where(neuron_valid > 0, noise_pre, -jnp.inf).max(axis=-1)  # (n, Q, K)
     proj = jnp.take_along_axis(best, y[:, None, None], axis=-1)[..., 0]  # own class, (n, Q)
-    norm = jnp.linalg.norm(train.z, axis=-1)
+    norm = jnp.sqrt(jnp.einsum("nqd,d->nq", train.z**2, coordinate_weight))
     ratio = jnp.where(norm > 0, proj / jnp.where(norm > 0, norm, 1.0), 0.0)
-    return jnp.where(sigma_noise > 0, ratio.mean(), 0.0)
+    mean = (ratio * sample_weight[:, None]).sum() / (sample_weight.sum() * ratio.shape[1])
+    return jnp.where(sigma_noise > 0, mean, 0.0)
 
 
 def measure(
-    config: Config, params: Params, state: RunState, train: Sample, test: Sample
+    config: Config,
+    params: Params,
+    state: RunState,
+    train: Sample,
+    test: Sample,
+    dims: Dims | None = None,
 ) -> Metrics:
     """All measurements of one run in `state` (weights (K, m, d), equal to weights ⊙ mask, bias
-    (K, m), mask (K, m, d)), on the data `params` makes of the `train` and `test` draws.
+    (K, m), mask (K, m, d)), on the data `params` makes of the `train` and `test` draws. dims:
+    the run's own shape inside a padded bucket (default: unpadded); padded neurons, samples
+    and coordinates count in no measurement.
 
     It only observes: converged_step and diverged are the state's record as it stands (the
     training loop settles the state with this measurement; see `jaxprune.training`).
     """
+    dims = Dims.of(config) if dims is None else dims
     w, b, mask = state.weights, state.bias, state.mask
+    valid = model.neuron_valid(config, dims)
+    train_weight = model.prefix(config.n_train, dims.n_train)
+    test_weight = model.prefix(config.n_test, dims.n_test)
     train_noise = model.noise_preactivations(w, train)
 
     def outputs(sample: Sample, noise_pre: jax.Array) -> jax.Array:
         pre = model.preactivations(config, w, sample, params.mu_norm, params.sigma_noise, noise_pre)
-        return model.readout(config, pre, b)
+        return model.readout(config, pre, b, valid)
+
+    def mean(values: jax.Array, weight: jax.Array) -> jax.Array:
+        return (values * weight).sum() / weight.sum()
 
     train_y = observed_labels(config, train, params.label_flip)
     test_y = observed_labels(config, test, params.label_flip)
     train_logits = outputs(train, train_noise)
     test_logits = outputs(test, model.noise_preactivations(w, test))
-    train_loss = model.cross_entropy(train_logits, train_y)
+    train_loss = model.cross_entropy(train_logits, train_y, train_weight)
     test_pred = test_logits.argmax(-1)
     coords = signal_coordinates(config)
     kept_signal = mask[jnp.arange(config.num_classes), :, coords]  # (K, m)
+    own_weights = config.num_classes * dims.width * dims.dim
     return Metrics(
         train_loss=train_loss,
-        train_acc=(train_logits.argmax(-1) == train_y).mean(),
-        test_loss=model.cross_entropy(test_logits, test_y),
-        test_acc=(test_pred == test_y).mean(),
-        test_acc_clean=(test_pred == test.y_true).mean(),
-        signal_max=signal_max(config, w),
-        noise_max=noise_max(train, train_y, train_noise, params.sigma_noise),
+        train_acc=mean(train_logits.argmax(-1) == train_y, train_weight),
+        test_loss=model.cross_entropy(test_logits, test_y, test_weight),
+        test_acc=mean(test_pred == test_y, test_weight),
+        test_acc_clean=mean(test_pred == test.y_true, test_weight),
+        signal_max=signal_max(config, w, valid),
+        noise_max=noise_max(
+            train,
+            train_y,
+            train_noise,
+            params.sigma_noise,
+            valid,
+            train_weight,
+            model.prefix(config.dim, dims.dim),
+        ),
         signal_neurons=kept_signal.sum(axis=1).mean(),
-        density=mask.mean(),
+        density=mask.sum() / own_weights,
         converged_step=state.converged_step,
         diverged=state.diverged,
     )

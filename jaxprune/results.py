@@ -96,9 +96,10 @@ def history_frame(
     }
     columns.update({name: np.asarray(history[name]).reshape(-1) for name in METRIC_NAMES})
     frame = pd.DataFrame(columns)
-    # The frame's own columns (a grid over dim, say) take precedence over the Config's values.
+    # The frame's own columns (a grid over dim, say) take precedence over the Config's values,
+    # which become columns too, so theory columns are computed alike (array powers) either way.
     static = {
-        name: getattr(config, name)
+        name: np.full(len(frame), getattr(config, name))
         for name in ("dim", "width", "n_train", "num_classes", "output_scale")
     }
     for name, values in theory.columns({**static, **frame}).items():
@@ -141,14 +142,22 @@ def write_json(path: str | Path, data: dict) -> None:
     _atomically(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
 
 
-def sweep_spec(config: Config, grid: dict[str, list], seeds: np.ndarray, base: Params) -> dict:
-    """What fixes a sweep's results: the Config, grid, seeds and base Params, with their hash."""
+def sweep_spec(
+    config: Config,
+    grid: dict[str, list],
+    seeds: np.ndarray,
+    base: Params,
+    buckets: str = "auto",
+) -> dict:
+    """What fixes a sweep's results and chunks: the Config, grid, seeds, base Params and shape
+    bucketing (see `grid.plan`), with their hash."""
     spec = {
         "config": dataclasses.asdict(config),
         "grid": grid,
         "grid_order": list(grid),  # the run order follows the grid's key order
         "seeds": seeds.tolist(),
         "base": {k: float(np.asarray(getattr(base, k))) for k in PARAMS_FIELDS},
+        "buckets": buckets,
     }
     spec["spec_hash"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     return spec

@@ -31,7 +31,7 @@ from jax.sharding import AxisType, PartitionSpec
 from jaxprune import chunking, results, stopping
 from jaxprune import grid as grid_lib
 from jaxprune.chunking import Chunk, ChunkPlan, ChunkShape, check_chunk_options
-from jaxprune.config import PARAMS_FIELDS, Config, Params
+from jaxprune.config import PARAMS_FIELDS, SHAPE_FIELDS, Config, Dims, Params
 from jaxprune.engine import resolve as resolve_engine
 from jaxprune.metrics import METRIC_NAMES
 from jaxprune.progress import ProgressBar
@@ -45,18 +45,19 @@ RUN_AXIS = "runs"
 def compiled_chunk(
     config: Config, with_state: bool = False, seed_batch: int = 1, num_devices: int = 1
 ):
-    """The compiled chunk function for `config`: (Params of (R,) leaves, seeds (S,)) -> history
-    Metrics of (S, R, T) leaves (and final RunStates of (S, R, ...) leaves with `with_state`).
+    """The compiled chunk function for `config`: (Params of (R,) leaves, Dims of (R,) leaves
+    (each run's own shape in the bucket `config`), seeds (S,)) -> history Metrics of (S, R, T)
+    leaves (and final RunStates of (S, R, ...) leaves with `with_state`).
 
     `training.make_seed_runs` (the R points of one seed, sharing its draws) is mapped over the
     seeds in batches of `seed_batch` by `lax.map`; with num_devices > 1 the seed axis is split
     across that many local devices by `shard_map` (S must be a multiple of it).
     """
     runs = make_seed_runs(config)
-    per_seed = runs if with_state else (lambda points, seed: runs(points, seed)[0])
+    per_seed = runs if with_state else (lambda points, dims, seed: runs(points, dims, seed)[0])
 
-    def chunk(points: Params, seeds: jax.Array):
-        return jax.lax.map(lambda seed: per_seed(points, seed), seeds, batch_size=seed_batch)
+    def chunk(points: Params, dims: Dims, seeds: jax.Array):
+        return jax.lax.map(lambda seed: per_seed(points, dims, seed), seeds, batch_size=seed_batch)
 
     if num_devices > 1:
         mesh = jax.make_mesh(
@@ -68,7 +69,7 @@ def compiled_chunk(
         chunk = jax.shard_map(
             chunk,
             mesh=mesh,
-            in_specs=(PartitionSpec(), PartitionSpec(RUN_AXIS)),
+            in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(RUN_AXIS)),
             out_specs=PartitionSpec(RUN_AXIS),
             check_vma=False,  # each device computes its own seeds: no collectives to check
         )
@@ -92,8 +93,11 @@ def executable(
         points = Params(
             **{name: jax.ShapeDtypeStruct((shape.points,), jnp.float32) for name in PARAMS_FIELDS}
         )
+        dims = Dims(
+            **{name: jax.ShapeDtypeStruct((shape.points,), jnp.int32) for name in SHAPE_FIELDS}
+        )
         seeds = jax.ShapeDtypeStruct((shape.padded_seeds,), jnp.int32)
-        _EXECUTABLES[key] = _COMPILER.submit(lambda: fn.lower(points, seeds).compile())
+        _EXECUTABLES[key] = _COMPILER.submit(lambda: fn.lower(points, dims, seeds).compile())
     return _EXECUTABLES[key]
 
 
@@ -120,6 +124,8 @@ def _run_columns(group: grid_lib.RunGroup, chunk: Chunk) -> dict[str, np.ndarray
         columns[name] = np.repeat(getattr(group.points, name)[chunk.point_slice], len(seeds))
     for name, value in group.config_values.items():
         columns[name] = np.repeat(np.nan if value is None else value, chunk.num_runs)
+    for name in group.shape_axes:  # each run's own shape, not its bucket's
+        columns[name] = np.repeat(getattr(group.dims, name)[chunk.point_slice], len(seeds))
     return columns
 
 
@@ -137,10 +143,13 @@ def _dispatch(
     points = jax.tree.map(
         lambda v: jnp.asarray(_pad(v[chunk.point_slice], shape.points), jnp.float32), group.points
     )
+    dims = jax.tree.map(
+        lambda v: jnp.asarray(_pad(v[chunk.point_slice], shape.points), jnp.int32), group.dims
+    )
     seeds = jnp.asarray(_pad(group.seeds[chunk.seed_slice], shape.padded_seeds), jnp.int32)
     compiled = executable(group.config, shape, num_devices, with_state)
     stopping.wait(lambda: compiled.done() or stop())
-    return compiled.result()(points, seeds) if compiled.done() and not stop() else None
+    return compiled.result()(points, dims, seeds) if compiled.done() and not stop() else None
 
 
 def _frame(group: grid_lib.RunGroup, chunk: Chunk, outputs, with_state: bool = False):
@@ -237,6 +246,7 @@ def sweep(
     progress: bool = True,
     overwrite: bool = False,
     collect: bool = True,
+    buckets: str = "auto",
 ) -> pd.DataFrame | None:
     """Train every (grid point, seed) and return the tidy frame (one row per run and logged step,
     in (run, step) order).
@@ -257,6 +267,9 @@ def sweep(
     `results.SweepInterrupted`. Under `jax.distributed`, the processes split the chunks, each
     writing its own files into `out` (required), and each returns the whole table; an error on
     one process stops every process with that error.
+    buckets: how values of the shape fields (dim, width, n_train, n_test) share compilations,
+    padded exactly: 'auto' (buckets that waste at most 25% of the work; see `jaxprune.grid`),
+    'one' (one bucket per field) or 'each' (one per value).
     """
     grid = grid_lib.normalize_grid(grid)
     seeds = grid_lib.normalize_seeds(seeds)
@@ -266,8 +279,8 @@ def sweep(
         raise ValueError("collect = False needs out: a sweep kept nowhere would be lost.")
     if jax.process_count() > 1 and out is None:
         raise ValueError("out = None is invalid under jax.distributed: give a shared directory.")
-    groups = grid_lib.plan(config, grid, seeds, base)
-    spec = results.sweep_spec(config, grid, seeds, base)
+    groups = grid_lib.plan(config, grid, seeds, base, buckets)
+    spec = results.sweep_spec(config, grid, seeds, base, buckets)
     num_devices = jax.local_device_count()
     seconds = chunking.DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
     options = dict(num_devices=num_devices, estimate=progress)

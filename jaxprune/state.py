@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxprune import model
-from jaxprune.config import Config, Params
+from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample
 from jaxprune.masks import mask_uniforms, prune_mask
 from jaxprune.optimizers import optimizer
@@ -44,14 +44,19 @@ class RunState:
 
 
 def init_state(
-    config: Config, params: Params, key: jax.Array, train: Sample | None = None
+    config: Config,
+    params: Params,
+    key: jax.Array,
+    train: Sample | None = None,
+    dims: Dims | None = None,
 ) -> RunState:
     """Pruned initial state of the run whose root key is `key`: its initial weights, the mask of
     config.mask chosen from them (see `jaxprune.masks.prune_mask`) and a fresh optimizer state.
-    train: the run's training draws, which the criteria 'snip' and 'grasp' need."""
-    weights, bias = model.init_weights(config, params, jax.random.fold_in(key, INIT_STREAM))
+    train: the run's training draws, which the criteria 'snip' and 'grasp' need. dims: the
+    run's own shape inside a padded bucket (default: unpadded); its padding is pruned."""
+    weights, bias = model.init_weights(config, params, jax.random.fold_in(key, INIT_STREAM), dims)
     uniforms = mask_uniforms(config, jax.random.fold_in(key, MASK_STREAM))
-    mask = prune_mask(config, params, uniforms, weights, bias, train)
+    mask = prune_mask(config, params, uniforms, weights, bias, train, dims)
     weights = weights * mask
     return RunState(
         weights=weights,

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxprune import gram, model
-from jaxprune.config import Config, Params
+from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, draw_sample
 from jaxprune.engine import Engine, resolve
 from jaxprune.metrics import Metrics, measure
@@ -24,7 +24,9 @@ from jaxprune.optimizers import minibatch, minibatch_indices, optimizer
 from jaxprune.state import BATCH_STREAM, TEST_STREAM, TRAIN_STREAM, RunState, init_state, settle
 
 
-def gd_step(config: Config, params: Params, train: Sample, state: RunState) -> RunState:
+def gd_step(
+    config: Config, params: Params, train: Sample, state: RunState, dims: Dims | None = None
+) -> RunState:
     """One masked step of config.optimizer on the training set that `params` makes of `train`
     (the full training draws, or this step's minibatch when config.batch_size is set).
 
@@ -32,9 +34,10 @@ def gd_step(config: Config, params: Params, train: Sample, state: RunState) -> R
     optimizer's update masked, so pruned weights stay exactly zero whatever the optimizer. For
     'gd' this is W <- W - lr * grad_W L(W ⊙ M) ⊙ M. A frozen run is returned unchanged but for
     its step count; a run whose full-batch loss reaches loss_tol records the step and freezes (a
-    minibatch loss cannot: see `make_run`); a non-finite loss or update marks it diverged."""
+    minibatch loss cannot: see `make_run`); a non-finite loss or update marks it diverged.
+    dims: the run's own shape in a padded bucket (default: unpadded)."""
     loss, (grad_w, grad_b) = jax.value_and_grad(model.sample_loss, argnums=(2, 3))(
-        config, params, state.weights, state.bias, train
+        config, params, state.weights, state.bias, train, dims
     )
     (step_w, step_b), opt_state = optimizer(config, params.lr).update(
         (grad_w * state.mask, grad_b), state.opt_state, (state.weights, state.bias)
@@ -53,25 +56,39 @@ def gd_step(config: Config, params: Params, train: Sample, state: RunState) -> R
     )
 
 
-def make_dense_engine(config: Config, key: jax.Array, train: Sample, points: Params) -> Engine:
+def make_dense_engine(
+    config: Config, key: jax.Array, train: Sample, points: Params, dims: Dims
+) -> Engine:
     """The dense engine (`jaxprune.engine.Engine`) of the runs `points` (leaves (R,)) of the
-    seed whose root key is `key` and training draws `train`: `init_state`, then `gd_step` on
-    the filters."""
+    seed whose root key is `key` and training draws `train`, with their own shapes `dims`
+    (leaves (R,)) in the bucket `config`: `init_state`, then `gd_step` on the filters."""
 
     def step(states: RunState, indices) -> RunState:
         batch = train if indices is None else minibatch(train, indices)
-        return jax.vmap(lambda params, state: gd_step(config, params, batch, state))(points, states)
+        update = jax.vmap(lambda params, dims, state: gd_step(config, params, batch, state, dims))
+        return update(points, dims, states)
 
-    initial = jax.vmap(lambda params: init_state(config, params, key, train))(points)
+    initial = jax.vmap(lambda params, dims: init_state(config, params, key, train, dims))(
+        points, dims
+    )
     return Engine(initial=initial, step=step, run_state=lambda states: states)
 
 
 def make_seed_runs(config: Config):
     """Factory: the pure function that trains the runs of one seed.
 
-    runs(points, seed) -> (history, states): `points` is Params with leaves (R,), `seed` an int
-    scalar; `history` is Metrics with leaves (R, T) over `config.logged_steps()`, `states` the
-    final RunStates with a leading axis (R,).
+    runs(points, dims, seed) -> (history, states): `points` is Params with leaves (R,), `dims`
+    the runs' own shapes, Dims with int leaves (R,), each at most `config`'s (the bucket: see
+    `jaxprune.grid`), `seed` an int scalar; `history` is Metrics with leaves (R, T) over
+    `config.logged_steps()`, `states` the final RunStates with a leading axis (R,), padded to
+    the bucket's shape (padding pruned and zero).
+
+    Every draw is made at the bucket's shape and is coordinate-stable (see
+    `data.draw_sample`, `model.neuron_draws`), so a run equals the same run drawn alone at its
+    own shape; padded coordinates, neurons and samples are masked out of the network, the loss
+    and every measurement. Every matrix product runs at config.matmul_precision. With
+    config.batch_size set, dims.n_train must equal config.n_train (minibatches are drawn from
+    all n_train samples).
 
     The R runs share the seed's draws (data, test set, initial weights, mask uniforms and
     minibatch indices: none depends on Params), so they are drawn once and the runs' steps are
@@ -94,20 +111,27 @@ def make_seed_runs(config: Config):
     full_blocks, rest = divmod(config.steps, config.log_every)
     num_logs = len(config.logged_steps())
 
-    def runs(points: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
+    def runs(points: Params, dims: Dims, seed: jax.Array) -> tuple[Metrics, RunState]:
+        with (
+            jax.default_matmul_precision(config.matmul_precision),
+            jax.threefry_partitionable(True),
+        ):
+            return seed_runs(points, dims, seed)
+
+    def seed_runs(points: Params, dims: Dims, seed: jax.Array) -> tuple[Metrics, RunState]:
         key = jax.random.key(seed)
         train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
         test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
         batch_key = jax.random.fold_in(key, BATCH_STREAM)
-        engine = make_engine(config, key, train, points)
+        engine = make_engine(config, key, train, points, dims)
 
         def log(points: Params, states):
             """Measure, and settle the states with the measurement (a run whose loss reached
             loss_tol, or turned non-finite, is frozen from this step)."""
             run_states = engine.run_state(states)
-            metrics = jax.vmap(lambda params, state: measure(config, params, state, train, test))(
-                points, run_states
-            )
+            metrics = jax.vmap(
+                lambda params, dims, state: measure(config, params, state, train, test, dims)
+            )(points, dims, run_states)
             settled = jax.vmap(
                 lambda state, loss: settle(config, state, loss, state.weights, state.bias)
             )(run_states, metrics.train_loss)
@@ -133,7 +157,7 @@ def make_seed_runs(config: Config):
         def block(carry: tuple[jax.Array, RunState, Metrics]):
             logged, states, history = carry
             start = (logged - 1) * config.log_every
-            states, metrics = log(points, advance(states, start, config.log_every))
+            states, metrics = log(points, dims, advance(states, start, config.log_every))
             history = jax.tree.map(lambda h, v: h.at[:, logged].set(v), history, metrics)
             return logged + 1, states, history
 
@@ -175,7 +199,8 @@ def make_run(config: Config):
     runs = make_seed_runs(config)
 
     def run(params: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
-        history, states = runs(jax.tree.map(lambda v: jnp.asarray(v)[None], params), seed)
+        one = jax.tree.map(lambda v: jnp.asarray(v)[None], (params, Dims.of(config)))
+        history, states = runs(*one, seed)
         return jax.tree.map(lambda v: v[0], (history, states))
 
     return run

@@ -4,10 +4,11 @@
 
 The `kou2023` preset (their experiment code's model and training) with p = 0: test error over
 ||mu|| = 0, 0.1, ..., 9.9 x d = 100, 110, ..., 1090, 10 repeats per cell (100,000 trainings;
-one compilation per d). `--quick` is a coarse subgrid (minutes on 2 CPU cores), `--smoke` a
-tiny one (seconds, for CI). Results go to DIR/heatmap (default DIR results/kou2023_heatmap, with
--quick or -smoke appended), with DIR/run.json; re-running the same command resumes.
-`python analysis/report.py` draws the figure and fits the boundary (analysis/kou.py).
+five shape buckets of d, one compilation each). `--quick` is a coarse subgrid (minutes on 2 CPU
+cores), `--smoke` a tiny one (seconds, for CI). Results go to DIR/heatmap (default DIR
+results/kou2023_heatmap, with -quick or -smoke appended), with DIR/run.json; re-running the
+same command resumes. `python analysis/report.py` draws the figure and fits the boundary
+(analysis/kou.py).
 """
 
 from __future__ import annotations

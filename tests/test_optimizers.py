@@ -11,6 +11,7 @@ import pytest
 
 import jaxprune
 from jaxprune import Params, model
+from jaxprune.config import Dims
 from jaxprune.data import dataset, draw_sample
 from jaxprune.optimizers import MOMENTUM, minibatch_indices
 from jaxprune.state import BATCH_STREAM, TRAIN_STREAM, init_state
@@ -86,7 +87,8 @@ def test_minibatch_is_shared_by_the_runs_of_a_seed(tiny):
     is unbatched: one gather per seed and step, not one per run."""
     config = tiny.replace(batch_size=3, optimizer="momentum", steps=2, log_every=2)
     points = jax.tree.map(lambda v: jnp.full((5,), v, jnp.float32), Params())
-    jaxpr = jax.make_jaxpr(make_seed_runs(config))(points, jnp.int32(1))
+    dims = jax.tree.map(lambda v: jnp.full((5,), v), Dims.of(config))
+    jaxpr = jax.make_jaxpr(make_seed_runs(config))(points, dims, jnp.int32(1))
     q, d = config.num_patches - 1, config.dim
 
     def gathers(jaxpr):

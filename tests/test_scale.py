@@ -51,6 +51,16 @@ def test_four_devices_give_the_same_table(tmp_path, one_device):
     pd.testing.assert_frame_equal(jaxprune.load(tmp_path / "out"), one_device, check_exact=True)
 
 
+def test_four_devices_give_the_same_table_for_a_grid_over_dim(tmp_path):
+    """The same with dim in the grid (three dimensions padded into one bucket)."""
+    config, grid, seeds, base = sweep_args(dims=True)
+    one = jaxprune.sweep(config, grid, seeds, base=base, chunk_size=12, progress=False)
+    flags = "--xla_force_host_platform_device_count=4"
+    log = _finish(_child(tmp_path / "out", "--chunk-size", 12, "--dims", env={"XLA_FLAGS": flags}))
+    assert "54 runs, 4 local devices" in log
+    pd.testing.assert_frame_equal(jaxprune.load(tmp_path / "out"), one, check_exact=True)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

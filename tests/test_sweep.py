@@ -8,7 +8,7 @@ import pytest
 import jaxprune
 from conftest import assert_same_runs
 from jaxprune import chunking, runner
-from jaxprune.config import PARAMS_FIELDS
+from jaxprune.config import PARAMS_FIELDS, SHAPE_FIELDS, Dims
 
 GRID = {"prune_frac": [0.0, 0.5, 0.9], "mu_norm": [0.5, 3.0]}
 
@@ -224,8 +224,9 @@ def test_compiled_chunk_peak_memory_is_within_the_budget(tiny, changes, budget_g
     config = tiny.replace(steps=4, log_every=2, **changes)
     shape = chunking.choose_chunk_shape(config, 4096, 8, None, budget_gb)
     points = jaxprune.Params(**{k: np.zeros(shape.points, np.float32) for k in PARAMS_FIELDS})
+    dims = Dims(**{k: np.full(shape.points, getattr(config, k), np.int32) for k in SHAPE_FIELDS})
     seeds = np.zeros(shape.padded_seeds, np.int32)
-    compiled = runner.compiled_chunk(config).lower(points, seeds).compile()
+    compiled = runner.compiled_chunk(config).lower(points, dims, seeds).compile()
     memory = compiled.memory_analysis()
     peak = memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
     assert 0.2 * budget_gb * 2**30 < peak <= budget_gb * 2**30

@@ -12,7 +12,8 @@ from jaxprune.metrics import METRIC_NAMES
 
 @pytest.mark.parametrize("mask", ["bernoulli", "exact"])
 def test_pruned_weights_exactly_zero_after_training(tiny, tiny_params, mask):
-    config = tiny.replace(mask=mask, bias=True)
+    config = tiny.replace(mask=mask, bias=True, steps=40)  # 20 halved the loss before the
+    # coordinate-stable draws; with them this seed needs 40 (0.718 -> 0.294; 0.416 at 20)
     frame, state = jaxprune.train(config, tiny_params.replace(prune_frac=0.6), 1, return_state=True)
     weights, mask_, bias = map(np.asarray, (state.weights, state.mask, state.bias))
     assert weights.shape == mask_.shape == (2, 4, 16) and bias.shape == (2, 4)
