@@ -31,7 +31,7 @@ import pandas as pd
 
 import jaxprune
 from jaxprune import engine
-from jaxprune.config import PARAMS_FIELDS, Params
+from jaxprune.config import PARAMS_FIELDS, Dims, Params
 from jaxprune.data import draw_sample
 from jaxprune.gram import make_engine as make_gram_engine
 from jaxprune.metrics import measure
@@ -132,7 +132,8 @@ def parts_function(config: jaxprune.Config, name: str):
         key = jax.random.key(seed)
         train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
         test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
-        eng = make(config, key, train, points)
+        dims = jax.tree.map(lambda v: jnp.full(points.lr.shape, v), Dims.of(config))
+        eng = make(config, key, train, points, dims)
 
         def log(i, total):
             state = eng.run_state(eng.initial)  # the Gram engine rebuilds the filters here

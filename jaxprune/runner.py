@@ -228,9 +228,17 @@ def _open_out(
 
 
 def engines(groups: list[grid_lib.RunGroup]) -> list[dict]:
-    """The engine that trains each group (`engine.resolve`), with the Config values the grid
-    gives the group: [{"dim": 20000, "engine": "gram"}, ...]."""
-    return [{**g.config_values, "engine": resolve_engine(g.config)} for g in groups]
+    """The engine that trains each group (`engine.resolve` of its bucket's Config), with the
+    Config values the grid gives the group, and for swept shape fields the values its bucket
+    holds: [{"optimizer": "gd", "dim": [100, 110, 120], "engine": "gram"}, ...]."""
+    return [
+        {
+            **g.config_values,
+            **{name: sorted(set(getattr(g.dims, name).tolist())) for name in g.shape_axes},
+            "engine": resolve_engine(g.config),
+        }
+        for g in groups
+    ]
 
 
 def sweep(

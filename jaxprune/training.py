@@ -157,7 +157,7 @@ def make_seed_runs(config: Config):
         def block(carry: tuple[jax.Array, RunState, Metrics]):
             logged, states, history = carry
             start = (logged - 1) * config.log_every
-            states, metrics = log(points, dims, advance(states, start, config.log_every))
+            states, metrics = log(points, advance(states, start, config.log_every))
             history = jax.tree.map(lambda h, v: h.at[:, logged].set(v), history, metrics)
             return logged + 1, states, history
 
