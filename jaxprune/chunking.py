@@ -37,7 +37,6 @@ DEFAULT_MEMORY_SHARE = 0.5
 # matrix products (weights, mask, gradient, update, the freezing rule's selects), and the share
 # of the calibrated matmul rate that a step's smaller products reach: these fit the step times
 # of benchmarks/profile.py at both W1 and W2 sizes (README, Performance) within 10%.
-STEP_WEIGHT_PASSES = 8
 PRODUCT_EFFICIENCY = 0.75
 
 
@@ -282,20 +281,10 @@ def calibrate() -> Speed:
 
 def run_cost(config: Config) -> tuple[float, float]:
     """(matrix-product FLOPs, elementwise bytes) of training and measuring one run to the end,
-    besides its seed's draws: each step's noise products (forward and weight gradient, 4 b Q d K m
-    for b samples per step) and STEP_WEIGHT_PASSES weight-sized passes plus the pre-activations'
-    elementwise work; each measurement's forward products on the training and test sets. An upper
-    bound under loss_tol (a frozen run stops early)."""
-    k, m, d, q = config.num_classes, config.width, config.dim, num_noise_rows(config)
-    batch = config.n_train if config.batch_size is None else config.batch_size
-    moments = {"gd": 0, "momentum": 1, "adam": 2}[config.optimizer]
-    logs = len(config.logged_steps())
-    measured = config.n_train + config.n_test
-    flops = config.steps * 4 * batch * q * d * k * m + logs * 2 * measured * q * d * k * m
-    passes = (STEP_WEIGHT_PASSES + 4 * moments) * k * m * d + 4 * batch * config.num_patches * k * m
-    measure = 6 * measured * config.num_patches * k * m + 4 * k * m * d
-    elementwise = (config.steps * passes + logs * measure) * BYTES_PER_FLOAT
-    return float(flops), float(elementwise)
+    besides its seed's draws, by the engine that trains it: `engine.costs`, the one cost model
+    (the one 'auto' chooses by). An upper bound under loss_tol (a frozen run stops early)."""
+    cost = engine.costs(config)[engine.resolve(config)]
+    return float(cost.flops), float(cost.bytes)
 
 
 def seed_cost(config: Config) -> float:

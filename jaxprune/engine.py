@@ -85,20 +85,23 @@ def costs(config: Config) -> dict[str, Cost]:
     moments = {"gd": 0, "momentum": 1, "adam": 2}[config.optimizer]
     neurons, rows = k * m, gram_rows(config)
     pairs = n * q * (n * q + 1) / 2
-    measure = Cost(
+    patches = config.num_patches
+    measure = Cost(  # forward products, then the readout's elementwise work on (n, P, K, m)
         logs * 2 * (n + config.n_test) * q * d * neurons,
-        logs * 2 * neurons * d * BYTES_PER_WORD,
+        logs * (2 * neurons * d + 6 * (n + config.n_test) * patches * neurons) * BYTES_PER_WORD,
     )
+    readout = steps * 4 * batch * patches * neurons * BYTES_PER_WORD  # each step's, both engines
     dense = Cost(
         steps * 4 * batch * q * d * neurons,
-        steps * (6 + 2 * moments) * neurons * d * BYTES_PER_WORD,
+        steps * (6 + 2 * moments) * neurons * d * BYTES_PER_WORD + readout,
     )
     gram = Cost(
         2 * pairs * d * neurons
         + 2 * n * q * d * neurons
         + steps * 2 * rows**2 * neurons
         + logs * 2 * n * q * d * neurons,
-        (neurons * d + steps * rows**2 * neurons + logs * 3 * neurons * d) * BYTES_PER_WORD,
+        (neurons * d + steps * rows**2 * neurons + logs * 3 * neurons * d) * BYTES_PER_WORD
+        + readout,
     )
     return {
         "dense": Cost(dense.flops + measure.flops, dense.bytes + measure.bytes),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,16 +77,29 @@ def compiled_chunk(
     return jax.jit(chunk)
 
 
-_COMPILER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxprune")
 _EXECUTABLES: dict[tuple, concurrent.futures.Future] = {}
+
+
+def compile_ahead() -> int:
+    """How many groups a sweep compiles ahead of the one it runs, in as many threads: one on
+    CPU, whose cores run the chunks; on an accelerator, whose host cores are otherwise idle, up
+    to half of them (XLA compiles in parallel), at most 8."""
+    if jax.default_backend() == "cpu":
+        return 1
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+@functools.cache
+def _compiler() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(compile_ahead(), thread_name_prefix="jaxprune")
 
 
 def executable(
     config: Config, shape: ChunkShape, num_devices: int = 1, with_state: bool = False
 ) -> concurrent.futures.Future:
     """The chunk function of `config` compiled ahead of time for chunks of `shape`, as a future
-    (cached). Compilation runs on a background thread, so a sweep compiles the next group's
-    function while it computes the chunks of this one."""
+    (cached). Compilation runs on background threads, so a sweep compiles the next groups'
+    functions (`compile_ahead`) while it computes the chunks of this one."""
     key = (config, shape, num_devices, with_state)
     if key not in _EXECUTABLES:
         batch = chunking.seeds_vmapped(shape.padded_seeds // num_devices)
@@ -97,7 +111,7 @@ def executable(
             **{name: jax.ShapeDtypeStruct((shape.points,), jnp.int32) for name in SHAPE_FIELDS}
         )
         seeds = jax.ShapeDtypeStruct((shape.padded_seeds,), jnp.int32)
-        _EXECUTABLES[key] = _COMPILER.submit(lambda: fn.lower(points, dims, seeds).compile())
+        _EXECUTABLES[key] = _compiler().submit(lambda: fn.lower(points, dims, seeds).compile())
     return _EXECUTABLES[key]
 
 
@@ -356,10 +370,12 @@ def _train(groups, plan: ChunkPlan, mine, out: Path | None, interrupts, bar):
     """Yield (chunk, frame) for each of this process's chunks not yet in `out`, in order, until
     Ctrl-C or another process asks to stop. The next chunk is started before the last one's
     frame is made and written, so that the device works while the host writes; the next
-    group's function is compiled (on a background thread) while this group's chunks run."""
+    groups' functions are compiled (on background threads, `compile_ahead`) while this group's
+    chunks run."""
     num_devices = jax.local_device_count()
     my_groups = list(dict.fromkeys(chunk.group for chunk in mine))
-    next_group = dict(zip(my_groups, my_groups[1:], strict=False))
+    position = {group: i for i, group in enumerate(my_groups)}
+    ahead = compile_ahead()
     stop_file = None if out is None or jax.process_count() == 1 else out / STOP_FILE
 
     def stop() -> bool:
@@ -372,10 +388,12 @@ def _train(groups, plan: ChunkPlan, mine, out: Path | None, interrupts, bar):
         if out is not None and results.chunk_path(out, chunk.group, chunk.index).exists():
             bar.update(chunk.num_runs, resumed=True)
             continue
-        if chunk.group in next_group:  # this group starts: compile the next one meanwhile
-            following = next_group.pop(chunk.group)
-            executable(groups[following].config, plan.shapes[following], num_devices)
         group, shape = groups[chunk.group], plan.shapes[chunk.group]
+        if chunk.group in position:  # this group starts: compile the next ones meanwhile
+            executable(group.config, shape, num_devices)  # its own first, if not yet asked
+            first = position.pop(chunk.group) + 1
+            for following in my_groups[first : first + ahead]:
+                executable(groups[following].config, plan.shapes[following], num_devices)
         outputs = _dispatch(group, chunk, shape, num_devices, stop=stop)
         if outputs is None:  # stopped while compiling
             break

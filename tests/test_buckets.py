@@ -141,9 +141,9 @@ def test_dim_grid_resumes(tmp_path, dim_sweep, monkeypatch):
     assert len(files) == 6  # one bucket of 3 dims x 2 points = 6 points, x 3 seeds, by 4 runs
     files[2].unlink()
     calls = []
-    run_chunk = runner._run_chunk
+    dispatch = runner._dispatch
     monkeypatch.setattr(
-        runner, "_run_chunk", lambda *a, **k: calls.append(a[1]) or run_chunk(*a, **k)
+        runner, "_dispatch", lambda *a, **k: calls.append(a[1]) or dispatch(*a, **k)
     )
     resumed = jaxprune.sweep(SMALL, DIM_GRID, [1, 2, 5], base=PARAMS, out=out, progress=False)
     assert len(calls) == 1
