@@ -66,6 +66,7 @@ def main() -> None:
         x="prune_frac",
         y="mu_norm",
         value="test_acc",
+        log1mp=True,  # p up to 0.99: a log(1 - p) axis keeps the over-pruned cells readable
         contours={"p_any_class_without_signal": [0.5], "benign_score": [1.0]},
         vmin=1 / config.num_classes,  # chance level
         title=f"Final test accuracy, K={config.num_classes}, d={config.dim}, m={config.width}, "
