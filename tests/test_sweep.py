@@ -292,10 +292,15 @@ def test_default_chunks_at_paper_size_hold_at_most_the_time_bound(bound):
     assert sum(chunk.num_runs for chunk in plan.chunks) == 96
     assert len(plan.chunks) > 1 and max(plan.seconds) <= bound
     (shape,) = plan.shapes
-    bigger = chunking.ChunkShape(shape.points, shape.seeds + 1, shape.seeds + 1)
-    if shape.points < 12:  # a row of points is over the bound: one seed, fewer points
+    # No fewer chunks would do: the (evened) chunk of one block fewer breaks the bound.
+    if shape.points < 12:  # a row of points is over the bound: one seed, blocks of points
         assert shape.seeds == 1
-        bigger = chunking.ChunkShape(shape.points + 1, 1, 1)
+        blocks = -(-12 // shape.points)
+        bigger = chunking.ChunkShape(-(-12 // (blocks - 1)), 1, 1)
+    else:
+        blocks = -(-8 // shape.seeds)
+        seeds = -(-8 // (blocks - 1))
+        bigger = chunking.ChunkShape(12, seeds, seeds)
     assert chunking.chunk_seconds_estimate(PAPER, bigger, CI_SPEED) > bound
     # The cost model against the measured W1 workload (96 runs at 2.16 runs/s on that CPU).
     assert 0.7 < sum(plan.seconds) / (96 / 2.16) < 1.4
