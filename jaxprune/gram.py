@@ -41,7 +41,7 @@ from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, num_noise_rows, observed_labels, signal_signs
 from jaxprune.engine import Engine
 from jaxprune.optimizers import minibatch, optimizer
-from jaxprune.state import RunState, init_state, settle
+from jaxprune.state import RunState, init_state, step_unless_frozen
 
 # Words of one d-block of the outer products of the noise rows (T x block) in `masked_gram`.
 BLOCK_WORDS = 2**21
@@ -223,17 +223,14 @@ def make_engine(
         (step_a, step_b), opt_state = optimizer(config, params.lr).update(
             grads, state.opt_state, (state.coefficients, state.bias)
         )
-        new_a, new_b = state.coefficients + step_a, state.bias + step_b
-        settled = settle(config, state, value, new_a, new_b, full_loss=indices is None)
-        update = ~settled.frozen
-        return dataclasses.replace(
-            settled,
-            coefficients=jnp.where(update, new_a, state.coefficients),
-            bias=jnp.where(update, new_b, state.bias),
-            opt_state=jax.tree.map(
-                lambda new, old: jnp.where(update, new, old), opt_state, state.opt_state
-            ),
-            step=state.step + 1,
+        return step_unless_frozen(
+            config,
+            state,
+            value,
+            opt_state,
+            full_loss=indices is None,
+            coefficients=state.coefficients + step_a,
+            bias=state.bias + step_b,
         )
 
     def filters(run: GramRun, coefficients: jax.Array) -> jax.Array:

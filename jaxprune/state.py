@@ -93,3 +93,23 @@ def settle(
         converged_step=jnp.where(reached, state.step, state.converged_step),
         diverged=state.diverged | (active & ~finite),
     )
+
+
+def step_unless_frozen(
+    config: Config, state: Any, loss: jax.Array, opt_state: Any, full_loss: bool, **new: jax.Array
+) -> Any:
+    """`state` one optimizer step on, for either engine: settled (`settle`) with its `loss` and
+    the parameters it is about to take, `new` (field name -> value, e.g. weights=, bias=), which
+    it takes, with `opt_state`, unless it is now frozen; its step count goes up either way."""
+    settled = settle(config, state, loss, *new.values(), full_loss=full_loss)
+    update = ~settled.frozen
+
+    def keep(value: jax.Array, old: jax.Array) -> jax.Array:
+        return jnp.where(update, value, old)
+
+    return dataclasses.replace(
+        settled,
+        **{name: keep(value, getattr(state, name)) for name, value in new.items()},
+        opt_state=jax.tree.map(keep, opt_state, state.opt_state),
+        step=state.step + 1,
+    )

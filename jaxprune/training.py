@@ -21,7 +21,15 @@ from jaxprune.data import Sample, draw_sample
 from jaxprune.engine import Engine, resolve
 from jaxprune.metrics import Metrics, measure
 from jaxprune.optimizers import minibatch, minibatch_indices, optimizer
-from jaxprune.state import BATCH_STREAM, TEST_STREAM, TRAIN_STREAM, RunState, init_state, settle
+from jaxprune.state import (
+    BATCH_STREAM,
+    TEST_STREAM,
+    TRAIN_STREAM,
+    RunState,
+    init_state,
+    settle,
+    step_unless_frozen,
+)
 
 
 def gd_step(
@@ -42,17 +50,14 @@ def gd_step(
     (step_w, step_b), opt_state = optimizer(config, params.lr).update(
         (grad_w * state.mask, grad_b), state.opt_state, (state.weights, state.bias)
     )
-    new_w, new_b = state.weights + step_w * state.mask, state.bias + step_b
-    settled = settle(config, state, loss, new_w, new_b, full_loss=config.batch_size is None)
-    update = ~settled.frozen
-    return dataclasses.replace(
-        settled,
-        weights=jnp.where(update, new_w, state.weights),
-        bias=jnp.where(update, new_b, state.bias),
-        opt_state=jax.tree.map(
-            lambda new, old: jnp.where(update, new, old), opt_state, state.opt_state
-        ),
-        step=state.step + 1,
+    return step_unless_frozen(
+        config,
+        state,
+        loss,
+        opt_state,
+        full_loss=config.batch_size is None,
+        weights=state.weights + step_w * state.mask,
+        bias=state.bias + step_b,
     )
 
 
