@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import pandas as pd
+from bench import median_time  # benchmarks/ is this script's directory, as for profile.py
 
 import jaxprune
 from jaxprune import engine
@@ -47,15 +47,6 @@ def w3(dim: int = 20_000, **changes) -> jaxprune.Config:
         num_classes=2, num_patches=2, dim=dim, width=20, n_train=50, n_test=1000, steps=1000,
         log_every=1000,
     ).replace(**changes)  # fmt: skip
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def sweep_time(config: jaxprune.Config, prune: list[float], seeds: int, repeats: int) -> float:
