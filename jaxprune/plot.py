@@ -174,9 +174,7 @@ def cell_stats(last: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFrame:
     the CI is over seeds, paired across them."""
     per_seed = last.groupby([y, x, "seed"], sort=False)[value].mean().unstack("seed")
     values = per_seed.to_numpy(dtype=float)  # (cells, seeds), NaN where a seed lacks the cell
-    with warnings.catch_warnings():  # a one-seed cell has no CI (NaN): not worth a warning
-        warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
-        half_width = ci_half_width(values, axis=1, level=LEVEL)
+    half_width = ci_half_width(values, axis=1, level=LEVEL)  # NaN for a one-seed cell
     return pd.DataFrame(
         {
             "mean": np.nanmean(values, axis=1),
