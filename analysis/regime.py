@@ -60,7 +60,7 @@ class LogisticFit:
     not exist (no outcomes, a single x value, all outcomes equal, or outcomes separated by x),
     `estimable` is False, a and b are NaN, and [x50_low, x50_high] is the bracket that the data
     allow: between the last x with a success and the first x with a failure (+-inf where open),
-    with x50 its midpoint (NaN when open)."""
+    with x50 its midpoint (NaN when open). x_min, x_max: the range of the data's x."""
 
     a: float
     b: float
@@ -70,6 +70,14 @@ class LogisticFit:
     n: int
     successes: int
     estimable: bool
+    x_min: float
+    x_max: float
+
+    def rises_through_half(self) -> bool:
+        """Whether the fitted curve rises (b > 0) through 1/2 inside the data's x range: only
+        then is x50 a threshold. A curve that falls, or crosses 1/2 outside the data (outcomes
+        that barely change with x), gives an extrapolated x50 that means nothing."""
+        return self.estimable and self.b > 0 and self.x_min <= self.x50 <= self.x_max
 
 
 def fit_logistic_threshold(x, y, level: float = LEVEL) -> LogisticFit:
@@ -91,7 +99,8 @@ def fit_logistic_threshold(x, y, level: float = LEVEL) -> LogisticFit:
         elif 0 < k < n and ones.max() <= zeros.min():
             low, high = float(ones.max()), float(zeros.min())
         mid = (low + high) / 2 if np.isfinite(low + high) else math.nan
-        return LogisticFit(math.nan, math.nan, mid, low, high, n, k, False)
+        span = (float(x.min()), float(x.max())) if n else (math.nan, math.nan)
+        return LogisticFit(math.nan, math.nan, mid, low, high, n, k, False, *span)
     design = np.column_stack([np.ones(n), x])
 
     def negloglik(theta):
@@ -109,7 +118,9 @@ def fit_logistic_threshold(x, y, level: float = LEVEL) -> LogisticFit:
     x50 = -a / b
     grad = np.array([-1 / b, a / b**2])
     half = float(t_quantile(np.inf, level)) * math.sqrt(float(grad @ cov @ grad))
-    return LogisticFit(float(a), float(b), float(x50), x50 - half, x50 + half, n, k, True)
+    return LogisticFit(
+        float(a), float(b), float(x50), x50 - half, x50 + half, n, k, True, x.min(), x.max()
+    )
 
 
 def paired_slopes(frame: pd.DataFrame, value: str, level: float = LEVEL) -> tuple:
@@ -277,6 +288,19 @@ def _mild_verdict(slopes: pd.DataFrame, mild_p_max: float, level: float) -> tupl
         f"Paired slope of test accuracy over p in [0, {mild_p_max:g}], pooled over signal "
         f"strengths, {family}: " + "; ".join(parts) + "."
     )
+    if len(slopes) > 1:
+        first, last = slopes.iloc[0], slopes.iloc[-1]
+        gain = (slopes.beyond_init_low > 0).any()
+        text += (
+            f" From d = {first.dim:g} to d = {last.dim:g} the slope goes from "
+            f"{first.prune:+.3f} to {last.prune:+.3f} and the init-scale control's (dense at "
+            f"sigma_0 sqrt(1-p) minus dense) from {first.init:+.3f} to {last.init:+.3f}; "
+            + (
+                "pruning gains beyond that control at some d."
+                if gain
+                else "at no d does pruning gain beyond that control."
+            )
+        )
     return status, text
 
 
@@ -296,15 +320,23 @@ def _threshold(directory: Path, record: dict, level: float):
         }
         for condition, cell in conditions.items():
             fit = fit_logistic_threshold(np.log1p(-cell.prune_frac), cell.learned, level)
+            # a threshold where learning falls through 1/2 as p grows inside the p grid; an
+            # estimable fit that does not (no decline) has none, and no bracket either
+            threshold = fit.rises_through_half()
+            bracket = threshold or not fit.estimable
             rows.append(
                 {
                     "dim": dim,
                     "condition": condition,
-                    "p_star": 1 - math.exp(fit.x50) if fit.estimable else math.nan,
+                    "p_star": 1 - math.exp(fit.x50) if threshold else math.nan,
                     # x = log(1 - p) falls as p grows: the bounds swap; p is clipped to [0, 1]
-                    "p_low": max(0.0, 1 - math.exp(min(fit.x50_high, 0.0))),
-                    "p_high": 1 - math.exp(fit.x50_low) if fit.x50_low > -math.inf else 1.0,
-                    "estimable": fit.estimable,
+                    "p_low": max(0.0, 1 - math.exp(min(fit.x50_high, 0.0)))
+                    if bracket
+                    else math.nan,
+                    "p_high": (1 - math.exp(fit.x50_low) if fit.x50_low > -math.inf else 1.0)
+                    if bracket
+                    else math.nan,
+                    "estimable": threshold,
                     "classes": fit.n,
                     "learned": fit.successes,
                 }
@@ -365,7 +397,13 @@ def _over_verdict(
         status = "a threshold beyond the mask and the init signs at some d"
     fits = threshold[threshold.condition == "all classes"]
     fitted_p = "; ".join(
-        f"d = {r.dim:g}: {r.p_star:.3f} [{r.p_low:.3f}, {r.p_high:.3f}]" for r in fits.itertuples()
+        f"d = {r.dim:g}: "
+        + (
+            f"{r.p_star:.3f} [{r.p_low:.3f}, {r.p_high:.3f}]"
+            if np.isfinite(r.p_star)
+            else "no threshold in the p range"
+        )
+        for r in fits.itertuples()
     )
     failed = classes[classes.learned == 0]
     none = classes[classes.signal_neurons_class == 0]
@@ -406,12 +444,16 @@ def _collapse(directory: Path, record: dict, level: float):
         rows.append(
             {
                 "dim": meta["dim"],
-                "s50": math.exp(fit.x50) if np.isfinite(fit.x50) else math.nan,
+                "s50": math.exp(fit.x50)
+                if fit.rises_through_half() or (not fit.estimable and np.isfinite(fit.x50))
+                else math.nan,
                 "s50_low": math.exp(fit.x50_low),
                 "s50_high": math.exp(fit.x50_high),
                 "log_s50": fit.x50,
-                "se": (fit.x50_high - fit.x50_low) / (2 * z) if fit.estimable else math.nan,
-                "estimable": fit.estimable,
+                "se": (fit.x50_high - fit.x50_low) / (2 * z)
+                if fit.rises_through_half()
+                else math.nan,
+                "estimable": fit.rises_through_half(),
             }
         )
     collapse = pd.DataFrame(rows).sort_values("dim").reset_index(drop=True)

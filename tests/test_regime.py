@@ -59,6 +59,23 @@ def test_logistic_threshold_with_separated_outcomes_gives_the_bracket():
     assert not all_learned.estimable and all_learned.x50_high == math.inf
 
 
+def test_logistic_threshold_only_where_the_curve_falls_through_half_in_the_range():
+    """Outcomes that do not decline with p (learned at 95% everywhere, the few failures at
+    p = 0) give an estimable fit whose x50 is an extrapolation outside the data, or a curve
+    that rises with p: no threshold. A decline through 1/2 inside the grid is one."""
+    p = np.repeat([0.0, 0.5, 0.8, 0.9, 0.95], 100)
+    x = np.log1p(-p)
+    flat = np.ones(len(p))
+    flat[[0, 1, 2, 3, 4, 150, 250]] = 0  # failures at p = 0 (5), 0.5 and 0.8
+    fit = regime.fit_logistic_threshold(x, flat)
+    assert fit.estimable and not fit.rises_through_half()
+    assert not fit.x_min <= fit.x50 <= fit.x_max or fit.b <= 0
+    declining = np.random.default_rng(0).random(len(p)) < 1 / (1 + np.exp(-4 * (x + 1.5)))
+    fit = regime.fit_logistic_threshold(x, declining)
+    assert fit.rises_through_half() and 0.6 < 1 - math.exp(fit.x50) < 0.9
+    assert (fit.x_min, fit.x_max) == (x.min(), x.max())
+
+
 def test_paired_slopes_average_the_per_seed_slopes():
     """Per seed, acc = c_seed + s_seed p at two signal strengths: the slope's mean over seeds is
     mean(s_seed) with the t interval of jaxprune.stats.mean_ci."""
