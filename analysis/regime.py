@@ -706,6 +706,58 @@ def _with_ci(frame: pd.DataFrame, name: str, prefix: str = "") -> list[str]:
     return [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in zip(mean, low, high, strict=True)]
 
 
+def summary(result: RegimeResult) -> str:
+    """The section's findings in a few sentences a theorist can quote, from its fields."""
+    s, slopes, regime = result.setting, result.slopes, result.regime
+    signs = [_sign(r.prune_low, r.prune_high) for r in slopes.itertuples()]
+    first, last = slopes.iloc[0], slopes.iloc[-1]
+    setting = (
+        f"In the theorems' regime (the paper's model at n = {s['n_train']}, m = {s['width']}, "
+        f"d = {regime.d.min():g} to {regime.d.max():g}, so d/n^2 = {regime['d / n^2'].min():.0f} "
+        f"to {regime['d / n^2'].max():.0f}; sigma_0 sigma sqrt(d) = {s['init_scale']:g}, "
+        f"eta sigma^2 d = {s['lr_scale']:g}; trained to loss {s['loss_tol']:g}; "
+        f"{int(slopes.seeds.min())} seeds)"
+    )
+    mild = (
+        f"the claim that mild pruning raises test accuracy {result.mild_status}: the paired "
+        f"slope of test accuracy over p in [0, {max(s['mild_p']):g}] is negative at "
+        f"{signs.count('negative')} of {len(signs)} dimensions and positive at "
+        f"{signs.count('positive')}, going from "
+        f"{first.prune:+.3f} [{first.prune_low:+.3f}, {first.prune_high:+.3f}] at d = "
+        f"{first.dim:g} to {last.prune:+.3f} [{last.prune_low:+.3f}, {last.prune_high:+.3f}] "
+        f"at d = {last.dim:g}, while a dense network initialised at the scale the mask leaves "
+        f"(sigma_0 sqrt(1-p)) has slope {first.init:+.3f} to {last.init:+.3f}"
+        + (
+            "; pruning gains nothing beyond that control at any d"
+            if not (slopes.beyond_init_low > 0).any()
+            else ""
+        )
+    )
+    classes = result.classes
+    live = classes[classes.signal_neurons_live >= 1]
+    failed = classes[classes.learned == 0]
+    fits = result.threshold[result.threshold.condition == "all classes"]
+    over = (
+        f"Over-pruning ({result.over_status}): a class fails once the mask and the init signs "
+        f"leave it no live signal neuron (kept, positive at init; predicted p* = "
+        f"{fits.p_live.iloc[0]:.2f}, fitted {fits.p_star.min():.2f} to {fits.p_star.max():.2f} "
+        f"over d), classes that keep one learn at every p ({int(live.learned.sum())} of "
+        f"{len(live)}), and {(failed.train_acc >= 1).mean():.0%} of the failed classes belong "
+        "to runs that fit their training set"
+    )
+    tests = result.collapse_tests
+    test = tests.set_index("variable").p_value if len(tests) else pd.Series(dtype=float)
+    collapse = (
+        f"Unpruned test accuracy does not collapse on n ||mu||^4 / (sigma^4 d) (chi-square "
+        f"p = {test.get('score', float('nan')):.1g}) nor on it over log d "
+        f"(p = {test.get('score / log d', float('nan')):.1g}): the score where half the runs "
+        f"learn goes from {result.collapse.s50.iloc[0]:.2g} at d = "
+        f"{result.collapse.dim.iloc[0]:g} to {result.collapse.s50.iloc[-1]:.2g} at d = "
+        f"{result.collapse.dim.iloc[-1]:g}"
+    )
+    return f"{setting}, {mild}. {over}. {collapse}."
+
+
 def render(result: RegimeResult, figures_dir) -> str:
     """The section as markdown; its figures are saved as PNG in `figures_dir` (the markdown
     links them by file name)."""

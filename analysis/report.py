@@ -195,11 +195,15 @@ def summary(report: Report) -> str:
 def theorist_paragraph(report: Report) -> str:
     """One paragraph from the computed verdicts' fields (never parsed back from text)."""
     parts = []
+    if report.regime is not None:
+        from analysis import regime as regime_section
+
+        parts.append(regime_section.summary(report.regime))
     if report.mild is not None:
         regime = report.mild.regime
         outside = "fraction in_regime" in regime and not regime["fraction in_regime"].any()
         parts.append(
-            "In the paper's model at the simulated size"
+            "In the paper's model at the old report's size"
             + (
                 " (outside the theorems' regime: d/n^2 < 1, and eta sigma^2 d > 1)"
                 if outside
@@ -212,7 +216,6 @@ def theorist_paragraph(report: Report) -> str:
     for section in (report.over, report.phase, report.kou):
         if section is not None:
             parts += [f"{v.claim}: {v.new}." for v in section.verdicts]
-    parts += [f"{v.claim}: {v.new}." for v in regime_verdicts(report.regime)]
     return "**For a theorist.** " + " ".join(parts) if parts else ""
 
 

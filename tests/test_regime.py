@@ -215,6 +215,10 @@ def test_smoke_compute_and_render(smoke):
         assert (figures / name).stat().st_size > 1000
         assert f"({name})" in text
     assert "## The claims in the theorems' regime" in text
+    quote = regime.summary(result)  # the report's paragraph for a theorist, from the fields
+    assert f"d = {s['dims'][0]} to {s['dims'][-1]}" in quote
+    assert f"mild pruning raises test accuracy {result.mild_status}:" in quote
+    assert f"({result.over_status})" in quote and f"{s['seeds']} seeds" in quote
     assert not any(p.name.endswith(".png") for p in out.iterdir())  # figures only where asked
 
 
