@@ -4,7 +4,7 @@
 
 The paper's model (`yang2023` preset: K = 2 orthogonal 1-sparse signals, noise orthogonal to
 them, ReLU CNN with the second layer fixed to 1/m, Bernoulli masks) at fixed n = N_TRAIN and
-m = WIDTH, over dimensions d from 10^3 to 10^5 (full size), with the initial scale and the step
+m = WIDTH, over dimensions d from 10^3 to 3 x 10^5 (full size), with the initial scale and the step
 placed in the theorems' regime *in the model's own scaling*:
 
 - The network is F_k = (1/m) sum_r sum_q ReLU(<w_kr ⊙ M_kr, x_q>) and the loss the mean
@@ -21,8 +21,8 @@ placed in the theorems' regime *in the model's own scaling*:
 - Dimension: every analysis needs the n noise patches nearly orthogonal, sum_j |<xi_i, xi_j>| /
   ||xi_i||^2 ~ n / sqrt(d) << 1, i.e. d >> n^2 (the papers' own conditions are stronger
   polynomials in n and m, e.g. d >~ m^2 n^4 up to logs). With n = 8: d/n^2 from 16 (d = 10^3)
-  to 1560 (d = 10^5). The conditions are quoted from the papers as recalled by the author of this
-  script (their bodies are not in this repository); Yang et al.'s own conditions are not
+  to 4690 (d = 3 x 10^5). The conditions are quoted from the papers as recalled by the author of
+  this script (their bodies are not in this repository); Yang et al.'s own conditions are not
   available here.
 
 Signal strengths are set per d by the benign score n ||mu||^4 / (sigma^4 d) (Kou et al.), so the
@@ -74,7 +74,7 @@ OVERPRUNE_SCORE = 32.0  # benign score of the over-pruning sweeps: p = 0 learns 
 
 SIZES = {
     "full": dict(
-        dims=[1000, 3000, 10000, 30000, 100000],
+        dims=[1000, 3000, 10000, 30000, 100000, 300000],
         scores=[1 / 16, 1 / 4, 1.0, 4.0, 16.0],
         mild_p=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
         over_dims=[1000, 10000, 100000],
