@@ -50,6 +50,7 @@ pass; `analysis/regime.py` (compute, render) turns DIR into the report's regime 
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import jax
@@ -270,6 +271,11 @@ def coefficient_rows(
     }
 
 
+def progress(name: str, dim: int, done: int, total: int, unit: str) -> None:
+    """One line on stderr per step of a derived pass (they train run by run, for minutes)."""
+    print(f"{name}: d = {dim}: {done} of {total} {unit} done", file=sys.stderr, flush=True)
+
+
 def _derived(rec: Recorder, key: str, rows, spec: dict, **meta) -> pd.DataFrame:
     """A pass that is not a jaxprune sweep (per-class outcomes, coefficients): computed once
     into out/key.parquet with its specification in out/key.json, reused when both are present
@@ -361,6 +367,7 @@ def main(argv=None) -> None:
             params = params.replace(mu_norm=mu_for_score(OVERPRUNE_SCORE, dim))
             sweep = jaxprune.final(jaxprune.load(rec.out / f"overprune-d{dim}"))
             for seed in range(seeds):
+                progress("classes", dim, seed, seeds, "seeds")
                 test = test_sample(config, seed)  # once per seed: its runs share it
                 for p in s["over_p"]:
                     rows = class_outcomes(config, params.replace(prune_frac=p), seed, test)
@@ -382,7 +389,8 @@ def main(argv=None) -> None:
         for dim in s["dyn_dims"]:
             config, params = regime_setting(dim, rec.size)
             params = params.replace(mu_norm=mu_for_score(1.0, dim))
-            for p in s["dyn_p"]:
+            for i, p in enumerate(s["dyn_p"]):
+                progress("coefficients", dim, i, len(s["dyn_p"]), "pruning fractions")
                 for seed in range(s["dyn_seeds"]):
                     for t in s["dyn_steps"]:
                         yield coefficient_rows(config, params.replace(prune_frac=p), seed, t)
