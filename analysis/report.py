@@ -25,6 +25,7 @@ import pandas as pd
 
 from analysis import dynamics, kou, mild, overprune, phase
 from analysis.stats import Verdict
+from sweeps.common import invocation_table
 
 SCRIPTS = {
     "kou2023_heatmap": "sweeps/kou2023_heatmap.py",
@@ -139,27 +140,22 @@ def provenance(report: Report) -> str:
             f"These are the **{report.size}-size** runs (coarse grids, fewer seeds), not the "
             "full-size grids the claims ask for; see 'Reproduce' for the full-size commands."
         )
-    rows = []
+    tables = []
     for name, record in report.records.items():
-        for inv in record.get("invocations", []):
-            hw = inv.get("hardware", {})
-            rows.append(
-                {
-                    "script": name,
-                    "command": f"`{inv['command']}`",
-                    "wall time (s)": round(inv.get("wall_s", float("nan"))),
-                    "runs": sum(s["runs"] for s in inv.get("sweeps", {}).values()),
-                    "hardware": f"{hw.get('cpu', '?')}, {hw.get('cpu_count', '?')} cores; JAX "
-                    f"{hw.get('jax_version', '?')} on {hw.get('backend', '?')} "
-                    f"({hw.get('device_kind', '?')})",
-                }
-            )
-    if rows:
-        lines += ["", pd.DataFrame(rows).to_markdown(index=False)]
+        if record.get("invocations"):
+            table = invocation_table(record)
+            table.insert(0, "script", name)
+            tables.append(table)
+    rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if len(rows):
+        lines += ["", rows.to_markdown(index=False)]
     lines += [
         "",
         "A wall time includes compilation (one per static configuration); a re-run that "
-        "resumed finished chunks is listed as its own row.",
+        "resumed finished chunks is listed as its own row. Runs trained: those the invocation "
+        "trained, not those it resumed from disk (records made before that count was kept "
+        "give every run of their sweeps, resumed ones and the class pass's two rows per run "
+        "included).",
     ]
     return "\n".join(lines)
 
@@ -214,7 +210,10 @@ def theorist_paragraph(report: Report) -> str:
                 else ""
             )
             + ": "
-            + "; ".join(f"{v.claim}: {v.new} ({v.control})" for v in report.mild.verdicts)
+            + "; ".join(
+                f"{v.claim}: {v.new}" + (f" ({v.control})" if v.control != "-" else "")
+                for v in report.mild.verdicts
+            )
             + "."
         )
     for section in (report.over, report.phase, report.kou):

@@ -4,7 +4,8 @@ A science script runs at one of three sizes: full (the default, the report's siz
 (minutes on a 2-core CPU) and `--smoke` (seconds, for CI). Its results go under one directory,
 default `results/NAME` (`results/NAME-quick`, `results/NAME-smoke`), one subdirectory per sweep
 (jaxprune's resumable parquet output), plus `run.json`: the script, its size, and for every
-invocation the command line, the wall time, the runs it computed or resumed and the hardware.
+invocation the command line, the wall time, the runs of its sweeps and those it trained (not
+resumed from disk), and the hardware.
 `analysis/report.py` reads `run.json` to say which size and commands made the report.
 """
 
@@ -20,8 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+import pyarrow.parquet as pq
+
 import jaxprune
-from jaxprune.results import SweepInterrupted, environment, write_json
+from jaxprune.results import SweepInterrupted, chunk_files, environment, write_json
 
 SIZES = ("full", "quick", "smoke")
 RUN_FILE = "run.json"
@@ -74,6 +78,36 @@ def hardware() -> dict:
     }
 
 
+def runs_on_disk(directory: Path) -> int:
+    """Runs already written to a sweep directory (0 when there is none): the ones a resumed
+    sweep does not train again. Reads only the `run` column of each chunk file."""
+    return sum(
+        len(pq.read_table(f, columns=["run"]).column("run").unique())
+        for f in chunk_files(directory)
+    )
+
+
+def invocation_table(record: dict) -> pd.DataFrame:
+    """One row per invocation in a run.json record: command, wall time, the runs it trained
+    (not those it resumed from disk) and the hardware. Records written before the trained
+    count was kept give every run of their sweeps, resumed ones included."""
+    rows = []
+    for inv in record.get("invocations", []):
+        hw = inv.get("hardware", {})
+        sweeps = inv.get("sweeps", {}).values()
+        rows.append(
+            {
+                "command": f"`{inv['command']}`",
+                "wall time (s)": round(inv.get("wall_s", float("nan"))),
+                "runs trained": sum(s.get("trained", s["runs"]) for s in sweeps),
+                "hardware": f"{hw.get('cpu', '?')}, {hw.get('cpu_count', '?')} cores; JAX "
+                f"{hw.get('jax_version', '?')} on {hw.get('backend', '?')} "
+                f"({hw.get('device_kind', '?')})",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 class Recorder:
     """Runs a script's sweeps into subdirectories of `out` and keeps `out/run.json` up to date."""
 
@@ -105,6 +139,7 @@ class Recorder:
         """jaxprune.sweep into out/key (resumable); `meta` (what the sweep is for) goes to
         run.json. Returns the tidy frame."""
         t0 = time.perf_counter()
+        before = runs_on_disk(self.out / key) if not self.args.overwrite else 0
         try:
             frame = jaxprune.sweep(
                 config,
@@ -120,10 +155,14 @@ class Recorder:
             self.save()
             stopped.exit(self.invocation["command"])
         runs = len(jaxprune.final(frame))
-        self.invocation["sweeps"][key] = {"runs": runs, "wall_s": time.perf_counter() - t0}
+        self.record_pass(key, runs, runs - before, time.perf_counter() - t0)
         self.record.setdefault("sweeps", {})[key] = meta
         self.save()
         return frame
+
+    def record_pass(self, key: str, runs: int, trained: int, wall_s: float) -> None:
+        """This invocation's entry for a pass: its runs, those it trained, its wall time."""
+        self.invocation["sweeps"][key] = {"runs": runs, "trained": trained, "wall_s": wall_s}
 
     def save(self) -> None:
         """Write run.json with this invocation's wall time so far."""
@@ -134,5 +173,9 @@ class Recorder:
 
     def done(self) -> None:
         self.save()
-        total = sum(s["runs"] for s in self.invocation["sweeps"].values())
-        print(f"{total} runs in {self.invocation['wall_s']:.0f}s; results in {self.out}/")
+        sweeps = self.invocation["sweeps"].values()
+        total, trained = sum(s["runs"] for s in sweeps), sum(s["trained"] for s in sweeps)
+        print(
+            f"{total} runs ({trained} trained now) in {self.invocation['wall_s']:.0f}s; "
+            f"results in {self.out}/"
+        )

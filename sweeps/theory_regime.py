@@ -276,14 +276,16 @@ def progress(name: str, dim: int, done: int, total: int, unit: str) -> None:
     print(f"{name}: d = {dim}: {done} of {total} {unit} done", file=sys.stderr, flush=True)
 
 
-def _derived(rec: Recorder, key: str, rows, spec: dict, **meta) -> pd.DataFrame:
+def _derived(rec: Recorder, key: str, rows, spec: dict, trainings=len, **meta) -> pd.DataFrame:
     """A pass that is not a jaxprune sweep (per-class outcomes, coefficients): computed once
     into out/key.parquet with its specification in out/key.json, reused when both are present
     and the specification is the same (a different one is refused unless --overwrite), and
-    recorded in run.json like a sweep."""
+    recorded in run.json like a sweep, with `trainings(frame)` runs (trained now unless
+    reused)."""
     path, spec_path = rec.out / f"{key}.parquet", rec.out / f"{key}.json"
     t0 = time.perf_counter()
-    if path.exists() and spec_path.exists() and not rec.args.overwrite:
+    reused = path.exists() and spec_path.exists() and not rec.args.overwrite
+    if reused:
         if json.loads(spec_path.read_text()) != spec:
             raise SystemExit(
                 f"{path} holds a different {key} pass: choose another --out or pass --overwrite."
@@ -294,7 +296,8 @@ def _derived(rec: Recorder, key: str, rows, spec: dict, **meta) -> pd.DataFrame:
         frame.reset_index(drop=True).to_parquet(path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
         write_json(spec_path, spec)
-    rec.invocation["sweeps"][key] = {"runs": len(frame), "wall_s": time.perf_counter() - t0}
+    runs = trainings(frame)
+    rec.record_pass(key, runs, 0 if reused else runs, time.perf_counter() - t0)
     rec.record.setdefault("sweeps", {})[key] = meta
     rec.save()
     return frame
@@ -382,6 +385,7 @@ def main(argv=None) -> None:
         "classes",
         class_rows,
         dict(dims=s["over_dims"], p=s["over_p"], seeds=seeds, score=OVERPRUNE_SCORE, **constants),
+        trainings=lambda frame: len(frame.drop_duplicates(["dim", "prune_frac", "seed"])),
         purpose="per-class outcomes of the over-pruning runs",
     )
 

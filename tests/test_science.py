@@ -19,6 +19,7 @@ from scipy import stats as scipy_stats
 import jaxprune
 from analysis import grasp, mild, stats
 from jaxprune.stats import mean_ci
+from sweeps import common
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +94,11 @@ def test_resume_skips_finished_sweeps(smoke):
     _run("sweeps/kou2023_heatmap.py", "--smoke", "--out", str(kou))
     after = sorted(p.stat().st_mtime_ns for p in (kou / "heatmap").glob("part-*.parquet"))
     assert before == after
-    assert len(json.loads((kou / "run.json").read_text())["invocations"]) == 2
+    first, again = json.loads((kou / "run.json").read_text())["invocations"]
+    assert all(s["trained"] == s["runs"] > 0 for s in first["sweeps"].values())
+    assert all(s["trained"] == 0 for s in again["sweeps"].values())
+    table = common.invocation_table(json.loads((kou / "run.json").read_text()))
+    assert list(table["runs trained"]) == [sum(s["runs"] for s in first["sweeps"].values()), 0]
 
 
 def test_report_files(smoke):
