@@ -88,6 +88,7 @@ def fit_logistic_threshold(x, y, level: float = LEVEL) -> LogisticFit:
     x, y = x[ok], y[ok]
     n, k = len(y), int(y.sum())
     ones, zeros = x[y == 1], x[y == 0]
+    span = (float(x.min()), float(x.max())) if n else (math.nan, math.nan)
     if (
         k in (0, n)
         or len(np.unique(x)) < 2
@@ -100,7 +101,6 @@ def fit_logistic_threshold(x, y, level: float = LEVEL) -> LogisticFit:
         elif 0 < k < n and ones.max() <= zeros.min():
             low, high = float(ones.max()), float(zeros.min())
         mid = (low + high) / 2 if np.isfinite(low + high) else math.nan
-        span = (float(x.min()), float(x.max())) if n else (math.nan, math.nan)
         return LogisticFit(math.nan, math.nan, mid, low, high, n, k, False, *span)
     design = np.column_stack([np.ones(n), x])
 
@@ -119,9 +119,7 @@ def fit_logistic_threshold(x, y, level: float = LEVEL) -> LogisticFit:
     x50 = -a / b
     grad = np.array([-1 / b, a / b**2])
     half = float(t_quantile(np.inf, level)) * math.sqrt(float(grad @ cov @ grad))
-    return LogisticFit(
-        float(a), float(b), float(x50), x50 - half, x50 + half, n, k, True, x.min(), x.max()
-    )
+    return LogisticFit(float(a), float(b), float(x50), x50 - half, x50 + half, n, k, True, *span)
 
 
 def paired_slopes(frame: pd.DataFrame, value: str, level: float = LEVEL) -> tuple:
@@ -452,19 +450,18 @@ def _collapse(directory: Path, record: dict, level: float):
         runs.append(last.assign(score=score, dim=meta["dim"])[["dim", "score", "seed", "test_acc"]])
         fit = fit_logistic_threshold(np.log(score), last.test_acc >= LEARNED, level)
         z = float(t_quantile(np.inf, level))
+        crosses = fit.rises_through_half()
+        # a midpoint where the fitted curve crosses 1/2 in the data, or a separated bracket's
+        bracketed = not fit.estimable and np.isfinite(fit.x50)
         rows.append(
             {
                 "dim": meta["dim"],
-                "s50": math.exp(fit.x50)
-                if fit.rises_through_half() or (not fit.estimable and np.isfinite(fit.x50))
-                else math.nan,
+                "s50": math.exp(fit.x50) if crosses or bracketed else math.nan,
                 "s50_low": math.exp(fit.x50_low),
                 "s50_high": math.exp(fit.x50_high),
                 "log_s50": fit.x50,
-                "se": (fit.x50_high - fit.x50_low) / (2 * z)
-                if fit.rises_through_half()
-                else math.nan,
-                "estimable": fit.rises_through_half(),
+                "se": (fit.x50_high - fit.x50_low) / (2 * z) if crosses else math.nan,
+                "estimable": crosses,
             }
         )
     collapse = pd.DataFrame(rows).sort_values("dim").reset_index(drop=True)

@@ -155,14 +155,15 @@ class Recorder:
             self.save()
             stopped.exit(self.invocation["command"])
         runs = len(jaxprune.final(frame))
-        self.record_pass(key, runs, runs - before, time.perf_counter() - t0)
-        self.record.setdefault("sweeps", {})[key] = meta
-        self.save()
+        self.record_pass(key, runs, runs - before, time.perf_counter() - t0, meta)
         return frame
 
-    def record_pass(self, key: str, runs: int, trained: int, wall_s: float) -> None:
-        """This invocation's entry for a pass: its runs, those it trained, its wall time."""
+    def record_pass(self, key: str, runs: int, trained: int, wall_s: float, meta: dict) -> None:
+        """Record a pass (a sweep or a derived pass) in run.json: this invocation's runs of it,
+        those it trained and its wall time; `meta` (what the pass is for) under its key."""
         self.invocation["sweeps"][key] = {"runs": runs, "trained": trained, "wall_s": wall_s}
+        self.record.setdefault("sweeps", {})[key] = meta
+        self.save()
 
     def save(self) -> None:
         """Write run.json with this invocation's wall time so far."""

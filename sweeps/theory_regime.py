@@ -297,9 +297,7 @@ def _derived(rec: Recorder, key: str, rows, spec: dict, trainings=len, **meta) -
         path.with_suffix(".tmp").rename(path)
         write_json(spec_path, spec)
     runs = trainings(frame)
-    rec.record_pass(key, runs, 0 if reused else runs, time.perf_counter() - t0)
-    rec.record.setdefault("sweeps", {})[key] = meta
-    rec.save()
+    rec.record_pass(key, runs, 0 if reused else runs, time.perf_counter() - t0, meta)
     return frame
 
 
