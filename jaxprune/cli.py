@@ -276,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_sweep.add_argument("--chunk-size", type=int, help="runs per compiled call")
     p_sweep.add_argument("--memory-budget", type=float, help="GiB a chunk may use")
     p_sweep.add_argument(
-        "--overwrite", action="store_true", help="replace a different sweep at --out"
+        "--overwrite",
+        action="store_true",
+        help="replace a different sweep at --out (removes its own files only: _sweep.json, "
+        "part-*.parquet; other files there stay)",
     )
     p_sweep.set_defaults(func=_sweep, flags=SWEEP_FLAGS, parser=p_sweep)
 

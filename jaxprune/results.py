@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -28,15 +27,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jaxprune import theory
+from jaxprune import directory, theory
 from jaxprune.config import CONFIG_FIELDS, PARAMS_FIELDS, Config, Params
+from jaxprune.directory import (  # noqa: F401 (the directory's names, as before)
+    SPEC_FILE,
+    STOP_FILE,
+    atomically,
+    chunk_files,
+    chunk_path,
+)
 from jaxprune.metrics import METRIC_NAMES
 
 METADATA_KEY = b"jaxprune"
-SPEC_FILE = "_sweep.json"
-# Written by a process of a `jax.distributed` sweep that fails or is interrupted, so that the
-# others stop after their chunk in flight (see `jaxprune.stopping`).
-STOP_FILE = "_stop.json"
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -121,25 +123,18 @@ def final(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _atomically(path: Path, write) -> None:
-    """Call write(temporary path), then rename it to `path`: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_parquet(frame: pd.DataFrame, path: str | Path, metadata: dict) -> None:
     """Write `frame` to `path` atomically, with `metadata` as JSON in the schema metadata."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()}
     )
-    _atomically(Path(path), lambda tmp: pq.write_table(table, tmp))
+    atomically(Path(path), lambda tmp: pq.write_table(table, tmp))
 
 
 def write_json(path: str | Path, data: dict) -> None:
     """Write `data` as JSON to `path` atomically."""
-    _atomically(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
+    atomically(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
 
 
 def sweep_spec(
@@ -212,45 +207,24 @@ def spec_differences(recorded: dict, spec: dict) -> list[str]:
 
 
 def prepare_out(out: Path, spec: dict, overwrite: bool) -> dict | None:
-    """Create or reuse the output directory of the sweep `spec`. Returns the recorded metadata
-    when `out` holds the same sweep (to resume it with the same chunks), else None. A different
-    sweep at `out` is refused, naming the fields that differ, unless `overwrite`."""
-    spec_path = out / SPEC_FILE
-    if spec_path.exists() and not overwrite:
-        recorded = json.loads(spec_path.read_text())
-        if recorded["spec_hash"] == spec["spec_hash"]:
-            for stale in [*out.glob(".*.tmp-*"), out / STOP_FILE]:  # left by a killed run
-                stale.unlink(missing_ok=True)
-            return recorded
+    """Create or reuse the output directory of the sweep `spec` (see `jaxprune.directory`).
+    Returns the recorded metadata when `out` holds the same sweep (to resume it with the same
+    chunks), else None. A different sweep at `out` is refused, naming the fields that differ,
+    unless `overwrite`; overwriting removes only the sweep's own files."""
+    recorded = directory.open_directory(out, spec["spec_hash"], overwrite)
+    if recorded is not None and recorded["spec_hash"] != spec["spec_hash"]:
         differences = "; ".join(spec_differences(recorded, spec)) or "the spec hash"
         raise ValueError(
             f"out = {str(out)!r} holds a different sweep (recorded -> this one: {differences}): "
             f"choose another `out`, or pass overwrite=True to replace it."
         )
-    if out.exists() and overwrite and (spec_path.exists() or chunk_files(out)):
-        shutil.rmtree(out)
-    elif out.exists() and any(out.iterdir()):
-        raise ValueError(
-            f"out = {str(out)!r} is a non-empty directory that holds no jaxprune sweep."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return None
+    return recorded
 
 
 def read_metadata(path: str | Path) -> dict:
     """The jaxprune metadata of one parquet file ({} when it has none)."""
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
-
-
-def chunk_path(directory: Path, group: int, chunk: int) -> Path:
-    """The file of chunk `chunk` of group `group` of a sweep written to `directory`."""
-    return directory / f"part-g{group:04d}-c{chunk:06d}.parquet"
-
-
-def chunk_files(directory: str | Path) -> list[Path]:
-    """The chunk files of a sweep directory, in chunk order."""
-    return sorted(Path(directory).glob("part-*.parquet"))
 
 
 def in_run_order(frames: list[pd.DataFrame], metadata: dict) -> pd.DataFrame:

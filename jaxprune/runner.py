@@ -284,7 +284,9 @@ def sweep(
     With `out` (a directory), each chunk is written there as parquet as soon as it is done and
     not kept in memory; the frame returned is read back from `out` at the end, or, with
     `collect=False` (for sweeps larger than memory), nothing is returned: `jaxprune.load(out)`
-    reads it. Re-running the same sweep into `out` resumes, skipping chunks already written.
+    reads it. Re-running the same sweep into `out` resumes, skipping chunks already written;
+    a different sweep there is refused unless `overwrite`, which removes that sweep's own files
+    only (other files and folders in `out` stay; see `jaxprune.directory`).
     Ctrl-C finishes and writes the chunk in flight (a second one abandons it), then raises
     `results.SweepInterrupted`. Under `jax.distributed`, the processes split the chunks, each
     writing its own files into `out` (required), and each returns the whole table; an error on
