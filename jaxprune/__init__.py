@@ -6,7 +6,7 @@ df = jaxprune.sweep(config, {"prune_frac": [0.0, 0.5, 0.9], "mu_norm": [1.0, 4.0
 jaxprune.final(df).groupby(["prune_frac", "mu_norm"]).test_acc.mean()
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from jaxprune import data, masks, metrics, model, optimizers, presets, state, theory, training
 from jaxprune.config import Config, Params

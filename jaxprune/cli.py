@@ -58,7 +58,10 @@ def flag_names(message: str, flags: dict[str, str]) -> str:
     return message
 
 
-def _info(_args) -> None:
+def _info(args) -> None:
+    if args.directory:
+        print(sweep_info(Path(args.directory)))
+        return
     import jax
 
     from jaxprune.results import environment
@@ -67,6 +70,43 @@ def _info(_args) -> None:
         print(f"{key}: {value}")
     for device in jax.devices():
         print(f"device: {device}")
+
+
+def sweep_info(folder: Path) -> str:
+    """A sweep directory's provenance as lines: its size and what is there, the environment
+    that computed it, and each invocation (version, commit, times, chunks written, outcome)."""
+    from jaxprune import directory
+    from jaxprune.results import read_metadata
+
+    recorded = directory.read_recorded(folder) if folder.is_dir() else None
+    if recorded is None:
+        raise FileNotFoundError(f"no sweep at {folder} (no {directory.SPEC_FILE})")
+    files = directory.chunk_files(folder)
+    present = sum(read_metadata(f).get("chunk", {}).get("runs", 0) for f in files)
+    lines = [
+        f"sweep {folder}: spec_hash {recorded['spec_hash']}, {present} of "
+        f"{recorded.get('runs_total', '?')} runs in {len(files)} of "
+        f"{recorded.get('chunks_total', '?')} chunks",
+        f"computed with jax {recorded.get('jax_version')}, jaxlib "
+        f"{recorded.get('jaxlib_version')}, backend {recorded.get('backend')} "
+        f"({recorded.get('device_count')} x {recorded.get('device_kind')})",
+    ]
+    for number, run in enumerate(recorded.get("invocations", []), 1):
+        commit = run.get("git_commit")
+        code = f"commit {commit[:12]}{' (dirty)' * bool(run.get('git_dirty'))}" if commit else (
+            "not from a git clone"
+        )
+        end = (
+            f"finished {run['finished']}, {run['wall_s']:.1f} s, {run['chunks_written']} chunks "
+            f"written, {run['status']}"
+            if "finished" in run
+            else "running or killed (no end recorded)"
+        )
+        lines.append(
+            f"invocation {number}: jaxprune {run.get('jaxprune_version')}, {code}, started "
+            f"{run.get('started')}, {end}"
+        )
+    return "\n".join(lines)
 
 
 def dataset_directory(path: Path) -> Path | None:
@@ -328,7 +368,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_plot.set_defaults(func=_plot, flags=PLOT_FLAGS, parser=p_plot)
 
-    p_info = sub.add_parser("info", help="package, JAX and jaxlib versions, backend and devices")
+    p_info = sub.add_parser(
+        "info",
+        help="package, JAX and jaxlib versions, backend and devices; with DIR, a sweep's "
+        "provenance",
+    )
+    p_info.add_argument(
+        "directory",
+        nargs="?",
+        help="a sweep's output directory: print its size, environment and each invocation "
+        "(version, git commit, start, end, wall time)",
+    )
     p_info.set_defaults(func=_info, flags={}, parser=p_info)
     return top
 

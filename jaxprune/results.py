@@ -13,9 +13,11 @@ incomplete one unless asked.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -123,9 +125,38 @@ def final(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_parquet(frame: pd.DataFrame, path: str | Path, metadata: dict) -> None:
-    """Write `frame` to `path` atomically, with `metadata` as JSON in the schema metadata."""
+def _arrow_type(annotation: str) -> pa.DataType:
+    """The Arrow type of a Config field's column, from its annotation ('int | None', ...)."""
+    kind = annotation.split("|")[0].strip()
+    return {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_()}[kind]
+
+
+CONFIG_ARROW_TYPES = {f.name: _arrow_type(f.type) for f in dataclasses.fields(Config)}
+
+
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """`frame` as an Arrow table with one schema for every chunk of a sweep: a Config field's
+    column has the field's type (int64, float64, string, bool), None or NaN as null, whatever
+    the values of the chunk (a grid over batch_size [None, 4] stores int64 with nulls in every
+    chunk, not double in one and int64 in the other); other columns keep their NumPy types."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    for name in frame.columns:
+        if name in CONFIG_ARROW_TYPES:
+            column = pa.array(frame[name].to_numpy(), from_pandas=True)
+            if pa.types.is_floating(column.type) and CONFIG_ARROW_TYPES[name] == pa.int64():
+                column = pa.array(
+                    [None if v != v else int(v) for v in frame[name].tolist()], pa.int64()
+                )
+            column = column.cast(CONFIG_ARROW_TYPES[name])
+            index = table.schema.get_field_index(name)
+            table = table.set_column(index, pa.field(name, column.type), column)
+    return table
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path, metadata: dict) -> None:
+    """Write `frame` to `path` atomically (`arrow_table`'s schema), with `metadata` as JSON in
+    the schema metadata under the key 'jaxprune'."""
+    table = arrow_table(frame)
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()}
     )
@@ -175,6 +206,49 @@ def environment() -> dict:
     }
 
 
+def _git(folder: Path, *args: str) -> str | None:
+    """The output of `git -C folder ARGS` (stripped), or None when git fails or is missing."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def provenance() -> dict:
+    """The code that computes a sweep in this process, and when it started: the jaxprune
+    version, and when the package is imported from a git clone, its commit and whether
+    tracked files differ from it (`git_dirty`; untracked files are not counted); both None
+    outside a clone. `started`: now, UTC, ISO 8601."""
+    from jaxprune import __version__
+
+    package = Path(__file__).resolve().parent
+    commit = dirty = None
+    if _git(package, "ls-files", "--error-unmatch", Path(__file__).name) is not None:
+        commit = _git(package, "rev-parse", "HEAD")
+        status = _git(package, "status", "--porcelain", "--untracked-files=no")
+        dirty = None if commit is None or status is None else bool(status)
+    return {
+        "jaxprune_version": __version__,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "started": _now(),
+    }
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def finished(invocation: dict, wall_s: float, chunks_written: int, status: str) -> dict:
+    """An invocation's provenance (`provenance()`) with its end: `finished` (now), `wall_s`,
+    the chunks it wrote and how it ended ('complete', 'interrupted' or 'failed')."""
+    end = {"finished": _now(), "wall_s": round(wall_s, 3), "chunks_written": chunks_written}
+    return {**invocation, **end, "status": status}
+
+
 def sweep_metadata(
     spec: dict, chunk_shapes: list[list[int]], runs: int, chunks: int, engines: list[dict]
 ) -> dict:
@@ -218,6 +292,17 @@ def prepare_out(out: Path, spec: dict, overwrite: bool) -> dict | None:
             f"out = {str(out)!r} holds a different sweep (recorded -> this one: {differences}): "
             f"choose another `out`, or pass overwrite=True to replace it."
         )
+    if recorded is not None:
+        from jaxprune import __version__
+
+        version = recorded.get("jaxprune_version")
+        if version != __version__:
+            raise ValueError(
+                f"out = {str(out)!r} holds this sweep computed by jaxprune {version}; this is "
+                f"jaxprune {__version__}, whose results can differ (the version changes "
+                f"whenever results can): pass overwrite=True to recompute it, or choose "
+                f"another `out`."
+            )
     return recorded
 
 
@@ -225,6 +310,53 @@ def read_metadata(path: str | Path) -> dict:
     """The jaxprune metadata of one parquet file ({} when it has none)."""
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
+
+
+class ChunkError(ValueError):
+    """A chunk file that cannot be used: `kind` 'unreadable', 'short' (other rows or runs than
+    its chunk's) or 'foreign' (another sweep's spec_hash); `path` names it."""
+
+    def __init__(self, path: Path, kind: str, detail: str):
+        super().__init__(f"{path}: {detail}")
+        self.path, self.kind = Path(path), kind
+
+
+def check_chunk(
+    path: Path, spec_hash: str, runs: np.ndarray | None = None, rows: int | None = None
+) -> pd.DataFrame | None:
+    """Verify one chunk file: readable, of the sweep `spec_hash`, and holding the `runs` (int64
+    (R,), each run's id) and `rows` expected (default: what the file's own metadata records of
+    its chunk). Returns its frame when `rows` is None (load), else None (resume reads only its
+    footer and run column). Raises ChunkError."""
+    try:
+        metadata = read_metadata(path)
+        found = metadata.get("spec_hash")
+        if found != spec_hash:
+            raise ChunkError(
+                path, "foreign", f"belongs to another sweep (spec_hash {found}, not {spec_hash})"
+            )
+        recorded = metadata.get("chunk", {})
+        if rows is None:
+            frame = pd.read_parquet(path)
+            file_runs, file_rows = frame["run"].to_numpy(), len(frame)
+            rows, expected = recorded.get("rows"), recorded.get("runs")
+        else:
+            frame = None
+            file_runs = pq.read_table(path, columns=["run"]).column("run").to_numpy()
+            file_rows, expected = len(file_runs), None if runs is None else len(runs)
+    except ChunkError:
+        raise
+    except Exception as error:  # noqa: BLE001 (pyarrow's errors: truncated, empty, garbage)
+        detail = " ".join(str(error).split())[:120]
+        raise ChunkError(path, "unreadable", f"unreadable ({type(error).__name__}: {detail})")
+    distinct = np.unique(file_runs)
+    if rows is not None and file_rows != rows:
+        raise ChunkError(path, "short", f"holds {file_rows} rows, not the chunk's {rows}")
+    if expected is not None and len(distinct) != expected:
+        raise ChunkError(path, "short", f"holds {len(distinct)} runs, not the chunk's {expected}")
+    if runs is not None and not np.array_equal(distinct, np.sort(runs)):
+        raise ChunkError(path, "short", "holds other runs than its chunk's")
+    return frame
 
 
 def in_run_order(frames: list[pd.DataFrame], metadata: dict) -> pd.DataFrame:
@@ -237,32 +369,58 @@ def in_run_order(frames: list[pd.DataFrame], metadata: dict) -> pd.DataFrame:
     return frame
 
 
-def load(path: str | Path, partial: bool = False) -> pd.DataFrame:
-    """Read a sweep's output into one frame in (run, step) order, with the sweep's metadata
-    (Config, grid, seeds, versions, ...) and `runs_present` / `runs_total` in `frame.attrs`.
-
-    path: a sweep directory, or one parquet file (which loads the runs it holds). A directory
-    that holds only part of its sweep (an interrupted or still running sweep) is refused with
-    how much is there, unless `partial`: then it warns and returns what is there.
-    """
-    path = Path(path)
+def _read_sweep(path: Path, partial: bool) -> tuple[list[pd.DataFrame], dict]:
+    """The verified chunk frames of a sweep directory or one chunk file, and the sweep's
+    metadata (its `_sweep.json`, or the first chunk's)."""
     if path.is_dir():
         files = chunk_files(path)
-        spec_path = path / SPEC_FILE
-        if not files and not spec_path.exists():
+        recorded = directory.read_recorded(path)
+        if not files and recorded is None:
             raise FileNotFoundError(f"{path} holds no chunk files (part-*.parquet).")
-        metadata = read_metadata(files[0]) if files else json.loads(spec_path.read_text())
+        metadata = recorded if recorded is not None else read_metadata(files[0])
     elif path.exists():
         files = [path]
         metadata = read_metadata(path)
     else:
         raise FileNotFoundError(f"no sweep output at {path}.")
-    frame = in_run_order([pd.read_parquet(f) for f in files], metadata) if files else None
+    metadata = {k: v for k, v in metadata.items() if k not in ("chunk", "provenance")}
+    frames = []
+    for file in files:
+        try:
+            frames.append(check_chunk(file, metadata.get("spec_hash")))
+        except ChunkError as bad:
+            if bad.kind == "foreign" or not partial:
+                raise ValueError(
+                    f"{bad}: move it out of {file.parent}, or re-run the sweep to recompute it"
+                    + (", or pass partial=True to skip it." if bad.kind != "foreign" else ".")
+                ) from None
+            warnings.warn(f"skipped {bad} (partial=True)", stacklevel=3)
+    if frames:
+        seen = np.concatenate([np.unique(f["run"].to_numpy()) for f in frames])
+        if len(np.unique(seen)) != len(seen):
+            raise ValueError(f"{path} holds some runs in more than one chunk file: re-run it.")
+    return frames, metadata
+
+
+def load(path: str | Path, partial: bool = False) -> pd.DataFrame:
+    """Read a sweep's output into one frame in (run, step) order, with the sweep's metadata
+    (Config, grid, seeds, versions, provenance, ...) and `runs_present` / `runs_total` in
+    `frame.attrs`.
+
+    path: a sweep directory, or one parquet file (which loads the runs it holds). Every chunk
+    file is verified (`check_chunk`): an unreadable or short one is refused with one line naming
+    it, or with `partial` skipped with a warning; another sweep's chunk is always refused. A
+    directory that holds only part of its sweep (an interrupted or still running sweep) is
+    refused with how much is there, unless `partial`: then it warns and returns what is there.
+    """
+    path = Path(path)
+    frames, metadata = _read_sweep(path, partial)
+    frame = in_run_order(frames, metadata) if frames else None
     present = 0 if frame is None else frame.attrs["runs_present"]
     total = metadata.get("runs_total", present)
     if path.is_dir() and present < total:
         holds = (
-            f"{path} holds {present} of {total} runs ({len(files)} of "
+            f"{path} holds {present} of {total} runs ({len(frames)} of "
             f"{metadata.get('chunks_total', '?')} chunks)"
         )
         if frame is None or not partial:

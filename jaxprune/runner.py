@@ -15,10 +15,13 @@ the chunks i, i + n, i + 2n, ... of n processes, and an error on one stops all.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import functools
 import json
 import os
+import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -131,7 +134,7 @@ def _run_columns(group: grid_lib.RunGroup, chunk: Chunk) -> dict[str, np.ndarray
     outermost), each (R,). A loss_tol of None is written as NaN, so the column stays float."""
     seeds = group.seeds[chunk.seed_slice]
     columns = {
-        "run": group.runs[chunk.point_slice, chunk.seed_slice].ravel(),
+        "run": _chunk_runs(group, chunk),
         "seed": np.tile(seeds, chunk.num_points),
     }
     for name in PARAMS_FIELDS:
@@ -216,11 +219,12 @@ def _shape_lists(plan: ChunkPlan) -> list[list[int]]:
 
 def _open_out(
     out: Path, spec: dict, plan: ChunkPlan, replan, metadata_of, chunk_size, overwrite
-) -> ChunkPlan:
+) -> tuple[ChunkPlan, list[dict]]:
     """Process 0 creates `out`, or finds the same sweep there to resume with its chunks, or
     refuses; every process hears its outcome. Returns the plan to follow (the recorded chunks
-    of a resumed sweep) and records `metadata_of(plan)` in out/_sweep.json."""
-    error = None
+    of a resumed sweep) and the invocations recorded before (to which `metadata_of(plan)`
+    adds this one in out/_sweep.json)."""
+    error, before = None, []
     if jax.process_index() == 0:
         try:
             recorded = results.prepare_out(out, spec, overwrite)
@@ -232,13 +236,54 @@ def _open_out(
                         f"in {out}: pass chunk_size=None to resume it, or overwrite=True."
                     )
                 plan = replan(recorded)
-            results.write_json(out / SPEC_FILE, metadata_of(plan))
+                before = recorded.get("invocations", [])
+            results.write_json(out / SPEC_FILE, metadata_of(plan, before))
         except Exception as refused:  # noqa: BLE001 (every process raises it: `agree`)
             error = refused
     stopping.agree(error, lambda: error)
     if jax.process_index() != 0:
         plan = replan(json.loads((out / SPEC_FILE).read_text()))
-    return plan
+    return plan, before
+
+
+def _chunk_runs(group: grid_lib.RunGroup, chunk: Chunk) -> np.ndarray:
+    """The run ids of a chunk, points outermost (R,)."""
+    return group.runs[chunk.point_slice, chunk.seed_slice].ravel()
+
+
+def _verified(out: Path, groups, plan: ChunkPlan, mine, spec_hash: str, note) -> set:
+    """The (group, index) of this process's chunks already in `out` and sound (readable, with
+    the chunk's rows and runs, of this sweep: `results.check_chunk`). An unreadable or short
+    one is left to be recomputed, with one line through `note`; a chunk file of another sweep,
+    or one that is no chunk of this sweep, is refused (ValueError naming it)."""
+    per_group = collections.Counter(chunk.group for chunk in plan.chunks)
+    for path in results.chunk_files(out):
+        group, index = map(int, results.directory.CHUNK_PATTERN.fullmatch(path.name).groups())
+        if index >= per_group.get(group, 0):
+            found = results.read_metadata(path).get("spec_hash") if path.exists() else None
+            owner = "another sweep" if found != spec_hash else "no chunk of this sweep"
+            raise ValueError(
+                f"{path} belongs to {owner} (spec_hash {found}, this sweep's {spec_hash}): "
+                f"move it out of {out}, or pass overwrite=True to replace the sweep."
+            )
+    done = set()
+    for chunk in mine:
+        path = results.chunk_path(out, chunk.group, chunk.index)
+        if not path.exists():
+            continue
+        group = groups[chunk.group]
+        rows = chunk.num_runs * len(group.config.logged_steps())
+        try:
+            results.check_chunk(path, spec_hash, _chunk_runs(group, chunk), rows)
+        except results.ChunkError as bad:
+            if bad.kind == "foreign":
+                raise ValueError(
+                    f"{bad}: move it out of {out}, or pass overwrite=True to replace the sweep."
+                ) from None
+            note(f"{bad}: recomputing it")
+            continue
+        done.add((chunk.group, chunk.index))
+    return done
 
 
 def engines(groups: list[grid_lib.RunGroup]) -> list[dict]:
@@ -305,6 +350,7 @@ def sweep(
         raise ValueError("out = None is invalid under jax.distributed: give a shared directory.")
     groups = grid_lib.plan(config, grid, seeds, base, buckets)
     spec = results.sweep_spec(config, grid, seeds, base, buckets)
+    invocation, start = results.provenance(), time.perf_counter()
     num_devices = jax.local_device_count()
     seconds = chunking.DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
     options = dict(num_devices=num_devices, estimate=progress)
@@ -312,10 +358,12 @@ def sweep(
         groups, chunk_size, memory_budget_gb, chunk_seconds=seconds, **options
     )
     runs = sum(group.num_runs for group in groups)
+    before: list[dict] = []  # the invocations recorded in `out` by earlier runs of the sweep
 
-    def metadata_of(plan: ChunkPlan) -> dict:
+    def metadata_of(plan: ChunkPlan, invocations: list[dict] | None = None) -> dict:
         shapes = _shape_lists(plan)
-        return results.sweep_metadata(spec, shapes, runs, len(plan.chunks), engines(groups))
+        metadata = results.sweep_metadata(spec, shapes, runs, len(plan.chunks), engines(groups))
+        return metadata if invocations is None else {**metadata, "invocations": invocations}
 
     if out is not None:
         out = Path(out)
@@ -324,7 +372,10 @@ def sweep(
             shapes = _recorded_shapes(recorded, num_devices)
             return chunking.plan_chunks(groups, shapes=shapes, **options)
 
-        plan = _open_out(out, spec, plan, replan, metadata_of, chunk_size, overwrite)
+        def opened(plan: ChunkPlan, before: list[dict]) -> dict:
+            return metadata_of(plan, [*before, invocation])
+
+        plan, before = _open_out(out, spec, plan, replan, opened, chunk_size, overwrite)
     metadata = metadata_of(plan)
 
     process, num_processes = jax.process_index(), jax.process_count()
@@ -332,16 +383,24 @@ def sweep(
     bar = ProgressBar(sum(chunk.num_runs for chunk in mine), progress)
     bar.note(plan.describe(runs))
     frames = []  # without `out`: the chunks' frames, to return
-    error = None
+    error, written = None, 0
     with stopping.Interrupts(bar.note) as interrupts:
         try:
-            for chunk, frame in _train(groups, plan, mine, out, interrupts, bar):
+            done = set()
+            if out is not None:
+                notice = bar.note if progress else lambda text: warnings.warn(text, stacklevel=4)
+                done = _verified(out, groups, plan, mine, spec["spec_hash"], notice)
+            for chunk, frame in _train(groups, plan, mine, done, out, interrupts, bar):
                 if out is None:
                     frames.append(frame)
                 else:
+                    about = {"group": chunk.group, "index": chunk.index}
+                    about.update(runs=chunk.num_runs, rows=len(frame))
+                    chunk_meta = {**metadata, "provenance": invocation, "chunk": about}
                     results.write_parquet(
-                        frame, results.chunk_path(out, chunk.group, chunk.index), metadata
+                        frame, results.chunk_path(out, chunk.group, chunk.index), chunk_meta
                     )
+                    written += 1
                 bar.update(chunk.num_runs)
             if interrupts.requested:
                 raise KeyboardInterrupt
@@ -349,6 +408,11 @@ def sweep(
             error = stopped
             if num_processes > 1:  # the others stop after their chunk in flight
                 results.write_json(out / STOP_FILE, {"process": process, "error": str(stopped)})
+    if out is not None and process == 0 and (out / SPEC_FILE).exists():
+        status = "complete" if error is None else "failed"
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else status
+        ended = results.finished(invocation, time.perf_counter() - start, written, status)
+        results.write_json(out / SPEC_FILE, metadata_of(plan, [*before, ended]))
 
     def interrupted() -> SweepInterrupted:
         saved = 0 if out is None else len(results.chunk_files(out))
@@ -368,8 +432,9 @@ def _ready(outputs) -> bool:
     return all(leaf.is_ready() for leaf in jax.tree.leaves(outputs))
 
 
-def _train(groups, plan: ChunkPlan, mine, out: Path | None, interrupts, bar):
-    """Yield (chunk, frame) for each of this process's chunks not yet in `out`, in order, until
+def _train(groups, plan: ChunkPlan, mine, done: set, out: Path | None, interrupts, bar):
+    """Yield (chunk, frame) for each of this process's chunks not in `done` (the (group, index)
+    of those sound in `out`), in order, until
     Ctrl-C or another process asks to stop. The next chunk is started before the last one's
     frame is made and written, so that the device works while the host writes; the next
     groups' functions are compiled (on background threads, `compile_ahead`) while this group's
@@ -383,11 +448,11 @@ def _train(groups, plan: ChunkPlan, mine, out: Path | None, interrupts, bar):
     def stop() -> bool:
         return interrupts.requested or (stop_file is not None and stop_file.exists())
 
-    done = None  # (chunk, outputs) computed and not yet yielded
+    pending = None  # (chunk, outputs) computed and not yet yielded
     for chunk in mine:
         if stop():
             break
-        if out is not None and results.chunk_path(out, chunk.group, chunk.index).exists():
+        if (chunk.group, chunk.index) in done:
             bar.update(chunk.num_runs, resumed=True)
             continue
         group, shape = groups[chunk.group], plan.shapes[chunk.group]
@@ -400,9 +465,9 @@ def _train(groups, plan: ChunkPlan, mine, out: Path | None, interrupts, bar):
         if outputs is None:  # stopped while compiling
             break
         bar.started()
-        if done is not None:
-            yield done[0], _frame(groups[done[0].group], *done)[0]
+        if pending is not None:
+            yield pending[0], _frame(groups[pending[0].group], *pending)[0]
         stopping.wait(functools.partial(_ready, outputs))
-        done = chunk, outputs
-    if done is not None:
-        yield done[0], _frame(groups[done[0].group], *done)[0]
+        pending = chunk, outputs
+    if pending is not None:
+        yield pending[0], _frame(groups[pending[0].group], *pending)[0]

@@ -3,10 +3,13 @@ on resume and load, one schema across chunks, provenance, several sweeps loaded 
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import jaxprune
@@ -121,3 +124,114 @@ def test_command_line_overwrite_of_the_working_directory_is_one_line(
         "above it; a sweep needs a folder of its own, e.g. 'sweep'.\n"
     )
     assert_survive(folder, foreign)
+
+
+def test_corrupt_short_and_foreign_chunks_are_caught_on_load_and_resume(
+    tmp_path, tiny, tiny_params
+):
+    out = tmp_path / "sweep"
+    complete = tiny_sweep(tiny, tiny_params, out)
+    files = results.chunk_files(out)  # 4 chunks of 2 runs
+    halved = files[0].read_bytes()
+    files[0].write_bytes(halved[: len(halved) // 2])  # cut in half
+    files[1].write_bytes(b"")  # emptied
+    table = pq.read_table(files[2])  # short: a row dropped, its metadata kept
+    pq.write_table(table.slice(0, table.num_rows - 1), files[2])
+    with pytest.raises(ValueError, match=f"^{files[0]}: unreadable \\(ArrowInvalid") as refused:
+        jaxprune.load(out)
+    assert "\n" not in str(refused.value) and "pass partial=True to skip it" in str(refused.value)
+    with pytest.warns(UserWarning) as caught:
+        part = jaxprune.load(out, partial=True)
+    messages = [str(w.message) for w in caught]
+    assert messages[:3] == [
+        f"skipped {files[0]}: " + messages[0].split(": ", 1)[1],
+        f"skipped {files[1]}: " + messages[1].split(": ", 1)[1],
+        f"skipped {files[2]}: holds 9 rows, not the chunk's 10 (partial=True)",
+    ]
+    assert part.attrs["runs_present"] == 2 and part.attrs["runs_total"] == 8
+    # resume: the three are recomputed, each with one line; the sound one is kept
+    with pytest.warns(UserWarning) as caught:
+        resumed = tiny_sweep(tiny, tiny_params, out)
+    lines = [str(w.message) for w in caught]
+    assert [line.split(":")[0] for line in lines] == [str(f) for f in files[:3]]
+    assert all(line.endswith(": recomputing it") and "\n" not in line for line in lines)
+    pd.testing.assert_frame_equal(resumed, complete, check_exact=True)
+    # a foreign chunk: another sweep's part file copied in is refused by load and resume
+    other = tmp_path / "other"
+    tiny_sweep(tiny, tiny_params, other, grid={"prune_frac": [0.2, 0.4]})
+    shutil.copy(results.chunk_files(other)[0], files[3])
+    with pytest.raises(ValueError, match=f"^{files[3]}: belongs to another sweep"):
+        jaxprune.load(out)
+    with pytest.raises(ValueError, match=f"^{files[3]}: belongs to another sweep"):
+        jaxprune.load(out, partial=True)
+    with pytest.raises(ValueError, match=f"^{files[3]}: belongs to another sweep"):
+        tiny_sweep(tiny, tiny_params, out)
+    extra = out / "part-g0000-c000009.parquet"  # beyond the sweep's chunks
+    shutil.move(files[3], extra)
+    with pytest.raises(ValueError, match=f"^{extra} belongs to another sweep"):
+        tiny_sweep(tiny, tiny_params, out)
+
+
+def test_one_schema_across_chunks_read_by_pyarrow_polars_and_duckdb(tmp_path, tiny, tiny_params):
+    """A None-able Config field in the grid: one Arrow type (int64 with nulls) in every chunk,
+    so that pyarrow.dataset, polars and duckdb read the chunk files as one table."""
+    out = tmp_path / "sweep"
+    grid = {"batch_size": [None, 4], "prune_frac": [0.0, 0.5]}
+    frame = jaxprune.sweep(tiny, grid, SEEDS, base=tiny_params, out=out, chunk_size=2,
+                           progress=False)  # fmt: skip
+    add_foreign(out)  # the documented readers take the chunk files' glob, not the folder
+    files = results.chunk_files(out)
+    assert len(files) == 4
+    schemas = {pq.read_schema(f).remove_metadata() for f in files}
+    assert len(schemas) == 1 and schemas.pop().field("batch_size").type == pa.int64()
+    meta = [results.read_metadata(f) for f in files]  # the sweep's metadata in every file
+    recorded = json.loads((out / "_sweep.json").read_text())
+    for m in meta:
+        assert m["spec_hash"] == recorded["spec_hash"] and m["grid"] == recorded["grid"]
+        assert m["provenance"]["jaxprune_version"] == jaxprune.__version__
+    pattern = str(out / "part-*.parquet")
+    expected = frame.sort_values(["run", "step"], ignore_index=True)
+    counts = expected.batch_size.isna().sum()
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(files, format="parquet").to_table()
+    assert table.num_rows == len(frame) and table.column("batch_size").null_count == counts
+    polars = pytest.importorskip("polars")
+    lazy = polars.scan_parquet(pattern).collect()
+    read = polars.read_parquet(pattern)
+    assert lazy.height == read.height == len(frame)
+    assert read["batch_size"].null_count() == counts
+    assert read.sort(["run", "step"])["test_acc"].to_list() == expected.test_acc.tolist()
+    duckdb = pytest.importorskip("duckdb")
+    rows = duckdb.sql(
+        f"select count(*), count(batch_size), sum(run) from read_parquet('{pattern}')"
+    ).fetchall()[0]
+    assert rows == (len(frame), len(frame) - counts, int(frame.run.sum()))
+
+
+def test_provenance_is_recorded_and_printed_by_info(tmp_path, tiny, tiny_params, capsys):
+    out = tmp_path / "sweep"
+    tiny_sweep(tiny, tiny_params, out)
+    (out / "part-g0000-c000003.parquet").unlink()
+    frame = tiny_sweep(tiny, tiny_params, out)  # resumed: a second invocation
+    first, second = frame.attrs["invocations"]
+    assert first["chunks_written"] == 4 and second["chunks_written"] == 1
+    for invocation in (first, second):
+        assert invocation["jaxprune_version"] == jaxprune.__version__ == "0.2.0"
+        assert invocation["status"] == "complete" and invocation["wall_s"] > 0
+        assert invocation["started"] < invocation["finished"]
+        commit = invocation["git_commit"]  # the tests run from a clone
+        assert len(commit) == 40 and isinstance(invocation["git_dirty"], bool)
+    chunk = results.read_metadata(out / "part-g0000-c000003.parquet")
+    assert chunk["provenance"]["started"] == second["started"]
+    cli.main(["info", str(out)])
+    printed = capsys.readouterr().out
+    assert f"jaxprune {jaxprune.__version__}" in printed and commit[:12] in printed
+    assert "8 of 8 runs" in printed and printed.count("complete") == 2
+
+
+def test_provenance_outside_a_clone_is_none(monkeypatch):
+    monkeypatch.setattr(results, "_git", lambda folder, *args: None)
+    found = results.provenance()
+    assert found["git_commit"] is None and found["git_dirty"] is None
+    assert found["jaxprune_version"] == jaxprune.__version__
