@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxprune import derived as derived_lib
 from jaxprune.config import (
     CONFIG_FIELDS,
     PARAMS_FIELDS,
@@ -43,6 +44,12 @@ from jaxprune.config import (
 )
 
 MAX_SEED = 2**31 - 1
+# Config fields a derived expression may use: the numeric ones.
+NUMERIC_CONFIG_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(Config)
+    if f.type.split("|")[0].strip() in ("int", "float")
+)
 BUCKETINGS = ("auto", "one", "each")
 PADDING_SLACK = 1.25
 
@@ -58,6 +65,8 @@ class RunGroup:
     (N,). shape_axes: the shape fields the grid varies (the frame's per-run columns). seeds:
     int64 array (S,). The group's runs are every (point, seed), points outermost.
     runs: int64 array (N, S): each run's index in the sweep's run order (the `run` column).
+    variables: the grid's variables (axes that are no field, used by derived expressions),
+    float64 arrays (N,), written as columns.
     """
 
     config: Config
@@ -67,6 +76,7 @@ class RunGroup:
     runs: np.ndarray
     dims: Dims
     shape_axes: tuple[str, ...] = ()
+    variables: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def num_points(self) -> int:
@@ -102,10 +112,7 @@ def _grid_values(name: str, values: Any) -> list:
         )
     if not items:
         raise ValueError(f"grid[{name!r}] is empty: give at least one value.")
-    if name in PARAMS_FIELDS:
-        items = check_params_values(name, items).tolist()
-    else:
-        items = [normalize_config_value(name, item) for item in items]
+    items = _field_values(name, items, name)
     if len(set(items)) != len(items):
         raise ValueError(f"grid[{name!r}] = {items!r} is invalid: values must be distinct.")
     first = {}  # float32 value -> the first grid value that rounds to it
@@ -145,19 +152,109 @@ def normalize_seeds(seeds: Any) -> np.ndarray:
     return np.asarray(items, dtype=np.int64)
 
 
-def normalize_grid(grid: Mapping[str, Any]) -> dict[str, list]:
-    """The grid checked and with plain Python values: field name -> list of distinct values."""
+def axis_fields(key: str | tuple) -> tuple[str, ...]:
+    """The fields of a grid key: 'prune_frac' -> ('prune_frac',); a zipped axis, ('dim',
+    'n_train') or 'dim,n_train' -> ('dim', 'n_train')."""
+    names = key if isinstance(key, tuple) else str(key).split(",")
+    return tuple(str(name).strip() for name in names)
+
+
+def _kind(name: str) -> str:
+    if name in SHAPE_FIELDS:
+        return "shape"
+    return "config" if name in CONFIG_FIELDS else "point"
+
+
+def _zipped_values(key: str, fields: tuple[str, ...], values: Any) -> list[list]:
+    """The values of a zipped axis: a non-empty sequence of distinct tuples, one value per
+    field, each checked as that field's value."""
+    rows = None if isinstance(values, (str, bytes, Mapping)) else values
+    try:
+        rows = [list(row) for row in rows]
+    except TypeError:
+        rows = None
+    if not rows or any(len(row) != len(fields) or isinstance(row, str) for row in rows):
+        raise ValueError(
+            f"grid[{key!r}] = {values!r} is invalid: a zipped axis takes a non-empty sequence "
+            f"of {len(fields)}-tuples, one value of {', '.join(fields)} each."
+        )
+    columns = [_field_values(name, [row[i] for row in rows], key) for i, name in enumerate(fields)]
+    tuples = [list(t) for t in zip(*columns, strict=True)]
+    if len({tuple(t) for t in tuples}) != len(tuples):
+        raise ValueError(f"grid[{key!r}] = {tuples!r} is invalid: tuples must be distinct.")
+    return tuples
+
+
+def normalize_grid(grid: Mapping[str, Any], variables: tuple[str, ...] = ()) -> dict[str, list]:
+    """The grid checked and with plain Python values: axis key -> list of distinct values. A key
+    is a field (or one of `variables`, names that derived expressions use), or a zipped axis of
+    several: a tuple of names or a comma-joined string ('dim,n_train'), whose values are tuples
+    (lists in the result, under the comma-joined key). A zipped axis holds Params fields and
+    variables, or shape fields, or other Config fields, never a mix."""
     if not isinstance(grid, Mapping):
         raise ValueError(
             f"grid must be a mapping of field name to values, got {type(grid).__name__}."
         )
-    for name in grid:
-        if name not in CONFIG_FIELDS and name not in PARAMS_FIELDS:
+    normalized, seen = {}, set()
+    for key, values in grid.items():
+        fields = axis_fields(key)
+        for name in fields:
+            if name not in CONFIG_FIELDS and name not in PARAMS_FIELDS and name not in variables:
+                raise ValueError(
+                    f"grid key {name!r} is no field: Params fields are "
+                    f"{', '.join(PARAMS_FIELDS)}; Config fields are {', '.join(CONFIG_FIELDS)}"
+                    + (f"; derived expressions use {', '.join(variables)}." if variables else ".")
+                )
+            if name in seen:
+                raise ValueError(f"grid key {key!r} is invalid: {name} is in the grid twice.")
+            seen.add(name)
+        if len({_kind(name) for name in fields}) > 1:
             raise ValueError(
-                f"grid key {name!r} is no field: Params fields are {', '.join(PARAMS_FIELDS)}; "
-                f"Config fields are {', '.join(CONFIG_FIELDS)}."
+                f"grid key {key!r} is invalid: a zipped axis holds Params fields (and derived "
+                f"expressions' variables), or shape fields ({', '.join(SHAPE_FIELDS)}), or "
+                f"other Config fields, not a mix."
             )
-    return {name: _grid_values(name, values) for name, values in grid.items()}
+        if len(fields) == 1:
+            normalized[fields[0]] = _grid_values(fields[0], values)
+        else:
+            joined = ",".join(fields)
+            normalized[joined] = _zipped_values(joined, fields, values)
+    return normalized
+
+
+def normalize_derived(derived: Any, grid: Any) -> dict[str, str]:
+    """A sweep's derived expressions checked against its grid (see `jaxprune.derived`)."""
+    keys = grid if isinstance(grid, Mapping) else {}
+    names = tuple(name for key in keys for name in axis_fields(key))
+    return derived_lib.normalize(derived, PARAMS_FIELDS, NUMERIC_CONFIG_FIELDS, names)
+
+
+def variables_of(derived: dict[str, str]) -> tuple[str, ...]:
+    """The names derived expressions use that are no field: the grid's variables."""
+    used = [n for t, text in derived.items() for n in derived_lib.names(derived_lib.parse(t, text))]
+    fields = (*CONFIG_FIELDS, *PARAMS_FIELDS)
+    return tuple(dict.fromkeys(n for n in used if n not in fields))
+
+
+def _variable_values(name: str, items: list) -> list:
+    """The values of a grid variable (no field: a name derived expressions use): numbers."""
+    for item in items:
+        number = isinstance(item, numbers.Real) and not isinstance(item, bool)
+        if not (number and np.isfinite(item)):
+            raise ValueError(
+                f"grid[{name!r}] holds {item!r}: a derived expressions' variable takes finite "
+                f"numbers."
+            )
+    return [float(item) for item in items]
+
+
+def _field_values(name: str, items: list, key: str) -> list:
+    """Values of one field (or variable) checked alone; errors name the grid key."""
+    if name in PARAMS_FIELDS:
+        return check_params_values(name, items).tolist()
+    if name in CONFIG_FIELDS:
+        return [normalize_config_value(name, item) for item in items]
+    return _variable_values(name, items)
 
 
 def check_buckets(buckets: Any) -> str:
@@ -169,23 +266,49 @@ def check_buckets(buckets: Any) -> str:
     return buckets
 
 
-def shape_buckets(values: list[int], buckets: str = "auto") -> list[list[int]]:
-    """The values of one shape field cut into buckets (each a list in the values' order), the
-    buckets in order of their largest value; see the module docstring for the rule."""
+def shape_buckets(values: list, buckets: str = "auto") -> list[list]:
+    """The values of one shape axis cut into buckets (each a list in the values' order), the
+    buckets in order of their largest value; see the module docstring for the rule. A zipped
+    shape axis's values are lists (one value per field): a run's cost is the product of its
+    fields, a bucket's padded cost its number of values times the product of their maxima."""
+
+    def cost(value) -> float:
+        return float(np.prod(value))
+
+    def padded(bucket: list) -> float:
+        if not isinstance(bucket[0], list):
+            return max(bucket) * len(bucket)
+        return float(np.prod(np.max(np.asarray(bucket), axis=0))) * len(bucket)
+
     check_buckets(buckets)
+    ordered = sorted(values, key=cost)
     if buckets == "each":
-        return [[v] for v in sorted(values)]
+        return [[v] for v in ordered]
     if buckets == "one":
         return [list(values)]
-    cuts: list[list[int]] = []
-    for value in sorted(values):
+    cuts: list[list] = []
+    for value in ordered:
         current = cuts[-1] if cuts else None
-        if current and value * (len(current) + 1) <= PADDING_SLACK * (sum(current) + value):
+        if current and padded([*current, value]) <= PADDING_SLACK * (
+            sum(map(cost, current)) + cost(value)
+        ):
             current.append(value)
         else:
             cuts.append([value])
-    order = {v: i for i, v in enumerate(values)}
-    return [sorted(cut, key=order.__getitem__) for cut in cuts]
+    order = {repr(v): i for i, v in enumerate(values)}
+    return [sorted(cut, key=lambda v: order[repr(v)]) for cut in cuts]
+
+
+def _product_columns(axes: dict[str, list]) -> dict[str, list]:
+    """The Cartesian product of axes (first key outermost) as columns, one per field: a zipped
+    axis 'a,b' gives columns a and b."""
+    rows = list(itertools.product(*axes.values()))  # [()] without axes
+    columns: dict[str, list] = {}
+    for position, key in enumerate(axes):
+        fields = axis_fields(key)
+        for i, name in enumerate(fields):
+            columns[name] = [row[position][i] if len(fields) > 1 else row[position] for row in rows]
+    return columns, len(rows)
 
 
 def plan(
@@ -194,13 +317,15 @@ def plan(
     seeds: np.ndarray,
     base: Params | None = None,
     buckets: str = "auto",
+    derived: dict[str, str] | None = None,
 ) -> list[RunGroup]:
     """Expand a sweep into groups of runs, one group per static Config (shape fields padded into
     buckets, see the module docstring).
 
     grid: as returned by `normalize_grid`; seeds: as returned by `normalize_seeds`;
     base: values of the Params fields not in the grid (default Params()); buckets: 'auto',
-    'one' or 'each'.
+    'one' or 'each'; derived: Params field -> expression (see `jaxprune.derived`), computed
+    for each run from its own fields (and checked like any Params value).
     """
     if not isinstance(config, Config):
         raise ValueError(f"config must be a jaxprune.Config, got {type(config).__name__}.")
@@ -212,53 +337,89 @@ def plan(
                 f"base.{name} = {getattr(base, name)!r} is invalid: must be a scalar; "
                 f"put several values in the grid instead."
             )
+    derived = derived or {}
+    trees = {target: derived_lib.parse(target, text) for target, text in derived.items()}
 
-    config_axes = {name: values for name, values in grid.items() if name in CONFIG_FIELDS}
-    params_axes = {name: values for name, values in grid.items() if name in PARAMS_FIELDS}
+    kinds = {key: _kind(axis_fields(key)[0]) for key in grid}
+    config_axes = {key: values for key, values in grid.items() if kinds[key] != "point"}
+    point_axes = {key: values for key, values in grid.items() if kinds[key] == "point"}
     # Every combination of the grid's Config values must make a valid Config on its own.
-    for combo in itertools.product(*config_axes.values()):
-        config.replace(**dict(zip(config_axes, combo, strict=True)))
+    combos, _ = _product_columns(config_axes)
+    for row in zip(*combos.values(), strict=True):
+        config.replace(**dict(zip(combos, row, strict=True)))
 
-    # Params points in product order; fields not in the grid take the base value.
-    points = list(itertools.product(*params_axes.values()))  # [()] without Params axes
-    columns = dict(zip(params_axes, zip(*points, strict=True), strict=True)) if params_axes else {}
+    # Points in product order; Params fields not in the grid take the base value.
+    columns, num_points = _product_columns(point_axes)
+    variables = {n: np.asarray(v, np.float64) for n, v in columns.items() if n not in PARAMS_FIELDS}
     point_params = {
-        name: np.asarray(columns.get(name, [getattr(base, name)] * len(points)), np.float64)
+        name: np.asarray(columns.get(name, [getattr(base, name)] * num_points), np.float64)
         for name in PARAMS_FIELDS
     }
-    # Config axes: a shape field's values in buckets, any other field's values one by one.
-    shape_axes = tuple(name for name in config_axes if name in SHAPE_FIELDS)
+    # Config axes: a shape axis's values in buckets, any other axis's values one by one.
+    shape_keys = [key for key in config_axes if kinds[key] == "shape"]
+    shape_axes = tuple(name for key in shape_keys for name in axis_fields(key))
     axis_blocks = {}
-    for name, values in config_axes.items():
-        if name not in SHAPE_FIELDS:
-            axis_blocks[name] = [[v] for v in values]
-        elif name == "n_train" and config.batch_size is not None:
-            axis_blocks[name] = shape_buckets(values, "each")
+    for key, values in config_axes.items():
+        if kinds[key] != "shape":
+            axis_blocks[key] = [[v] for v in values]
+        elif "n_train" in axis_fields(key) and config.batch_size is not None:
+            axis_blocks[key] = shape_buckets(values, "each")
         else:
-            axis_blocks[name] = shape_buckets(values, buckets)
+            axis_blocks[key] = shape_buckets(values, buckets)
 
     groups = []
     for blocks in itertools.product(*axis_blocks.values()):
         block_of = dict(zip(config_axes, blocks, strict=True))
-        changes = {name: max(block) if name in SHAPE_FIELDS else block[0]
-                   for name, block in block_of.items()}  # fmt: skip
-        shapes = list(itertools.product(*(block_of[name] for name in shape_axes)))
-        own = {name: [dict(zip(shape_axes, s, strict=True))[name] for s in shapes]
-               for name in shape_axes}  # fmt: skip
+        changes = {}
+        for key, block in block_of.items():
+            fields = axis_fields(key)
+            rows = [value if len(fields) > 1 else [value] for value in block]
+            for i, name in enumerate(fields):
+                changes[name] = max(r[i] for r in rows) if name in SHAPE_FIELDS else rows[0][i]
+        shapes, num_shapes = _product_columns({key: block_of[key] for key in shape_keys})
         group_config = config.replace(**changes)
         dims = Dims(
             **{
                 name: np.repeat(
-                    np.asarray(own.get(name, [getattr(group_config, name)] * len(shapes))),
-                    len(points),
+                    np.asarray(shapes.get(name, [getattr(group_config, name)] * num_shapes)),
+                    num_points,
                 ).astype(np.int64)
                 for name in SHAPE_FIELDS
             }
         )
-        group_points = Params(**{name: np.tile(v, len(shapes)) for name, v in point_params.items()})
+        group_points = {name: np.tile(v, num_shapes) for name, v in point_params.items()}
+        group_variables = {name: np.tile(v, num_shapes) for name, v in variables.items()}
+        if trees:
+            group_points.update(_derive(trees, derived, group_config, group_points,
+                                        group_variables, dims))  # fmt: skip
         values = {name: v for name, v in changes.items() if name not in SHAPE_FIELDS}
         first = sum(group.num_runs for group in groups)  # runs numbered in group order
-        runs = first + np.arange(len(shapes) * len(points) * len(seeds), dtype=np.int64)
-        runs = runs.reshape(len(shapes) * len(points), len(seeds))
-        groups.append(RunGroup(group_config, values, group_points, seeds, runs, dims, shape_axes))
+        runs = first + np.arange(num_shapes * num_points * len(seeds), dtype=np.int64)
+        runs = runs.reshape(num_shapes * num_points, len(seeds))
+        groups.append(
+            RunGroup(group_config, values, Params(**group_points), seeds, runs, dims,
+                     shape_axes, group_variables)  # fmt: skip
+        )
     return groups
+
+
+def _derive(trees, derived, config: Config, points: dict, variables: dict, dims: Dims) -> dict:
+    """The derived Params fields of a group's points (N,), from each point's own fields (its own
+    shape, not its bucket's), checked like any Params value."""
+    values = {
+        name: getattr(config, name)
+        for name in CONFIG_FIELDS
+        if isinstance(getattr(config, name), numbers.Real)
+        and not isinstance(getattr(config, name), bool)
+    }
+    values.update({name: getattr(dims, name).astype(np.float64) for name in SHAPE_FIELDS})
+    values.update(points)
+    values.update(variables)
+    out = {}
+    for target, tree in trees.items():
+        result = np.broadcast_to(derived_lib.evaluate(tree, values), points[target].shape)
+        try:
+            out[target] = check_params_values(target, result).copy()
+        except ValueError as bad:
+            raise ValueError(f"derived[{target!r}] = {derived[target]!r} gives {bad}") from None
+    return out

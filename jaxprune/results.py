@@ -174,9 +174,10 @@ def sweep_spec(
     seeds: np.ndarray,
     base: Params,
     buckets: str = "auto",
+    derived: dict[str, str] | None = None,
 ) -> dict:
-    """What fixes a sweep's results and chunks: the Config, grid, seeds, base Params and shape
-    bucketing (see `grid.plan`), with their hash."""
+    """What fixes a sweep's results and chunks: the Config, grid, seeds, base Params, shape
+    bucketing and derived expressions (see `grid.plan`), with their hash."""
     spec = {
         "config": dataclasses.asdict(config),
         "grid": grid,
@@ -185,6 +186,8 @@ def sweep_spec(
         "base": {k: float(np.asarray(getattr(base, k))) for k in PARAMS_FIELDS},
         "buckets": buckets,
     }
+    if derived:  # only when given: the hashes of sweeps without stay as they were
+        spec["derived"] = dict(derived)
     spec["spec_hash"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     return spec
 
@@ -274,9 +277,11 @@ def spec_differences(recorded: dict, spec: dict) -> list[str]:
                 differences.append(
                     f"{part}.{name} {_short(old.get(name))} -> {_short(new.get(name))}"
                 )
-    for part in ("grid", "grid_order", "seeds"):
-        if recorded.get(part) != spec[part]:
-            differences.append(f"{part} {_short(recorded.get(part))} -> {_short(spec[part])}")
+    for part in ("grid", "grid_order", "seeds", "derived"):
+        if recorded.get(part) != spec.get(part):
+            differences.append(
+                f"{part} {_short(recorded.get(part))} -> {_short(spec.get(part))}"
+            )
     return differences
 
 
@@ -402,7 +407,34 @@ def _read_sweep(path: Path, partial: bool) -> tuple[list[pd.DataFrame], dict]:
     return frames, metadata
 
 
-def load(path: str | Path, partial: bool = False) -> pd.DataFrame:
+def load_many(paths: list, partial: bool = False) -> pd.DataFrame:
+    """Several sweeps' outputs as one frame: each read by `load`, their runs numbered on (the
+    second sweep's first run follows the first sweep's last), and every Config field that
+    differs between them (or that one of them varies) a column in every row. attrs: `sweeps`
+    (each sweep's metadata, in order), runs_present and runs_total (sums)."""
+    frames = [load(path, partial) for path in paths]
+    configs = [frame.attrs.get("config", {}) for frame in frames]
+    offset = 0
+    for frame in frames:
+        frame["run"] += offset
+        offset += frame.attrs.get("runs_total", frame.attrs["runs_present"])
+    for name in CONFIG_FIELDS:
+        values = {json.dumps(config.get(name)) for config in configs}
+        if len(values) > 1 or any(name in frame.columns for frame in frames):
+            for frame, config in zip(frames, configs, strict=True):
+                if name not in frame.columns:
+                    column = np.repeat(config.get(name), len(frame))
+                    frame.insert(frame.columns.get_loc("step") + 1, name, column)
+    together = pd.concat(frames, ignore_index=True)
+    together.attrs = {
+        "sweeps": [frame.attrs for frame in frames],
+        "runs_present": sum(frame.attrs["runs_present"] for frame in frames),
+        "runs_total": offset,
+    }
+    return together
+
+
+def load(path: str | Path | list, partial: bool = False) -> pd.DataFrame:
     """Read a sweep's output into one frame in (run, step) order, with the sweep's metadata
     (Config, grid, seeds, versions, provenance, ...) and `runs_present` / `runs_total` in
     `frame.attrs`.
@@ -412,7 +444,10 @@ def load(path: str | Path, partial: bool = False) -> pd.DataFrame:
     it, or with `partial` skipped with a warning; another sweep's chunk is always refused. A
     directory that holds only part of its sweep (an interrupted or still running sweep) is
     refused with how much is there, unless `partial`: then it warns and returns what is there.
+    A list of paths loads several sweeps as one frame (`load_many`).
     """
+    if isinstance(path, (list, tuple)):
+        return load_many(list(path), partial)
     path = Path(path)
     frames, metadata = _read_sweep(path, partial)
     frame = in_run_order(frames, metadata) if frames else None

@@ -139,6 +139,8 @@ def _run_columns(group: grid_lib.RunGroup, chunk: Chunk) -> dict[str, np.ndarray
     }
     for name in PARAMS_FIELDS:
         columns[name] = np.repeat(getattr(group.points, name)[chunk.point_slice], len(seeds))
+    for name, values in group.variables.items():
+        columns[name] = np.repeat(values[chunk.point_slice], len(seeds))
     for name, value in group.config_values.items():
         columns[name] = np.repeat(np.nan if value is None else value, chunk.num_runs)
     for name in group.shape_axes:  # each run's own shape, not its bucket's
@@ -314,6 +316,7 @@ def sweep(
     overwrite: bool = False,
     collect: bool = True,
     buckets: str = "auto",
+    derived: Mapping[str, str] | None = None,
 ) -> pd.DataFrame | None:
     """Train every (grid point, seed) and return the tidy frame (one row per run and logged step,
     in (run, step) order).
@@ -336,11 +339,18 @@ def sweep(
     `results.SweepInterrupted`. Under `jax.distributed`, the processes split the chunks, each
     writing its own files into `out` (required), and each returns the whole table; an error on
     one process stops every process with that error.
+    A grid key may zip fields that vary together: ("dim", "n_train") or "dim,n_train" mapped to
+    [(100, 10), (200, 20)] is one axis of two points (Params fields and variables zip together,
+    and Config fields of one kind: shape fields, or others). derived: Params field -> expression
+    of the run's other fields and the grid's variables (grid axes that are no field), e.g.
+    {"lr": "0.5 / (sigma_noise**2 * dim)"}; evaluated per run, at its own shape (see
+    `jaxprune.derived` and docs/grids.md). Derived values and variables are ordinary columns.
     buckets: how values of the shape fields (dim, width, n_train, n_test) share compilations,
     padded exactly: 'auto' (buckets that waste at most 25% of the work; see `jaxprune.grid`),
     'one' (one bucket per field) or 'each' (one per value).
     """
-    grid = grid_lib.normalize_grid(grid)
+    derived = grid_lib.normalize_derived(derived, grid)
+    grid = grid_lib.normalize_grid(grid, grid_lib.variables_of(derived))
     seeds = grid_lib.normalize_seeds(seeds)
     base = Params() if base is None else base
     check_chunk_options(chunk_size, memory_budget_gb, chunk_seconds)
@@ -348,8 +358,8 @@ def sweep(
         raise ValueError("collect = False needs out: a sweep kept nowhere would be lost.")
     if jax.process_count() > 1 and out is None:
         raise ValueError("out = None is invalid under jax.distributed: give a shared directory.")
-    groups = grid_lib.plan(config, grid, seeds, base, buckets)
-    spec = results.sweep_spec(config, grid, seeds, base, buckets)
+    groups = grid_lib.plan(config, grid, seeds, base, buckets, derived)
+    spec = results.sweep_spec(config, grid, seeds, base, buckets, derived)
     invocation, start = results.provenance(), time.perf_counter()
     num_devices = jax.local_device_count()
     seconds = chunking.DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds

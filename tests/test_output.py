@@ -2,17 +2,20 @@
 on resume and load, one schema across chunks, provenance, several sweeps loaded as one."""
 
 import json
+import math
 import os
 import shutil
 import signal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import jaxprune
+from conftest import assert_same_runs
 from jaxprune import cli, results, runner
 
 GRID = {"prune_frac": [0.0, 0.5], "mu_norm": [1.0, 3.0]}
@@ -235,3 +238,71 @@ def test_provenance_outside_a_clone_is_none(monkeypatch):
     found = results.provenance()
     assert found["git_commit"] is None and found["git_dirty"] is None
     assert found["jaxprune_version"] == jaxprune.__version__
+
+
+DERIVED = {"lr": "0.125 / (sigma_noise**2 * dim)", "sigma_init": "0.2 / (sigma_noise * sqrt(dim))"}
+
+
+def test_a_derived_sweep_over_d_equals_the_per_d_sweeps_it_replaces(tmp_path, tiny, tiny_params):
+    """lr and sigma_init tied to d in one sweep over d (one shape bucket: one compilation)
+    equal, run for run, the sweeps with one d each and their lr and sigma_init computed by
+    hand; loading those sweeps together gives the same frame, with dim as a column."""
+    dims, grid = [12, 16], {"prune_frac": [0.0, 0.5]}
+    together = jaxprune.sweep(tiny, {"dim": dims, **grid}, SEEDS, base=tiny_params,
+                              derived=DERIVED, out=tmp_path / "all", progress=False)  # fmt: skip
+    assert together.attrs["derived"] == DERIVED and len(together.attrs["engines"]) == 1
+    folders = []
+    for d in dims:
+        sigma = tiny_params.sigma_noise
+        base = tiny_params.replace(lr=0.125 / (sigma**2 * d), sigma_init=0.2 / (sigma * math.sqrt(d)))
+        folders.append(tmp_path / f"d{d}")
+        jaxprune.sweep(tiny.replace(dim=d), grid, SEEDS, base=base, out=folders[-1],
+                       progress=False)  # fmt: skip
+    apart = jaxprune.load(folders)
+    assert apart.attrs["runs_total"] == 8 and len(apart.attrs["sweeps"]) == 2
+    assert sorted(apart.run.unique()) == list(range(8))
+    apart = apart[together.columns]
+    assert_same_runs(apart, together)  # float32 rounding: the bucket pads d = 12 to 16
+    for name in ("run", "seed", "dim", "lr", "sigma_init", "prune_frac", "step"):
+        assert (apart[name].to_numpy() == together[name].to_numpy()).all(), name
+    expected = 0.125 / (tiny_params.sigma_noise**2 * together.dim)
+    assert (together.lr.to_numpy() == expected.to_numpy()).all()
+
+
+def test_zipped_axes_and_grid_variables(tmp_path, tiny, tiny_params):
+    """A zipped axis varies two fields together; a grid variable (no field) feeds a derived
+    field and is a column; the benign score sets mu_norm."""
+    grid = {("dim", "n_train"): [(12, 6), (16, 8)], "score": [0.5, 2.0]}
+    derived = {"mu_norm": "(score * sigma_noise**4 * dim / n_train) ** 0.25"}
+    frame = jaxprune.sweep(tiny, grid, [3], base=tiny_params, derived=derived, progress=False)
+    final = jaxprune.final(frame)
+    assert final[["dim", "n_train", "score"]].values.tolist() == [
+        [12, 6, 0.5], [12, 6, 2.0], [16, 8, 0.5], [16, 8, 2.0]
+    ]  # fmt: skip
+    benign = final.n_train * final.mu_norm**4 / (tiny_params.sigma_noise**4 * final.dim)
+    np.testing.assert_allclose(benign, final.score, rtol=1e-12)
+    assert frame.attrs["grid"]["dim,n_train"] == [[12, 6], [16, 8]]
+
+
+@pytest.mark.parametrize(
+    "grid, derived, message",
+    [
+        ({"dim": [8]}, {"lr": "__import__('os')"}, "derived['lr'] = \"__import__('os')\" is "
+         "invalid: __import__(...) is not allowed"),
+        ({"dim": [8]}, {"lr": "dim.real"}, "'dim.real' is not allowed"),
+        ({"dim": [8]}, {"lr": "1 / c"}, "'c' is no field and no grid axis"),
+        ({"dim": [8]}, {"lr": "1 / (dim"}, "it is no Python expression"),
+        ({"dim": [8]}, {"lr": "'a'"}, "'a' is no number"),
+        ({"dim": [8]}, {"steps": "dim"}, "derived key 'steps' is invalid: must be a Params"),
+        ({"lr": [0.1]}, {"lr": "dim"}, "lr is in the grid too"),
+        ({"dim": [8]}, {"lr": "1 - dim / 8"}, "gives Params.lr = 0.0 is invalid: must be finite"),
+        ({"dim": [8]}, {"lr": "sigma_init", "sigma_init": "1"}, "sigma_init is derived itself"),
+        ({"score": [1.0]}, {}, "grid key 'score' is no field"),
+        ({("dim", "lr"): [(8, 0.1)]}, {}, "a zipped axis holds Params fields"),
+        ({"dim,n_train": [(8,)]}, {}, "a zipped axis takes a non-empty sequence of 2-tuples"),
+    ],
+)
+def test_bad_derived_expressions_and_zips_are_one_line(tiny, grid, derived, message):
+    with pytest.raises(ValueError) as refused:
+        jaxprune.sweep(tiny, grid, 1, derived=derived, progress=False)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
