@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jaxprune import __version__
 
-SPEC_KEYS = ("preset", "config", "params", "grid", "seeds")
+SPEC_KEYS = ("preset", "config", "params", "grid", "derived", "seeds")
 PRESETS = ("yang2023", "kou2023")
 
 # The API names a command's messages may use, and its flags (see `flag_names`).
@@ -120,16 +120,17 @@ def dataset_directory(path: Path) -> Path | None:
     return None
 
 
-def figure_path(results: Path, args) -> Path:
-    """The default figure of `jaxprune plot`: next to the results (never inside a sweep
-    directory), named by the results and every choice that changes the figure."""
-    results = results.resolve()
+def figure_path(paths: list[Path], args) -> Path:
+    """The default figure of `jaxprune plot`: next to the (first) results (never inside a
+    sweep directory), named by the results and every choice that changes the figure."""
+    results = paths[0].resolve()
     if results.is_dir():
         folder, name = results.parent, results.name
     elif sweep_dir := dataset_directory(results):  # a chunk file: beside its sweep
         folder, name = sweep_dir.parent, f"{sweep_dir.name}-{results.stem}"
     else:
         folder, name = results.parent, results.stem
+    name = "+".join([name, *(p.resolve().name for p in paths[1:])])
     choices = [name, args.value, args.x, args.y]
     if args.facet:
         choices += ["facet", args.facet]
@@ -174,8 +175,8 @@ def _plot(args) -> None:
 
     args.mean_over = list(as_fields(args.mean_over))
     args.contours = _contours(args.contours)
-    results = Path(args.results)
-    out = Path(args.out) if args.out else figure_path(results, args)
+    paths = [Path(p) for p in args.results]
+    out = Path(args.out) if args.out else figure_path(paths, args)
     formats = _image_formats()
     if out.suffix.lstrip(".").lower() not in formats:
         raise ValueError(
@@ -190,7 +191,8 @@ def _plot(args) -> None:
         )
     with warnings.catch_warnings(record=True) as caught:
         # partial= is the runner's contract for incomplete sweeps (runs_present < runs_total).
-        frame = load(results, partial=True) if args.partial else load(results)
+        several = paths if len(paths) > 1 else paths[0]
+        frame = load(several, partial=True) if args.partial else load(several)
         save_phase_diagram(
             frame,
             out,
@@ -214,8 +216,8 @@ def _plot(args) -> None:
 
 
 def spec_sweep(spec, args) -> None:
-    """Run a sweep described by a JSON specification:
-    {"preset": "yang2023", "config": {...}, "params": {...}, "grid": {...}, "seeds": 8}."""
+    """Run a sweep described by a JSON specification: {"preset": "yang2023", "config": {...},
+    "params": {...}, "grid": {...}, "derived": {...}, "seeds": 8} (see docs/grids.md)."""
     from jaxprune import presets
     from jaxprune.config import Config, Params
     from jaxprune.runner import sweep
@@ -229,7 +231,12 @@ def spec_sweep(spec, args) -> None:
     unknown = [key for key in spec if key not in SPEC_KEYS]
     if unknown:
         raise ValueError(f"sweep specification has unknown keys {unknown}: allowed are {allowed}.")
-    for key, owner in (("config", "Config"), ("params", "Params"), ("grid", "Params or Config")):
+    for key, owner in (
+        ("config", "Config"),
+        ("params", "Params"),
+        ("grid", "Params or Config"),
+        ("derived", "Params"),
+    ):
         if not isinstance(spec.get(key, {}), dict):
             raise ValueError(
                 f'"{key}": {json.dumps(spec[key])} is invalid: must be a JSON object of '
@@ -256,6 +263,7 @@ def spec_sweep(spec, args) -> None:
         chunk_size=args.chunk_size,
         memory_budget_gb=args.memory_budget,
         overwrite=args.overwrite,
+        derived=spec.get("derived"),
         collect=False,  # results stream to --out; memory stays bounded whatever the size
     )
     print(f"sweep complete in {args.out}")
@@ -330,7 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
         "other field that varies must be --facet or --mean-over: a cell never averages over "
         "a field silently.",
     )
-    p_plot.add_argument("results", help="a sweep's output directory, or one parquet file of it")
+    p_plot.add_argument(
+        "results",
+        nargs="+",
+        help="a sweep's output directory, or one parquet file of it; several directories are "
+        "loaded as one table (the Config fields that differ become columns)",
+    )
     p_plot.add_argument("--x", default="prune_frac", help="swept field on the x axis")
     p_plot.add_argument("--y", default="mu_norm", help="swept field on the y axis")
     p_plot.add_argument(

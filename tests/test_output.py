@@ -267,6 +267,10 @@ def test_a_derived_sweep_over_d_equals_the_per_d_sweeps_it_replaces(tmp_path, ti
         assert (apart[name].to_numpy() == together[name].to_numpy()).all(), name
     expected = 0.125 / (tiny_params.sigma_noise**2 * together.dim)
     assert (together.lr.to_numpy() == expected.to_numpy()).all()
+    figure = tmp_path / "fig.png"  # `jaxprune plot` takes the per-d sweeps together
+    argv = ["plot", *map(str, folders), "--y", "dim", "--mean-over", "lr,sigma_init"]
+    cli.main([*argv, "--out", str(figure)])
+    assert figure.stat().st_size > 0
 
 
 def test_zipped_axes_and_grid_variables(tmp_path, tiny, tiny_params):
@@ -306,3 +310,14 @@ def test_bad_derived_expressions_and_zips_are_one_line(tiny, grid, derived, mess
     with pytest.raises(ValueError) as refused:
         jaxprune.sweep(tiny, grid, 1, derived=derived, progress=False)
     assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_json_specification_takes_derived_expressions(tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"grid": {"dim": [8, 10]}, "derived": {"lr": "1 / c"}}))
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", str(spec), "--out", str(tmp_path / "out")])
+    assert capsys.readouterr().err == (
+        "jaxprune sweep: error: derived['lr'] = '1 / c' is invalid: 'c' is no field and no "
+        "grid axis; an expression may use " + jaxprune.derived.ALLOWED + ".\n"
+    )
