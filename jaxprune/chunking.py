@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune import engine
-from jaxprune.config import Config
+from jaxprune.config import Config, InvalidValue, Option
 from jaxprune.data import num_noise_rows
 from jaxprune.gram import BLOCK_WORDS
 
@@ -117,7 +117,7 @@ def _check_chunk_size(chunk_size) -> None:
         or not isinstance(chunk_size, numbers.Integral)
         or chunk_size < 1
     ):
-        raise ValueError(f"chunk_size = {chunk_size!r} is invalid: must be an int >= 1 or None.")
+        raise InvalidValue("chunk_size", chunk_size, "is invalid: must be an int >= 1 or None.")
 
 
 def check_memory_budget(memory_budget_gb) -> None:
@@ -125,8 +125,8 @@ def check_memory_budget(memory_budget_gb) -> None:
         return
     number = isinstance(memory_budget_gb, numbers.Real) and not isinstance(memory_budget_gb, bool)
     if not (number and math.isfinite(memory_budget_gb) and memory_budget_gb > 0):
-        raise ValueError(
-            f"memory_budget_gb = {memory_budget_gb!r} is invalid: must be a number > 0 (GiB)."
+        raise InvalidValue(
+            "memory_budget_gb", memory_budget_gb, "is invalid: must be a number > 0 (GiB)."
         )
 
 
@@ -138,8 +138,8 @@ def check_chunk_options(chunk_size, memory_budget_gb, chunk_seconds=None) -> Non
     if chunk_seconds is not None:
         number = isinstance(chunk_seconds, numbers.Real) and not isinstance(chunk_seconds, bool)
         if not (number and math.isfinite(chunk_seconds) and chunk_seconds > 0):
-            raise ValueError(
-                f"chunk_seconds = {chunk_seconds!r} is invalid: must be a number > 0 (seconds)."
+            raise InvalidValue(
+                "chunk_seconds", chunk_seconds, "is invalid: must be a number > 0 (seconds)."
             )
 
 
@@ -183,12 +183,15 @@ def choose_chunk_shape(
         budget = default_memory_budget_gb() if memory_budget_gb is None else memory_budget_gb
         budget_bytes = budget * 2**30
         if chunk_bytes(config, 1, 1) > budget_bytes:
-            raise ValueError(
-                f"memory_budget_gb = {budget:g} is too small: one run of this Config needs about "
+            raise InvalidValue(
+                "memory_budget_gb",
+                float(f"{budget:g}"),
+                f"is too small: one run of this Config needs about "
                 f"{chunk_bytes(config, 1, 1) / 2**30:.3g} GiB "
                 f"({estimate_seed_bytes(config) / 2**20:.1f} MiB of data drawn for its seed, "
-                f"{estimate_run_bytes(config) / 2**20:.1f} MiB of its own). Raise "
-                f"memory_budget_gb, or reduce n_test, n_train, dim or width."
+                f"{estimate_run_bytes(config) / 2**20:.1f} MiB of its own). Raise {{0}}, or "
+                f"reduce n_test, n_train, dim or width.",
+                Option("memory_budget_gb", quoted=False),
             )
         accelerator = jax.default_backend() != "cpu"
         points = (budget_bytes - estimate_seed_bytes(config)) // estimate_run_bytes(config)

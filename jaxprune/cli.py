@@ -1,26 +1,29 @@
 """The `jaxprune` command: `sweep`, `plot` and `info`.
 
 Bad input ends the command with status 2 and one line, `jaxprune CMD: error: ...`, in the
-command line's own names (`--overwrite`, not `overwrite=True`; see `flag_names`).
+command line's own names (`--overwrite`, not `overwrite=True`): the library's refusals carry
+their field, value and the arguments they suggest (`config.InvalidValue`), which `error_line`
+writes with the flags of SWEEP_FLAGS and PLOT_FLAGS.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import runpy
 import shlex
 import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 from jaxprune import __version__
 
 SPEC_KEYS = ("preset", "config", "params", "grid", "derived", "seeds")
 PRESETS = ("yang2023", "kou2023")
 
-# The API names a command's messages may use, and its flags (see `flag_names`).
+# The API names a command's refusals may use, and its flags (see `error_line`).
 SWEEP_FLAGS = {
     "overwrite": "--overwrite",
     "memory_budget_gb": "--memory-budget",
@@ -39,23 +42,6 @@ PLOT_FLAGS = {
     "log1mp": "--log1mp",
     "partial": "--partial",
 }
-
-
-def flag_names(message: str, flags: dict[str, str]) -> str:
-    """`message` with the API argument names in `flags` written as the command line's flags:
-    "pass overwrite=True" -> "pass --overwrite", "pass chunk_size=None" -> "leave out
-    --chunk-size", "memory_budget_gb = -1" -> "--memory-budget -1", "out = 'DIR'" -> "--out DIR",
-    "`out`" and a bare "memory_budget_gb" -> the flag."""
-    for name, flag in flags.items():
-        word = rf"(?<![\w.'\[-]){re.escape(name)}"
-        message = re.sub(rf"\bpass {word}=None\b", f"leave out {flag}", message)
-        message = re.sub(rf"{word}=True\b", flag, message)
-        message = re.sub(rf"{word} ?= ?'([^']*)'", rf"{flag} \1", message)
-        message = re.sub(rf"{word} ?= ?([^\s,;:)'`]+)", rf"{flag} \1", message)
-        message = message.replace(f"`{name}`", flag)
-        if "_" in name:  # distinctive enough to replace as a bare word
-            message = re.sub(rf"{word}\b", flag, message)
-    return message
 
 
 def _info(args) -> None:
@@ -397,13 +383,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def error_line(error: Exception, flags: dict[str, str]) -> str:
-    """A refusal as one line in the command line's names: an OSError as "reason: path",
-    anything else as its message, with `flag_names` applied and newlines folded."""
+    """A refusal as one line in the command line's names: an OSError as "reason: path", an
+    `InvalidValue` rendered with `flags` (API name -> flag), anything else as its message;
+    newlines folded."""
+    from jaxprune.config import InvalidValue
+
     if isinstance(error, OSError) and error.strerror and error.filename:
         text = f"{error.strerror}: {error.filename}"
+    elif isinstance(error, InvalidValue):
+        text = error.render(flags)
     else:
         text = str(error)
-    return " ".join(flag_names(text, flags).split())
+    return " ".join(text.split())
+
+
+def exit_interrupted(stopped, command: str | None = None, prefix: str = "") -> NoReturn:
+    """End the process after a `SweepInterrupted`: its summary (what is saved, the `command`
+    that resumes) as one line on stderr, status 130 (128 + SIGINT). When work still runs on
+    background threads (an abandoned chunk, a compilation: `stopped.busy`) the process ends at
+    once (`os._exit`): interpreter shutdown would wait for it (Ctrl-C during a compilation
+    took 26 s to exit). For the command line and sweep scripts; the library only raises."""
+    print(prefix + stopped.summary(command), file=sys.stderr)
+    if stopped.busy:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    raise SystemExit(130)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -421,10 +426,10 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, OSError) as error:  # bad input: one clear line, no traceback
         args.parser.exit(2, f"jaxprune {args.command}: error: {error_line(error, flags)}\n")
     except KeyboardInterrupt as stopped:  # Ctrl-C: what is saved and how to resume, one line
-        from jaxprune.results import SweepInterrupted
+        from jaxprune.stopping import SweepInterrupted
 
         if isinstance(stopped, SweepInterrupted):
-            stopped.exit(command, prefix=f"jaxprune {args.command}: ")
+            exit_interrupted(stopped, command, prefix=f"jaxprune {args.command}: ")
         parser.exit(130, f"jaxprune {args.command}: interrupted\n")
 
 

@@ -32,8 +32,65 @@ MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
 SHAPE_FIELDS = ("dim", "width", "n_train", "n_test")
 
 
+MENTION = object()  # an Option that names an argument without a value
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """An argument an error's text refers to: mentioned (`Option("out")`: "`out`", on the
+    command line "--out"), or to be passed (`Option("overwrite", True)`: "pass overwrite=True",
+    "pass --overwrite"; a value of None: "pass chunk_size=None", "leave out --chunk-size").
+    verb: the word before a passed value ("" for none). quoted: a mention in backquotes."""
+
+    name: str
+    value: Any = MENTION
+    verb: str = "pass"
+    quoted: bool = True
+
+    def render(self, flags: dict[str, str]) -> str:
+        """The option in the API's words, or the command line's where `flags` names it."""
+        flag = flags.get(self.name)
+        if self.value is MENTION:
+            return flag or (f"`{self.name}`" if self.quoted else self.name)
+        if flag is None:
+            return f"{self.verb} {self.name}={self.value!r}".strip()
+        if self.value is None:
+            return f"leave out {flag}"
+        shown = flag if self.value is True else f"{flag} {self.value}"
+        return f"{self.verb} {shown}".strip()
+
+
+class InvalidValue(ValueError):
+    """A refused value, as data: `field` (an argument's name, 'chunk_size', or a field's, with
+    `owner` 'Config' or 'Params'; None when the subject is not one value), `value`, and
+    `problem`: what is wrong and allowed, whose {0}, {1}, ... stand for `options` (see
+    `Option`). str(error) is one line in the API's names; `render(flags)` writes the
+    arguments that `flags` maps (API name -> command-line flag) as flags instead."""
+
+    def __init__(self, field: str | None, value: Any, problem: str, *options: Option,
+                 owner: str | None = None):  # fmt: skip
+        self.field, self.value, self.problem = field, value, problem
+        self.options, self.owner = options, owner
+        super().__init__(self.render())
+
+    def render(self, flags: dict[str, str] | None = None) -> str:
+        flags = {} if flags is None or self.owner else flags
+        text = self.problem
+        for i, option in enumerate(self.options):
+            text = text.replace(f"{{{i}}}", option.render(flags))
+        if self.field is None:
+            return text
+        if self.field in flags:
+            shown = "" if self.value is True else f" {self.value}"
+            return f"{flags[self.field]}{shown} {text}"
+        prefix = f"{self.owner}." if self.owner else ""
+        if self.value is True and not self.owner:  # a flag's form: log1mp=True
+            return f"{prefix}{self.field}=True {text}"
+        return f"{prefix}{self.field} = {self.value!r} {text}"
+
+
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"{owner}.{name} = {value!r} is invalid: {allowed}.")
+    raise InvalidValue(name, value, f"is invalid: {allowed}.", owner=owner)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -297,11 +354,11 @@ def check_params_values(name: str, values: Any) -> np.ndarray:
     except ValueError:  # ragged nesting
         array = np.asarray(None)
     if array.dtype.kind not in "iuf":  # not bools, strings, None or nested sequences
-        raise ValueError(f"Params.{name} = {values!r} is invalid: {allowed} (got a non-number).")
+        raise InvalidValue(name, values, f"is invalid: {allowed} (got a non-number).", owner="Params")
     array = array.astype(np.float64)
     bad = ~(np.isfinite(array) & ok(array))
     if bad.any():
-        raise ValueError(f"Params.{name} = {float(array[bad].flat[0])!r} is invalid: {allowed}.")
+        _fail("Params", name, float(array[bad].flat[0]), allowed)
     return array
 
 

@@ -18,6 +18,8 @@ import os
 import re
 from pathlib import Path
 
+from jaxprune.config import InvalidValue, Option
+
 SPEC_FILE = "_sweep.json"
 # Written by a process of a `jax.distributed` sweep that fails or is interrupted, so that the
 # others stop after their chunk in flight (see `jaxprune.stopping`).
@@ -25,6 +27,7 @@ STOP_FILE = "_stop.json"
 CHUNK_PATTERN = re.compile(r"part-g(\d{4,})-c(\d{6,})\.parquet")
 _OWN_FILES = (SPEC_FILE, STOP_FILE)
 _TEMPORARY = re.compile(r"\.(.+)\.tmp-\d+")
+_REPLACE = (Option("overwrite", True), Option("out"))
 
 
 def chunk_path(directory: Path, group: int, chunk: int) -> Path:
@@ -93,9 +96,11 @@ def check_target(out: Path) -> None:
     elif resolved == cwd or resolved in cwd.parents:
         reason = "the working directory or a folder above it"
     if reason is not None:
-        raise ValueError(
-            f"out = {str(out)!r} is invalid: it is {reason}; a sweep needs a folder of its "
-            f"own, e.g. {str(out / 'sweep')!r}."
+        raise InvalidValue(
+            "out",
+            str(out),
+            f"is invalid: it is {reason}; a sweep needs a folder of its own, e.g. "
+            f"{str(out / 'sweep')!r}.",
         )
 
 
@@ -124,14 +129,20 @@ def read_recorded(directory: Path) -> dict | None:
     try:
         recorded = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(
-            f"{path} is unreadable ({type(error).__name__}): pass overwrite=True to replace "
-            f"the sweep in {directory}, or choose another `out`."
+        raise InvalidValue(
+            None,
+            None,
+            f"{path} is unreadable ({type(error).__name__}): {{0}} to replace the sweep in "
+            f"{directory}, or choose another {{1}}.",
+            *_REPLACE,
         ) from None
     if not isinstance(recorded, dict) or "spec_hash" not in recorded:
-        raise ValueError(
-            f"{path} holds no sweep metadata (no spec_hash): pass overwrite=True to replace "
-            f"the sweep in {directory}, or choose another `out`."
+        raise InvalidValue(
+            None,
+            None,
+            f"{path} holds no sweep metadata (no spec_hash): {{0}} to replace the sweep in "
+            f"{directory}, or choose another {{1}}.",
+            *_REPLACE,
         )
     return recorded
 
@@ -144,7 +155,7 @@ def open_directory(out: Path, spec_hash: str, overwrite: bool) -> dict | None:
     With `overwrite`, a sweep's own files are removed first; foreign entries always stay."""
     check_target(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"out = {str(out)!r} is a file, not a directory.")
+        raise InvalidValue("out", str(out), "is a file, not a directory.")
     recorded = None if overwrite else read_recorded(out)
     if recorded is not None:
         if recorded["spec_hash"] == spec_hash:
@@ -153,15 +164,21 @@ def open_directory(out: Path, spec_hash: str, overwrite: bool) -> dict | None:
         return recorded  # the caller names the fields that differ and refuses
     has_sweep = (out / SPEC_FILE).exists() or bool(chunk_files(out))
     if has_sweep and not overwrite:
-        raise ValueError(
-            f"out = {str(out)!r} holds chunk files but no {SPEC_FILE}: pass overwrite=True to "
-            f"replace them, or choose another `out`."
+        raise InvalidValue(
+            "out",
+            str(out),
+            f"holds chunk files but no {SPEC_FILE}: {{0}} to replace them, or choose another "
+            f"{{1}}.",
+            *_REPLACE,
         )
     foreign = foreign_entries(out)
     if foreign and not has_sweep:
-        raise ValueError(
-            f"out = {str(out)!r} holds no jaxprune sweep but holds {_listing(foreign)}: "
-            f"choose a new or empty directory (overwrite only ever removes a sweep's own files)."
+        raise InvalidValue(
+            "out",
+            str(out),
+            f"holds no jaxprune sweep but holds {_listing(foreign)}: choose a new or empty "
+            f"directory ({{0}} only ever removes a sweep's own files).",
+            Option("overwrite"),
         )
     if overwrite:
         remove_own_files(out)

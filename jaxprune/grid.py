@@ -37,6 +37,7 @@ from jaxprune.config import (
     SHAPE_FIELDS,
     Config,
     Dims,
+    InvalidValue,
     Params,
     check_params_values,
     normalize_config_value,
@@ -134,13 +135,13 @@ def normalize_seeds(seeds: Any) -> np.ndarray:
     in [0, 2**31 - 1]."""
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise ValueError(
-                f"seeds = {seeds!r} is invalid: an int seeds means range(seeds), so >= 1."
+            raise InvalidValue(
+                "seeds", seeds, "is invalid: an int seeds means range(seeds), so >= 1."
             )
         seeds = range(int(seeds))
     items = _as_list(seeds)
     if items is None:
-        raise ValueError(f"seeds = {seeds!r} is invalid: give an int or a sequence of ints.")
+        raise InvalidValue("seeds", seeds, "is invalid: give an int or a sequence of ints.")
     if not items:
         raise ValueError("seeds is empty: give an int >= 1 or a non-empty sequence of ints.")
     for seed in items:
@@ -148,7 +149,7 @@ def normalize_seeds(seeds: Any) -> np.ndarray:
         if not (integer and 0 <= seed <= MAX_SEED):
             raise ValueError(f"seeds contains {seed!r}: seeds must be ints in [0, {MAX_SEED}].")
     if len(set(items)) != len(items):
-        raise ValueError(f"seeds = {items!r} is invalid: seeds must be distinct.")
+        raise InvalidValue("seeds", items, "is invalid: seeds must be distinct.")
     return np.asarray(items, dtype=np.int64)
 
 

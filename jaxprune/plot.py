@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from jaxprune.config import InvalidValue, Option
 from jaxprune.results import final, run_id_columns
 from jaxprune.stats import LEVEL, ci_half_width
 
@@ -91,33 +92,35 @@ def check_choices(
     ]
     for name, field in (("x", x), ("y", y)):
         if field not in fields:
-            raise ValueError(
-                f"{name} = {field!r} is not a swept field of the results: choose one of "
-                f"{', '.join(fields)}."
-            )
+            raise InvalidValue(
+                name, field,
+                f"is not a swept field of the results: choose one of {', '.join(fields)}.",
+            )  # fmt: skip
     if x == y:
-        raise ValueError(f"x = {x!r} is invalid: it equals `y`; the axes must be two fields.")
+        raise InvalidValue("x", x, "is invalid: it equals {0}; the axes must be two fields.",
+                           Option("y"))  # fmt: skip
     if value not in measured:
-        raise ValueError(
-            f"value = {value!r} is not a measurement in the results: choose one of "
-            f"{', '.join(measured)}."
-        )
+        raise InvalidValue(
+            "value", value,
+            f"is not a measurement in the results: choose one of {', '.join(measured)}.",
+        )  # fmt: skip
     named = ([("facet", facet)] if facet is not None else []) + [
         ("mean_over", f) for f in mean_over
     ]
     for name, field in named:
         if field not in fields:
-            raise ValueError(
-                f"{name} = {field!r} is not a swept field of the results: choose one of "
-                f"{', '.join(fields)}."
-            )
+            raise InvalidValue(
+                name, field,
+                f"is not a swept field of the results: choose one of {', '.join(fields)}.",
+            )  # fmt: skip
         if field in (x, y) or (name == "mean_over" and field == facet):
-            raise ValueError(f"{name} = {field!r} is invalid: {field} is drawn already.")
+            raise InvalidValue(name, field, f"is invalid: {field} is drawn already.")
     if facet in fields and frame[facet].nunique(dropna=False) > MAX_PANELS:
-        raise ValueError(
-            f"facet = {facet!r} is invalid: it takes {frame[facet].nunique(dropna=False)} values, "
-            f"more panels than {MAX_PANELS}; put it on an axis or average over it."
-        )
+        raise InvalidValue(
+            "facet", facet,
+            f"is invalid: it takes {frame[facet].nunique(dropna=False)} values, more panels "
+            f"than {MAX_PANELS}; put it on an axis or average over it.",
+        )  # fmt: skip
     for column, levels in (contours or {}).items():
         if column not in measured:
             raise ValueError(
@@ -128,30 +131,41 @@ def check_choices(
             raise ValueError(f"contour levels of {column!r} = {levels!r}: give finite numbers.")
     for name, bound in (("vmin", vmin), ("vmax", vmax)):
         if bound is not None and not _finite_number(bound):
-            raise ValueError(f"{name} = {bound!r} is invalid: must be a finite number.")
+            raise InvalidValue(name, bound, "is invalid: must be a finite number.")
     if vmin is not None and vmax is not None and vmin >= vmax:
-        raise ValueError(f"vmin = {vmin!r} is invalid: must be below `vmax` ({vmax!r}).")
+        raise InvalidValue("vmin", vmin, f"is invalid: must be below {{0}} ({vmax!r}).",
+                           Option("vmax"))  # fmt: skip
     if log1mp and "prune_frac" not in (x, y):
-        raise ValueError("log1mp=True is invalid: prune_frac is on no axis.")
+        raise InvalidValue("log1mp", True, "is invalid: prune_frac is on no axis.")
     pooled = {f: n for f, n in varying_fields(frame).items() if f not in (x, y, facet, *mean_over)}
     if pooled:
-        raise ValueError(_pooling_message(pooled, facet, mean_over))
+        raise _pooling_error(pooled, facet, mean_over)
 
 
-def _pooling_message(pooled: dict[str, int], facet: str | None, mean_over: Sequence[str]) -> str:
+def _pooling_error(
+    pooled: dict[str, int], facet: str | None, mean_over: Sequence[str]
+) -> InvalidValue:
     """The refusal to average silently over the fields `pooled` (name -> number of values)."""
     names = list(pooled)
     described = [f"{f} ({pooled[f]} values)" for f in names]
     several = len(names) > 1
     listed = f"{', '.join(described[:-1])} and {described[-1]}" if several else described[0]
     them, verb, be = ("them", "vary", "are") if several else ("it", "varies", "is")
-    remedies = [f"pass mean_over={','.join([*mean_over, *names])!r} to average on purpose"]
+    options = [Option("mean_over", ",".join([*mean_over, *names]))]
+    remedies = ["{0} to average on purpose"]
     if facet is None:
-        rest = f" (with mean_over={','.join([*mean_over, *names[1:]])!r})" if several else ""
-        remedies.append(f"facet={names[0]!r}{rest} for one panel per value")
-    return (
+        options.append(Option("facet", names[0], verb=""))
+        rest = ""
+        if several:
+            options.append(Option("mean_over", ",".join([*mean_over, *names[1:]]), verb=""))
+            rest = " (with {2})"
+        remedies.append("{1}" + rest + " for one panel per value")
+    return InvalidValue(
+        None,
+        None,
         f"{listed} {verb} in the results but {be} on no axis, so each cell would average over "
-        f"{them}: {', '.join(remedies)}, or put {them} on an axis."
+        f"{them}: {', '.join(remedies)}, or put {them} on an axis.",
+        *options,
     )
 
 

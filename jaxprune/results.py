@@ -18,10 +18,8 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
-from typing import NoReturn
 
 import jax
 import numpy as np
@@ -30,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jaxprune import directory, theory
-from jaxprune.config import CONFIG_FIELDS, PARAMS_FIELDS, Config, Params
+from jaxprune.config import CONFIG_FIELDS, PARAMS_FIELDS, Config, InvalidValue, Option, Params
 from jaxprune.directory import (  # noqa: F401 (the directory's names, as before)
     SPEC_FILE,
     STOP_FILE,
@@ -39,42 +37,9 @@ from jaxprune.directory import (  # noqa: F401 (the directory's names, as before
     chunk_path,
 )
 from jaxprune.metrics import METRIC_NAMES
+from jaxprune.stopping import SweepInterrupted  # noqa: F401 (its home before)
 
 METADATA_KEY = b"jaxprune"
-
-
-class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a sweep after the chunk in flight was saved (or, at a second Ctrl-C,
-    abandoned). saved: chunks of the sweep in `out` (0 without `out`); total: chunks of the sweep;
-    out: the output directory or None."""
-
-    def __init__(self, saved: int, total: int, out: Path | None, abandoned: bool = False):
-        super().__init__(f"sweep interrupted: {saved} of {total} chunks saved in {out}")
-        self.saved, self.total, self.out, self.abandoned = saved, total, out, abandoned
-
-    def summary(self, command: str | None = None) -> str:
-        """One line for a command-line front end: what is saved and the command that resumes."""
-        if self.out is None:
-            return (
-                f"interrupted: nothing saved (no output directory) of {self.total} chunks; "
-                f"give an output directory to make a sweep resumable."
-            )
-        again = f": {command}" if command else " in the same output directory"
-        return (
-            f"interrupted: {self.saved} of {self.total} chunks saved in {self.out}; "
-            f"resume by running the same sweep again{again}"
-        )
-
-    def exit(self, command: str | None = None, prefix: str = "") -> NoReturn:
-        """Print `summary(command)` as one line on stderr and exit with status 130 (128 +
-        SIGINT). After an abandoned chunk the process ends at once (`os._exit`): interpreter
-        shutdown would wait for the computation still running."""
-        print(prefix + self.summary(command), file=sys.stderr)
-        if self.abandoned:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)
-        raise SystemExit(130)
 
 
 def history_frame(
@@ -293,20 +258,27 @@ def prepare_out(out: Path, spec: dict, overwrite: bool) -> dict | None:
     recorded = directory.open_directory(out, spec["spec_hash"], overwrite)
     if recorded is not None and recorded["spec_hash"] != spec["spec_hash"]:
         differences = "; ".join(spec_differences(recorded, spec)) or "the spec hash"
-        raise ValueError(
-            f"out = {str(out)!r} holds a different sweep (recorded -> this one: {differences}): "
-            f"choose another `out`, or pass overwrite=True to replace it."
+        raise InvalidValue(
+            "out",
+            str(out),
+            f"holds a different sweep (recorded -> this one: {differences}): choose another "
+            f"{{0}}, or {{1}} to replace it.",
+            Option("out"),
+            Option("overwrite", True),
         )
     if recorded is not None:
         from jaxprune import __version__
 
         version = recorded.get("jaxprune_version")
         if version != __version__:
-            raise ValueError(
-                f"out = {str(out)!r} holds this sweep computed by jaxprune {version}; this is "
-                f"jaxprune {__version__}, whose results can differ (the version changes "
-                f"whenever results can): pass overwrite=True to recompute it, or choose "
-                f"another `out`."
+            raise InvalidValue(
+                "out",
+                str(out),
+                f"holds this sweep computed by jaxprune {version}; this is jaxprune "
+                f"{__version__}, whose results can differ (the version changes whenever results "
+                f"can): {{0}} to recompute it, or choose another {{1}}.",
+                Option("overwrite", True),
+                Option("out"),
             )
     return recorded
 
@@ -395,9 +367,13 @@ def _read_sweep(path: Path, partial: bool) -> tuple[list[pd.DataFrame], dict]:
             frames.append(check_chunk(file, metadata.get("spec_hash")))
         except ChunkError as bad:
             if bad.kind == "foreign" or not partial:
-                raise ValueError(
+                skip = ", or {0} to skip it." if bad.kind != "foreign" else "."
+                raise InvalidValue(
+                    None,
+                    None,
                     f"{bad}: move it out of {file.parent}, or re-run the sweep to recompute it"
-                    + (", or pass partial=True to skip it." if bad.kind != "foreign" else ".")
+                    + skip,
+                    Option("partial", True),
                 ) from None
             warnings.warn(f"skipped {bad} (partial=True)", stacklevel=3)
     if frames:
@@ -459,9 +435,11 @@ def load(path: str | Path | list, partial: bool = False) -> pd.DataFrame:
             f"{metadata.get('chunks_total', '?')} chunks)"
         )
         if frame is None or not partial:
-            raise ValueError(
-                f"{holds}: resume by re-running the same sweep, or pass partial=True to load "
-                f"what is there."
+            raise InvalidValue(
+                None,
+                None,
+                f"{holds}: resume by re-running the same sweep, or {{0}} to load what is there.",
+                Option("partial", True),
             )
         warnings.warn(f"{holds}: a partial result (partial=True).", stacklevel=2)
     return frame

@@ -35,11 +35,12 @@ from jax.sharding import AxisType, PartitionSpec
 from jaxprune import chunking, results, stopping
 from jaxprune import grid as grid_lib
 from jaxprune.chunking import Chunk, ChunkPlan, ChunkShape, check_chunk_options
-from jaxprune.config import PARAMS_FIELDS, SHAPE_FIELDS, Config, Dims, Params
+from jaxprune.config import PARAMS_FIELDS, SHAPE_FIELDS, Config, Dims, InvalidValue, Option, Params
 from jaxprune.engine import resolve as resolve_engine
 from jaxprune.metrics import METRIC_NAMES
 from jaxprune.progress import ProgressBar
-from jaxprune.results import SPEC_FILE, STOP_FILE, SweepInterrupted
+from jaxprune.results import SPEC_FILE, STOP_FILE
+from jaxprune.stopping import SweepInterrupted
 from jaxprune.training import make_seed_runs
 
 RUN_AXIS = "runs"
@@ -232,10 +233,13 @@ def _open_out(
             recorded = results.prepare_out(out, spec, overwrite)
             if recorded is not None:
                 if chunk_size is not None and recorded["chunk_shapes"] != _shape_lists(plan):
-                    raise ValueError(
-                        f"chunk_size = {chunk_size} differs from the chunks "
-                        f"{recorded['chunk_shapes']} (points x seeds) of the same sweep already "
-                        f"in {out}: pass chunk_size=None to resume it, or overwrite=True."
+                    raise InvalidValue(
+                        "chunk_size",
+                        chunk_size,
+                        f"differs from the chunks {recorded['chunk_shapes']} (points x seeds) of "
+                        f"the same sweep already in {out}: {{0}} to resume it, or {{1}}.",
+                        Option("chunk_size", None),
+                        Option("overwrite", True),
                     )
                 plan = replan(recorded)
                 before = recorded.get("invocations", [])
@@ -264,9 +268,12 @@ def _verified(out: Path, groups, plan: ChunkPlan, mine, spec_hash: str, note) ->
         if index >= per_group.get(group, 0):
             found = results.read_metadata(path).get("spec_hash") if path.exists() else None
             owner = "another sweep" if found != spec_hash else "no chunk of this sweep"
-            raise ValueError(
+            raise InvalidValue(
+                None,
+                None,
                 f"{path} belongs to {owner} (spec_hash {found}, this sweep's {spec_hash}): "
-                f"move it out of {out}, or pass overwrite=True to replace the sweep."
+                f"move it out of {out}, or {{0}} to replace the sweep.",
+                Option("overwrite", True),
             )
     done = set()
     for chunk in mine:
@@ -279,8 +286,11 @@ def _verified(out: Path, groups, plan: ChunkPlan, mine, spec_hash: str, note) ->
             results.check_chunk(path, spec_hash, _chunk_runs(group, chunk), rows)
         except results.ChunkError as bad:
             if bad.kind == "foreign":
-                raise ValueError(
-                    f"{bad}: move it out of {out}, or pass overwrite=True to replace the sweep."
+                raise InvalidValue(
+                    None,
+                    None,
+                    f"{bad}: move it out of {out}, or {{0}} to replace the sweep.",
+                    Option("overwrite", True),
                 ) from None
             note(f"{bad}: recomputing it")
             continue
@@ -336,7 +346,8 @@ def sweep(
     a different sweep there is refused unless `overwrite`, which removes that sweep's own files
     only (other files and folders in `out` stay; see `jaxprune.directory`).
     Ctrl-C finishes and writes the chunk in flight (a second one abandons it), then raises
-    `results.SweepInterrupted`. Under `jax.distributed`, the processes split the chunks, each
+    `stopping.SweepInterrupted` (the library raises; `jaxprune.cli.exit_interrupted` ends a
+    process with its one line). Under `jax.distributed`, the processes split the chunks, each
     writing its own files into `out` (required), and each returns the whole table; an error on
     one process stops every process with that error.
     A grid key may zip fields that vary together: ("dim", "n_train") or "dim,n_train" mapped to
@@ -355,9 +366,10 @@ def sweep(
     base = Params() if base is None else base
     check_chunk_options(chunk_size, memory_budget_gb, chunk_seconds)
     if not collect and out is None:
-        raise ValueError("collect = False needs out: a sweep kept nowhere would be lost.")
+        raise InvalidValue("collect", False, "needs {0}: a sweep kept nowhere would be lost.",
+                           Option("out"))  # fmt: skip
     if jax.process_count() > 1 and out is None:
-        raise ValueError("out = None is invalid under jax.distributed: give a shared directory.")
+        raise InvalidValue("out", None, "is invalid under jax.distributed: give a shared directory.")
     groups = grid_lib.plan(config, grid, seeds, base, buckets, derived)
     spec = results.sweep_spec(config, grid, seeds, base, buckets, derived)
     invocation, start = results.provenance(), time.perf_counter()
@@ -426,7 +438,8 @@ def sweep(
 
     def interrupted() -> SweepInterrupted:
         saved = 0 if out is None else len(results.chunk_files(out))
-        return SweepInterrupted(saved, len(plan.chunks), out, interrupts.abandoned)
+        busy = any(not compiled.done() for compiled in _EXECUTABLES.values())
+        return SweepInterrupted(saved, len(plan.chunks), out, interrupts.abandoned, busy)
 
     if isinstance(error, KeyboardInterrupt) and num_processes == 1:
         raise interrupted() from None

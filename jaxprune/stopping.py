@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -24,6 +25,35 @@ POLL_SECONDS = 0.05
 # Exception types that `agree` raises again, by name, on the processes that did not see them.
 _KINDS = (ValueError, FileNotFoundError, PermissionError, OSError, RuntimeError, KeyboardInterrupt)
 _MESSAGE_BYTES = 4096
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep after the chunk in flight was saved (or, at a second Ctrl-C,
+    abandoned). saved: chunks of the sweep in `out` (0 without `out`); total: chunks of the sweep;
+    out: the output directory or None. busy: work still runs on background threads (an
+    abandoned chunk, a compilation): a process that ends now should end at once (`os._exit`,
+    as `jaxprune.cli.exit_interrupted` does), since interpreter shutdown would wait for it.
+    The library only raises; the command line and scripts end the process."""
+
+    def __init__(
+        self, saved: int, total: int, out: Path | None, abandoned: bool = False, busy: bool = False
+    ):
+        super().__init__(f"sweep interrupted: {saved} of {total} chunks saved in {out}")
+        self.saved, self.total, self.out, self.abandoned = saved, total, out, abandoned
+        self.busy = busy or abandoned
+
+    def summary(self, command: str | None = None) -> str:
+        """One line for a command-line front end: what is saved and the command that resumes."""
+        if self.out is None:
+            return (
+                f"interrupted: nothing saved (no output directory) of {self.total} chunks; "
+                f"give an output directory to make a sweep resumable."
+            )
+        again = f": {command}" if command else " in the same output directory"
+        return (
+            f"interrupted: {self.saved} of {self.total} chunks saved in {self.out}; "
+            f"resume by running the same sweep again{again}"
+        )
 
 
 class Interrupts:

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 import jaxprune
+from jaxprune.cli import exit_interrupted
 from jaxprune.results import SweepInterrupted, chunk_files, environment, write_json
 
 SIZES = ("full", "quick", "smoke")
@@ -153,7 +154,7 @@ class Recorder:
             )
         except SweepInterrupted as stopped:  # Ctrl-C: one line saying how to resume, status 130
             self.save()
-            stopped.exit(self.invocation["command"])
+            exit_interrupted(stopped, self.invocation["command"])
         runs = len(jaxprune.final(frame))
         self.record_pass(key, runs, runs - before, time.perf_counter() - t0, meta)
         return frame

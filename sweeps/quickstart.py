@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import jaxprune
+from jaxprune.cli import exit_interrupted
 from jaxprune.plot import save_phase_diagram
 
 PRUNE_FRACS = [0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99]
@@ -57,7 +58,7 @@ def main() -> None:
             overwrite=args.overwrite,
         )
     except jaxprune.results.SweepInterrupted as stopped:  # Ctrl-C: one line, status 130
-        stopped.exit(shlex.join(["python", *sys.argv]))
+        exit_interrupted(stopped, shlex.join(["python", *sys.argv]))
     elapsed = time.perf_counter() - start
     figure = out.with_suffix(".png")
     save_phase_diagram(

@@ -125,40 +125,35 @@ def test_plot_writes_beside_the_data_named_by_its_choices(swept, capsys):
     assert len(pd.read_parquet(swept)) == 16 * 3  # 16 runs x 3 logged steps, still readable
 
 
-@pytest.mark.parametrize(
-    "message,expected",
-    [
-        (
-            "out = '/r/a' holds a different sweep (recorded -> this one: seeds [0, 1] -> [0, 1, 2])"
-            ": choose another `out`, or pass overwrite=True to replace it.",
-            "--out /r/a holds a different sweep (recorded -> this one: seeds [0, 1] -> [0, 1, 2]):"
-            " choose another --out, or pass --overwrite to replace it.",
-        ),
-        (
-            "/r/a holds 8 of 16 runs (1 of 2 chunks): resume by re-running the same sweep, or "
-            "pass partial=True to load what is there.",
-            "/r/a holds 8 of 16 runs (1 of 2 chunks): resume by re-running the same sweep, or "
-            "pass --partial to load what is there.",
-        ),
-        (
-            "chunk_size = 4 differs from the chunks [[8, 2]] (points x seeds) of the same sweep "
-            "already in /r/a: pass chunk_size=None to resume it, or overwrite=True.",
-            "--chunk-size 4 differs from the chunks [[8, 2]] (points x seeds) of the same sweep "
-            "already in /r/a: leave out --chunk-size to resume it, or --overwrite.",
-        ),
-        (
-            "memory_budget_gb = 0.5 is too small: ... Raise memory_budget_gb, or reduce n_test.",
-            "--memory-budget 0.5 is too small: ... Raise --memory-budget, or reduce n_test.",
-        ),
-        (
-            "Config.out = 3; grid['out'] = [1]; Params.chunk_size = 2",  # not arguments: kept
-            "Config.out = 3; grid['out'] = [1]; Params.chunk_size = 2",
-        ),
-    ],
-)
-def test_flag_names_translate_api_arguments(message, expected):
+def test_refusals_carry_their_field_and_render_in_flag_names():
+    """Errors as data: the field, the value and the arguments a refusal suggests, written in
+    the API's names by str() and in the command line's by render(flags)."""
+    from jaxprune.config import InvalidValue, Option
+
     flags = {**cli.SWEEP_FLAGS, **cli.PLOT_FLAGS}
-    assert cli.flag_names(message, flags) == expected
+    error = InvalidValue(
+        "chunk_size",
+        4,
+        "differs from the chunks [[8, 2]]: {0} to resume it, or {1}; choose another {2}.",
+        Option("chunk_size", None),
+        Option("overwrite", True),
+        Option("out"),
+    )
+    assert isinstance(error, ValueError) and (error.field, error.value) == ("chunk_size", 4)
+    assert str(error) == (
+        "chunk_size = 4 differs from the chunks [[8, 2]]: pass chunk_size=None to resume it, or "
+        "pass overwrite=True; choose another `out`."
+    )
+    assert error.render(flags) == (
+        "--chunk-size 4 differs from the chunks [[8, 2]]: leave out --chunk-size to resume it, "
+        "or pass --overwrite; choose another --out."
+    )
+    field = InvalidValue("out", 3, "is invalid: must be >= 4.", owner="Config")
+    assert str(field) == field.render(flags) == "Config.out = 3 is invalid: must be >= 4."
+    with pytest.raises(InvalidValue) as refused:
+        jaxprune.Config(dim=0)
+    assert (refused.value.owner, refused.value.field, refused.value.value) == ("Config", "dim", 0)
+
 
 
 def _case(name, argv, *message):
@@ -284,7 +279,7 @@ CLI_REFUSALS = [
         "spec is a list",
         ["sweep", "{tmp}/list.json", "--out", "{tmp}/o"],
         "jaxprune sweep: error: {tmp}/list.json holds a JSON list: a sweep specification is a "
-        "JSON object with keys preset, config, params, grid, seeds.",
+        "JSON object with keys preset, config, params, grid, derived, seeds.",
     ),
     _case(
         "config is a list",
@@ -296,7 +291,7 @@ CLI_REFUSALS = [
         "unknown spec key",
         ["sweep", "{tmp}/unknown-key.json", "--out", "{tmp}/o"],
         "jaxprune sweep: error: sweep specification has unknown keys ['gird']: allowed are "
-        "preset, config, params, grid, seeds.",
+        "preset, config, params, grid, derived, seeds.",
     ),
     _case(
         "unknown Config field",
@@ -365,7 +360,7 @@ CLI_REFUSALS = [
         "other chunks at out",
         ["sweep", "{tmp}/spec.json", "--out", "{swept}", "--chunk-size", "1"],
         "jaxprune sweep: error: --chunk-size 1 differs from the chunks",
-        "leave out --chunk-size to resume it, or --overwrite",
+        "leave out --chunk-size to resume it, or pass --overwrite",
     ),
 ]
 
