@@ -4,31 +4,49 @@ import jaxprune
 config, params = jaxprune.presets.yang2023()
 df = jaxprune.sweep(config, {"prune_frac": [0.0, 0.5, 0.9], "mu_norm": [1.0, 4.0]}, seeds=8)
 jaxprune.final(df).groupby(["prune_frac", "mu_norm"]).test_acc.mean()
+
+The package imports its modules (and JAX) on first use of a name (PEP 562), so that
+`jaxprune --help` and `--version` answer at once.
 """
 
+from __future__ import annotations
+
+import importlib
+
+# Version policy: the version changes whenever results can change (a draw, a step, a measurement
+# or a column), and every sweep records it; resuming a sweep computed by another version is
+# refused (docs/output.md).
 __version__ = "0.2.0"
 
-from jaxprune import data, masks, metrics, model, optimizers, presets, state, theory, training
-from jaxprune.config import Config, Params
-from jaxprune.results import final, load
-from jaxprune.runner import sweep, train
-from jaxprune.state import RunState
+# The public names and the modules that define them, imported on first use.
+_NAMES = {
+    "Config": "config",
+    "Params": "config",
+    "RunState": "state",
+    "final": "results",
+    "load": "results",
+    "sweep": "runner",
+    "train": "runner",
+}
+_MODULES = ("data", "masks", "metrics", "model", "optimizers", "presets", "state", "theory",
+            "training")  # fmt: skip
 
-__all__ = [
-    "Config",
-    "Params",
-    "RunState",
-    "data",
-    "final",
-    "load",
-    "masks",
-    "metrics",
-    "model",
-    "optimizers",
-    "presets",
-    "state",
-    "sweep",
-    "theory",
-    "train",
-    "training",
-]
+__all__ = sorted([*_NAMES, *_MODULES])
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f"jaxprune.{_NAMES[name]}"), name)
+    else:
+        try:
+            value = importlib.import_module(f"jaxprune.{name}")
+        except ModuleNotFoundError as missing:
+            if missing.name != f"jaxprune.{name}":
+                raise
+            raise AttributeError(f"module 'jaxprune' has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -412,12 +412,20 @@ def sweep(
             if out is not None:
                 notice = bar.note if progress else lambda text: warnings.warn(text, stacklevel=4)
                 done = _verified(out, groups, plan, mine, spec["spec_hash"], notice)
+            estimates = {}  # group -> the cost model's seconds of one of its chunks
+            for chunk, seconds in zip(plan.chunks, plan.seconds or (), strict=False):
+                estimates.setdefault(chunk.group, seconds)
+            last = time.perf_counter()
             for chunk, frame in _train(groups, plan, mine, done, out, interrupts, bar):
+                now = time.perf_counter()  # chunks overlap: the time since the last one ended
+                took, last = now - last, now
                 if out is None:
                     frames.append(frame)
                 else:
                     about = {"group": chunk.group, "index": chunk.index}
-                    about.update(runs=chunk.num_runs, rows=len(frame))
+                    about.update(runs=chunk.num_runs, rows=len(frame), seconds=round(took, 3))
+                    if chunk.group in estimates:
+                        about["estimated_seconds"] = round(estimates[chunk.group], 3)
                     chunk_meta = {**metadata, "provenance": invocation, "chunk": about}
                     results.write_parquet(
                         frame, results.chunk_path(out, chunk.group, chunk.index), chunk_meta
