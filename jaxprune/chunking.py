@@ -11,6 +11,7 @@ process by `calibrate`), so that progress moves and an interrupted sweep loses s
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import math
@@ -200,7 +201,7 @@ def choose_chunk_shape(
         if accelerator:  # all of a device's seeds at once: they share the budget
             per_device = max(1, int(budget_bytes // chunk_bytes(config, points, 1)))
         if chunk_seconds is not None:
-            speed = calibrate() if speed is None else speed
+            speed = current_speed() if speed is None else speed
 
             def seconds(points: int, seeds: int) -> float:
                 return chunk_seconds_estimate(config, ChunkShape(points, seeds, seeds), speed)
@@ -280,6 +281,32 @@ def calibrate() -> Speed:
     passes = 4 * length * BYTES_PER_FLOAT  # three arrays read, one written
     bandwidth = passes / _median_seconds(jax.jit(lambda x, y, z: x * y + z), x, x + 1, x + 2)
     return Speed(flops=flops, bytes=bandwidth)
+
+
+# The ratios measured / estimated seconds of the last chunks this process ran (`observe`): the
+# cost model's estimates are divided by their median, so that a machine slower than its
+# calibration (loaded by other jobs, or a cost model off for this Config) gets smaller chunks
+# in the next plans of the process (the chunk shapes of a running sweep are fixed: they are
+# recorded for resume).
+OBSERVED = collections.deque(maxlen=8)
+
+
+def observe(estimated: float, measured: float) -> None:
+    """Record a chunk's measured seconds against its estimate (not a group's first chunk,
+    which includes its compilation)."""
+    if estimated > 0 and measured > 0:
+        OBSERVED.append(measured / estimated)
+
+
+def slowdown() -> float:
+    """How much slower than estimated the recent chunks ran (the median ratio; 1 without any)."""
+    return float(np.median(OBSERVED)) if OBSERVED else 1.0
+
+
+def current_speed() -> Speed:
+    """`calibrate()`'s speed divided by `slowdown()`: what plans use by default."""
+    speed, slower = calibrate(), slowdown()
+    return Speed(flops=speed.flops / slower, bytes=speed.bytes / slower)
 
 
 def run_cost(config: Config) -> tuple[float, float]:
@@ -368,7 +395,7 @@ def plan_chunks(
     ]
     seconds = None
     if estimate:
-        speed = calibrate() if speed is None else speed
+        speed = current_speed() if speed is None else speed
         seconds = tuple(
             chunk_seconds_estimate(groups[c.group].config, shapes[c.group], speed, num_devices)
             for c in chunks

@@ -415,10 +415,13 @@ def sweep(
             estimates = {}  # group -> the cost model's seconds of one of its chunks
             for chunk, seconds in zip(plan.chunks, plan.seconds or (), strict=False):
                 estimates.setdefault(chunk.group, seconds)
-            last = time.perf_counter()
+            last, seen = time.perf_counter(), set()
             for chunk, frame in _train(groups, plan, mine, done, out, interrupts, bar):
                 now = time.perf_counter()  # chunks overlap: the time since the last one ended
                 took, last = now - last, now
+                if chunk.group in seen and chunk.group in estimates:  # compiled already
+                    chunking.observe(estimates[chunk.group], took)
+                seen.add(chunk.group)
                 if out is None:
                     frames.append(frame)
                 else:

@@ -321,3 +321,21 @@ def test_a_json_specification_takes_derived_expressions(tmp_path, capsys):
         "jaxprune sweep: error: derived['lr'] = '1 / c' is invalid: 'c' is no field and no "
         "grid axis; an expression may use " + jaxprune.derived.ALLOWED + ".\n"
     )
+
+
+def test_measured_chunk_times_recalibrate_the_next_plans(tiny, monkeypatch):
+    """Chunks that ran 4x slower than estimated: the next plan's chunks are 4x smaller, so
+    that they hold the time bound at the speed measured."""
+    from jaxprune import chunking
+    from jaxprune import grid as grid_lib
+
+    monkeypatch.setattr(chunking, "OBSERVED", chunking.collections.deque(maxlen=8))
+    monkeypatch.setattr(chunking, "calibrate", lambda: chunking.Speed(2e8, 2e8))
+    groups = grid_lib.plan(tiny, {"prune_frac": list(np.linspace(0, 0.9, 64))}, np.arange(64))
+    before = chunking.plan_chunks(groups, chunk_seconds=1.0)
+    for measured in (3.0, 4.0, 5.0):
+        chunking.observe(1.0, measured)
+    after = chunking.plan_chunks(groups, chunk_seconds=1.0)
+    assert chunking.slowdown() == 4.0
+    assert before.shapes[0].runs == 64 * 8 and after.shapes[0].runs == 64 * 2
+    assert max(after.seconds) <= 1.0  # estimated at the slower speed
