@@ -32,6 +32,10 @@ BYTES_PER_FLOAT = 4
 # A default chunk holds at most this many seconds of estimated work (override: `sweep(...,
 # chunk_seconds=...)`), so that a kill or Ctrl-C loses about that much and progress moves.
 DEFAULT_CHUNK_SECONDS = 10.0
+# A default chunk holds at most this many rows of results (runs x logged steps), so that its
+# frame on the host (a few copies of about 40 columns: NumPy, pandas, Arrow, parquet) stays near
+# 100 MB whatever the sweep's size: a sweep's peak memory then does not grow with its run count.
+MAX_CHUNK_ROWS = 2**18
 # Share of free memory (RAM on CPU) that a chunk may use when no budget is given.
 DEFAULT_MEMORY_SHARE = 0.5
 # Weight-sized arrays (K m d floats) read or written per optimizer step of one run, besides the
@@ -171,8 +175,8 @@ def choose_chunk_shape(
     With `chunk_size`, at most that many runs. Otherwise the largest chunk whose estimated peak
     memory (`chunk_bytes`) on each device fits `memory_budget_gb` (default:
     `default_memory_budget_gb()`) and, with `chunk_seconds`, whose estimated time
-    (`chunk_seconds_estimate` at `speed`, default `calibrate()`) is at most that; a budget that
-    does not hold one run is refused. A chunk takes whole rows of points first (every point of a
+    (`chunk_seconds_estimate` at `speed`, default `current_speed()`) is at most that, and which
+    holds at most MAX_CHUNK_ROWS rows of results; a budget that does not hold one run is refused. A chunk takes whole rows of points first (every point of a
     seed shares that seed's draws), then as many seeds as fit; both are evened out so that the
     padded last chunk wastes little. Seeds are padded to a multiple of num_devices.
     """
@@ -209,6 +213,9 @@ def choose_chunk_shape(
             while points > 1 and seconds(points, 1) > chunk_seconds:
                 points = max(1, math.floor(points * chunk_seconds / seconds(points, 1)))
             per_device = min(per_device, max(1, int(chunk_seconds // seconds(points, 1))))
+        most_runs = max(1, MAX_CHUNK_ROWS // len(config.logged_steps()))
+        points = min(points, most_runs)
+        per_device = min(per_device, max(1, most_runs // (points * num_devices)))
         seeds = min(num_seeds, per_device * num_devices)
     points = _even(num_points, points)
     seeds = _even(num_seeds, seeds)

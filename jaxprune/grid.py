@@ -65,7 +65,9 @@ class RunGroup:
     group's shape values x the Params grid). dims: each point's own shape, Dims of int64 arrays
     (N,). shape_axes: the shape fields the grid varies (the frame's per-run columns). seeds:
     int64 array (S,). The group's runs are every (point, seed), points outermost.
-    runs: int64 array (N, S): each run's index in the sweep's run order (the `run` column).
+    first_run: the index of the group's first run in the sweep's run order; run (point i, seed
+    j) is first_run + i S + j (`run_ids`; derived, not stored: memory stays independent of the
+    run count).
     variables: the grid's variables (axes that are no field, used by derived expressions),
     float64 arrays (N,), written as columns.
     """
@@ -74,7 +76,7 @@ class RunGroup:
     config_values: dict[str, Any]
     points: Params
     seeds: np.ndarray
-    runs: np.ndarray
+    first_run: int
     dims: Dims
     shape_axes: tuple[str, ...] = ()
     variables: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
@@ -86,6 +88,12 @@ class RunGroup:
     @property
     def num_runs(self) -> int:
         return self.num_points * len(self.seeds)
+
+    def run_ids(self, points: slice, seeds: slice) -> np.ndarray:
+        """The `run` column of the runs points x seeds (int64 (P S,), points outermost)."""
+        point = np.arange(points.start, points.stop, dtype=np.int64)[:, None]
+        seed = np.arange(seeds.start, seeds.stop, dtype=np.int64)[None, :]
+        return (self.first_run + point * len(self.seeds) + seed).ravel()
 
 
 def _as_list(values: Any) -> list | None:
@@ -395,10 +403,8 @@ def plan(
                                         group_variables, dims))  # fmt: skip
         values = {name: v for name, v in changes.items() if name not in SHAPE_FIELDS}
         first = sum(group.num_runs for group in groups)  # runs numbered in group order
-        runs = first + np.arange(num_shapes * num_points * len(seeds), dtype=np.int64)
-        runs = runs.reshape(num_shapes * num_points, len(seeds))
         groups.append(
-            RunGroup(group_config, values, Params(**group_points), seeds, runs, dims,
+            RunGroup(group_config, values, Params(**group_points), seeds, first, dims,
                      shape_axes, group_variables)  # fmt: skip
         )
     return groups

@@ -254,7 +254,7 @@ def _open_out(
 
 def _chunk_runs(group: grid_lib.RunGroup, chunk: Chunk) -> np.ndarray:
     """The run ids of a chunk, points outermost (R,)."""
-    return group.runs[chunk.point_slice, chunk.seed_slice].ravel()
+    return group.run_ids(chunk.point_slice, chunk.seed_slice)
 
 
 def _verified(out: Path, groups, plan: ChunkPlan, mine, spec_hash: str, note) -> set:

@@ -339,3 +339,16 @@ def test_measured_chunk_times_recalibrate_the_next_plans(tiny, monkeypatch):
     assert chunking.slowdown() == 4.0
     assert before.shapes[0].runs == 64 * 8 and after.shapes[0].runs == 64 * 2
     assert max(after.seconds) <= 1.0  # estimated at the slower speed
+
+
+def test_default_chunks_hold_a_bounded_number_of_rows(tiny):
+    """Tiny runs (fast by the cost model, fitting any memory budget) still come in chunks of at
+    most MAX_CHUNK_ROWS rows, so that a sweep's host memory does not grow with its run count."""
+    from jaxprune import chunking
+
+    steps = len(tiny.logged_steps())
+    for num_points, num_seeds in [(20_000, 100), (20_000, 10), (10, 100_000)]:
+        shape = chunking.choose_chunk_shape(tiny, num_points, num_seeds, memory_budget_gb=64,
+                                            chunk_seconds=1e9)  # fmt: skip
+        assert shape.runs * steps <= chunking.MAX_CHUNK_ROWS
+        assert shape.runs * steps > chunking.MAX_CHUNK_ROWS / 4  # not needlessly small
