@@ -352,3 +352,57 @@ def test_default_chunks_hold_a_bounded_number_of_rows(tiny):
                                             chunk_seconds=1e9)  # fmt: skip
         assert shape.runs * steps <= chunking.MAX_CHUNK_ROWS
         assert shape.runs * steps > chunking.MAX_CHUNK_ROWS / 4  # not needlessly small
+
+
+def test_help_and_version_do_not_import_jax():
+    """`jaxprune --help` and `--version` answer without importing JAX (lazy imports)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, contextlib, io\n"
+        "from jaxprune import cli\n"
+        "for argv in (['--help'], ['--version'], ['sweep', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try: cli.main(argv)\n"
+        "        except SystemExit: pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'numpy')))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_compilation_exits_at_once(tmp_path):
+    """SIGINT while the chunk function compiles: the command exits with status 130 and its one
+    line without waiting for the compiler (it waited 26 s)."""
+    import subprocess
+    import sys
+    import time
+
+    spec, out = tmp_path / "spec.json", tmp_path / "out"
+    spec.write_text(json.dumps({
+        "config": {"dim": 64, "width": 8, "n_train": 16, "n_test": 64, "steps": 50,
+                   "mask": "synflow", "optimizer": "adam", "num_classes": 4},
+        "grid": {"prune_frac": [0.5, 0.9]}, "seeds": 2,
+    }))  # fmt: skip
+    argv = [sys.executable, "-m", "jaxprune.cli", "sweep", str(spec), "--out", str(out)]
+    child = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    while not (out / "_sweep.json").exists():
+        assert child.poll() is None
+        time.sleep(0.02)
+    time.sleep(0.5)  # planned and compiling (SynFlow and Adam compile for seconds)
+    assert not results.chunk_files(out)
+    start = time.perf_counter()
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    waited = time.perf_counter() - start
+    assert child.returncode == 130 and "Traceback" not in stderr
+    assert stderr.splitlines()[-1].startswith(f"jaxprune sweep: interrupted: 0 of 1 chunks saved")
+    assert waited < 10, waited  # far below a compilation's time
+    assert json.loads((out / "_sweep.json").read_text())["invocations"][0]["status"] == (
+        "interrupted"
+    )
