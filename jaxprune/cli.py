@@ -62,7 +62,7 @@ def sweep_info(folder: Path) -> str:
     """A sweep directory's provenance as lines: its size and what is there, the environment
     that computed it, and each invocation (version, commit, times, chunks written, outcome)."""
     from jaxprune import directory
-    from jaxprune.results import read_metadata
+    from jaxprune.directory import read_metadata
 
     recorded = directory.read_recorded(folder) if folder.is_dir() else None
     if recorded is None:
@@ -386,7 +386,7 @@ def error_line(error: Exception, flags: dict[str, str]) -> str:
     """A refusal as one line in the command line's names: an OSError as "reason: path", an
     `InvalidValue` rendered with `flags` (API name -> flag), anything else as its message;
     newlines folded."""
-    from jaxprune.config import InvalidValue
+    from jaxprune.errors import InvalidValue
 
     if isinstance(error, OSError) and error.strerror and error.filename:
         text = f"{error.strerror}: {error.filename}"

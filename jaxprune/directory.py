@@ -18,8 +18,9 @@ import os
 import re
 from pathlib import Path
 
-from jaxprune.config import InvalidValue, Option
+from jaxprune.errors import InvalidValue, Option
 
+METADATA_KEY = b"jaxprune"
 SPEC_FILE = "_sweep.json"
 # Written by a process of a `jax.distributed` sweep that fails or is interrupted, so that the
 # others stop after their chunk in flight (see `jaxprune.stopping`).
@@ -184,6 +185,15 @@ def open_directory(out: Path, spec_hash: str, overwrite: bool) -> dict | None:
         remove_own_files(out)
     out.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The jaxprune metadata of one parquet file ({} when it has none): the JSON under the
+    key 'jaxprune' of its key-value metadata."""
+    import pyarrow.parquet as pq  # here, so that `jaxprune info DIR` imports no JAX
+
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
 
 
 def atomically(path: Path, write) -> None:

@@ -1,13 +1,13 @@
-"""Tidy result frames, and a sweep's output directory: its files, specification, resume and
-loading (SPEC §3–§4).
+"""Tidy result frames, and a sweep's results on disk: writing chunks (one Arrow schema per
+sweep), verifying and loading them, the spec and provenance they record (SPEC §3–§4).
 
 A frame has one row per (run, logged step): `run` (the run's position in its sweep's run order),
-`seed`, `step`, every Params field, the Config fields a sweep varied, the measurements of §2.5 and
-the theory columns of §2.6; a sweep's rows are in (run, step) order. On disk a sweep is a
-directory holding `_sweep.json` (its specification, chunk shapes and size) and chunk files
-`part-*.parquet`, each a plain parquet file whose schema metadata holds the same under the key
-'jaxprune'; `pandas.read_parquet(directory)` reads it, `load` reads it in run order and refuses an
-incomplete one unless asked.
+`seed`, `step`, every Params field, the Config fields a sweep varied, the grid's variables, the
+measurements of §2.5 and the theory columns of §2.6; a sweep's rows are in (run, step) order. On
+disk a sweep is a directory (see `jaxprune.directory` for its files and how overwrite and resume
+treat them) holding `_sweep.json` and chunk files `part-*.parquet`, each a plain parquet file
+whose key-value metadata holds the sweep's metadata under the key 'jaxprune'. `load` verifies
+every chunk (`check_chunk`) and reads them in run order; docs/output.md shows the other readers.
 """
 
 from __future__ import annotations
@@ -30,16 +30,17 @@ import pyarrow.parquet as pq
 from jaxprune import directory, theory
 from jaxprune.config import CONFIG_FIELDS, PARAMS_FIELDS, Config, InvalidValue, Option, Params
 from jaxprune.directory import (  # noqa: F401 (the directory's names, as before)
+    METADATA_KEY,
     SPEC_FILE,
     STOP_FILE,
     atomically,
     chunk_files,
     chunk_path,
+    read_metadata,
 )
 from jaxprune.metrics import METRIC_NAMES
 from jaxprune.stopping import SweepInterrupted  # noqa: F401 (its home before)
 
-METADATA_KEY = b"jaxprune"
 
 
 def history_frame(
@@ -281,12 +282,6 @@ def prepare_out(out: Path, spec: dict, overwrite: bool) -> dict | None:
                 Option("out"),
             )
     return recorded
-
-
-def read_metadata(path: str | Path) -> dict:
-    """The jaxprune metadata of one parquet file ({} when it has none)."""
-    meta = pq.read_schema(path).metadata or {}
-    return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
 
 
 class ChunkError(ValueError):
