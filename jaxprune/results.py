@@ -16,7 +16,6 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import os
 import subprocess
 import warnings
 from pathlib import Path

@@ -16,7 +16,7 @@ import pytest
 
 import jaxprune
 from conftest import assert_same_runs
-from jaxprune import cli, results, runner
+from jaxprune import cli, results
 
 GRID = {"prune_frac": [0.0, 0.5], "mu_norm": [1.0, 3.0]}
 SEEDS = [4, 7]
