@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxprune import model
 from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, observed_labels, signal_coordinates
+from jaxprune.evaluation import ProjectedTest, test_noise_preactivations
 from jaxprune.state import RunState
 
 
@@ -70,11 +71,12 @@ def measure(
     params: Params,
     state: RunState,
     train: Sample,
-    test: Sample,
+    test: Sample | ProjectedTest,
     dims: Dims | None = None,
 ) -> Metrics:
     """All measurements of one run in `state` (weights (K, m, d), equal to weights ⊙ mask, bias
-    (K, m), mask (K, m, d)), on the data `params` makes of the `train` and `test` draws. dims:
+    (K, m), mask (K, m, d)), on the data `params` makes of the `train` and `test` draws (`test`
+    explicit, or projected onto the filters: `jaxprune.evaluation`). dims:
     the run's own shape inside a padded bucket (default: unpadded); padded neurons, samples
     and coordinates count in no measurement.
 
@@ -98,7 +100,7 @@ def measure(
     train_y = observed_labels(config, train, params.label_flip)
     test_y = observed_labels(config, test, params.label_flip)
     train_logits = outputs(train, train_noise)
-    test_logits = outputs(test, model.noise_preactivations(w, test))
+    test_logits = outputs(test, test_noise_preactivations(config, w, test))
     train_loss = model.cross_entropy(train_logits, train_y, train_weight)
     test_pred = test_logits.argmax(-1)
     coords = signal_coordinates(config)
