@@ -8,23 +8,43 @@ jaxprune.final(df).groupby(["prune_frac", "mu_norm"]).test_acc.mean()
 
 __version__ = "0.1.0"
 
-from jaxprune import data, masks, metrics, model, optimizers, presets, state, theory, training
-from jaxprune.config import Config, Params
-from jaxprune.results import final, load
-from jaxprune.runner import sweep, train
-from jaxprune.state import RunState
+from jaxprune import cache
+
+# The persistent compilation cache, before anything compiles (see `jaxprune.cache`).
+cache.configure()
+
+from jaxprune import (  # noqa: E402 (after the cache's set-up)
+    data,
+    evaluation,
+    masks,
+    metrics,
+    model,
+    optimizers,
+    outcomes,
+    presets,
+    state,
+    theory,
+    training,
+)
+from jaxprune.config import Config, Params  # noqa: E402
+from jaxprune.results import final, load  # noqa: E402
+from jaxprune.runner import sweep, train  # noqa: E402
+from jaxprune.state import RunState  # noqa: E402
 
 __all__ = [
     "Config",
     "Params",
     "RunState",
+    "cache",
     "data",
+    "evaluation",
     "final",
     "load",
     "masks",
     "metrics",
     "model",
     "optimizers",
+    "outcomes",
     "presets",
     "state",
     "sweep",

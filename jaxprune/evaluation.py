@@ -134,7 +134,7 @@ def draw_test(config: Config, key: jax.Array, n: int) -> Sample | ProjectedTest:
 def noise_filters(config: Config, w_eff: jax.Array) -> jax.Array:
     """U (K m, d): the masked filters w_eff (K, m, d) as the noise sees them, with the signal
     coordinates' columns zeroed when config.noise_orthogonal (the noise has none there)."""
-    u = w_eff.reshape(-1, w_eff.shape[-1])
+    u = jnp.asarray(w_eff).reshape(-1, w_eff.shape[-1])
     if config.noise_orthogonal:
         u = u.at[:, signal_coordinates(config)].set(0.0)
     return u
