@@ -214,7 +214,9 @@ def coefficients(
     start = outcomes.initial_state(run, params, seed)
     kept = outcomes.kept_signal(run, start.mask)
     return {
-        "gamma": np.asarray(outcomes.signal_coefficients(run, params, state.weights, start.weights)),
+        "gamma": np.asarray(
+            outcomes.signal_coefficients(run, params, state.weights, start.weights)
+        ),
         "rho": np.asarray(
             outcomes.noise_coefficients(run, params, state.weights, start.weights, train)
         ),

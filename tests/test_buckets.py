@@ -52,7 +52,11 @@ def test_draws_are_prefix_stable():
 # The test set's evaluation is fixed per variant ('auto' resolves at the bucket's shape, so it
 # may pick another for a run alone): the projected test set for the masks that see n_test or
 # width padding most, the explicit one for 'exact'.
-VARIANTS = [("bernoulli", False, "projected"), ("exact", True, "draw"), ("snip", False, "projected")]
+VARIANTS = [
+    ("bernoulli", False, "projected"),
+    ("exact", True, "draw"),
+    ("snip", False, "projected"),
+]
 FIELDS = {"dim": [6, 9, 12], "width": [1, 2, 3], "n_train": [3, 4, 6], "n_test": [5, 7, 10]}
 FIELD_MASKS = {
     "dim": ("bernoulli", "exact", "snip"),

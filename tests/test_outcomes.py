@@ -30,7 +30,8 @@ def test_class_outcomes_against_the_runs_metrics(changes, flip):
     frame, state = jaxprune.train(config, params, seed, return_state=True)
     last = frame.iloc[-1]
     initial = outcomes.initial_state(config, params, seed)
-    result = outcomes.class_outcomes(config, params, state, initial, outcomes.test_set(config, seed))
+    test = outcomes.test_set(config, seed)
+    result = outcomes.class_outcomes(config, params, state, initial, test)
     counts = np.asarray(result.test_samples)
     assert counts.sum() == config.n_test and (counts > 0).all()
     weighted = float((np.asarray(result.test_acc) * counts).sum() / config.n_test)
