@@ -196,7 +196,9 @@ def test_projected_and_drawn_test_sets_agree_in_distribution():
             strict=True,
         ):
             assert (cell_drawn.seed.to_numpy() == cell_projected.seed.to_numpy()).all()
-            np.testing.assert_array_equal(cell_drawn.train_loss, cell_projected.train_loss)
+            # the same training (another compiled program: equal to float32 rounding)
+            np.testing.assert_allclose(cell_drawn.train_loss, cell_projected.train_loss,
+                                       rtol=1e-5, atol=1e-6)  # fmt: skip
             for column in ("test_acc", "test_loss"):
                 difference = cell_projected[column].to_numpy() - cell_drawn[column].to_numpy()
                 p = 1.0 if not difference.any() else scipy.stats.wilcoxon(difference).pvalue
