@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 import jaxprune
-from sweeps.common import Recorder, parser
+from jaxprune.experiment import Recorder, parser
 
 # size: (dimensions, signal strengths, seeds)
 SIZES = {

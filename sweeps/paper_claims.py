@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import jaxprune
 from jaxprune.theory import init_matched_sigma
-from sweeps.common import Recorder, parser
+from jaxprune.experiment import Recorder, parser
 
 LOSS_TOL = 0.05  # train until the mean training cross-entropy reaches this (or the step cap)
 

@@ -63,7 +63,7 @@ from jaxprune.data import draw_sample, observed_labels, signal_coordinates, sign
 from jaxprune.model import noise_preactivations, preactivations, readout
 from jaxprune.results import write_json
 from jaxprune.state import TEST_STREAM, TRAIN_STREAM, init_state
-from sweeps.common import Recorder, parser
+from jaxprune.experiment import Recorder, parser
 
 N_TRAIN = 8  # fixed n: d / n^2 >= 16 from d = 1000 up
 WIDTH = 5  # fixed m: (1 - p) m = 1 at p = 0.8, p^m = 1/2 at p = 0.87

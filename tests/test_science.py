@@ -19,7 +19,7 @@ from scipy import stats as scipy_stats
 import jaxprune
 from analysis import grasp, mild, stats
 from jaxprune.stats import mean_ci
-from sweeps import common
+from jaxprune import experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def test_resume_skips_finished_sweeps(smoke):
     first, again = json.loads((kou / "run.json").read_text())["invocations"]
     assert all(s["trained"] == s["runs"] > 0 for s in first["sweeps"].values())
     assert all(s["trained"] == 0 for s in again["sweeps"].values())
-    table = common.invocation_table(json.loads((kou / "run.json").read_text()))
+    table = experiment.invocation_table(json.loads((kou / "run.json").read_text()))
     assert list(table["runs trained"]) == [sum(s["runs"] for s in first["sweeps"].values()), 0]
 
 

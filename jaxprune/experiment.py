@@ -1,4 +1,5 @@
-"""What the science sweep scripts share: their command line, sizes and the run record.
+"""What experiment scripts (the repository's sweeps/) share: their command line, sizes and the
+run record.
 
 A science script runs at one of three sizes: full (the default, the report's size), `--quick`
 (minutes on a 2-core CPU) and `--smoke` (seconds, for CI). Its results go under one directory,
@@ -6,7 +7,7 @@ default `results/NAME` (`results/NAME-quick`, `results/NAME-smoke`), one subdire
 (jaxprune's resumable parquet output), plus `run.json`: the script, its size, and for every
 invocation the command line, the wall time, the runs of its sweeps and those it trained (not
 resumed from disk), and the hardware.
-`analysis/report.py` reads `run.json` to say which size and commands made the report.
+The repository's `analysis/report.py` reads `run.json` (through `invocation_table`) to say which size and commands made the report.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-import jaxprune
-from jaxprune.results import SweepInterrupted, chunk_files, environment, write_json
+from jaxprune.results import SweepInterrupted, chunk_files, environment, final, write_json
+from jaxprune.runner import sweep as run_sweep
 
 SIZES = ("full", "quick", "smoke")
 RUN_FILE = "run.json"
@@ -141,7 +142,7 @@ class Recorder:
         t0 = time.perf_counter()
         before = runs_on_disk(self.out / key) if not self.args.overwrite else 0
         try:
-            frame = jaxprune.sweep(
+            frame = run_sweep(
                 config,
                 grid,
                 seeds,
@@ -154,7 +155,7 @@ class Recorder:
         except SweepInterrupted as stopped:  # Ctrl-C: one line saying how to resume, status 130
             self.save()
             stopped.exit(self.invocation["command"])
-        runs = len(jaxprune.final(frame))
+        runs = len(final(frame))
         self.record_pass(key, runs, runs - before, time.perf_counter() - t0, meta)
         return frame
 
