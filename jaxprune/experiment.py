@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from jaxprune.progress import logger
 from jaxprune.results import SweepInterrupted, chunk_files, environment, final, write_json
 from jaxprune.runner import sweep as run_sweep
 
@@ -174,10 +175,11 @@ class Recorder:
         write_json(self.out / RUN_FILE, self.record)
 
     def done(self) -> None:
+        """Write run.json and log what this invocation ran and where its results are."""
         self.save()
         sweeps = self.invocation["sweeps"].values()
         total, trained = sum(s["runs"] for s in sweeps), sum(s["trained"] for s in sweeps)
-        print(
+        logger.info(
             f"{total} runs ({trained} trained now) in {self.invocation['wall_s']:.0f}s; "
             f"results in {self.out}/"
         )

@@ -1,6 +1,6 @@
 """Pruning criteria in the paper's model (Yang et al.): criterion x p x ||mu|| x seeds.
 
-    python sweeps/criteria.py [--out DIR] [--quick | --smoke] [--seeds N] [--chunk-size N]
+    python -m sweeps.criteria [--out DIR] [--quick | --smoke] [--seeds N] [--chunk-size N]
                               [--memory-budget GB] [--overwrite] [--report DIR]
 
 Trains the yang2023 preset (full-batch GD) pruned at initialization by each criterion: random

@@ -5,6 +5,7 @@ import errno
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,7 +87,9 @@ def test_quickstart_quick_writes_parquet_and_png(tmp_path):
     assert len(last) == 3 * 2 * 2 and set(last.prune_frac) == {0.0, 0.5, 0.99}
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    assert "12/12 runs (100%)" in done.stderr and "ETA" in done.stderr  # progress on stderr
+    # progress on stderr, one line per update (not a terminal): done/total, rate, elapsed, ETA
+    line = r"\[jaxprune\] 100%\|#{24}\| 12/12 runs [0-9.]+ runs/s elapsed \d\d:\d\d ETA 00:00"
+    assert re.search(line, done.stderr), done.stderr
 
     cli.main(["plot", str(out), "--value", "train_acc", "--out", str(tmp_path / "t.png")])
     assert (tmp_path / "t.png").stat().st_size > 10_000
