@@ -23,7 +23,7 @@ budget). Sweeps, each a subdirectory of DIR (default results/paper_claims[-quick
   same seeds (so same data, same init directions): it tells the effect of pruning apart from
   the smaller effective init a Bernoulli mask makes.
 
-Re-running the same command resumes; `python analysis/report.py --size SIZE` builds the report.
+Re-running the same command resumes; `python -m analysis.report --size SIZE` builds the report.
 """
 
 from __future__ import annotations
