@@ -39,7 +39,7 @@ from scipy import stats as _scipy_stats  # noqa: E402
 
 import jaxprune  # noqa: E402
 from jaxprune.stats import LEVEL, grouped_mean_ci, mean_ci, t_quantile  # noqa: E402
-from sweeps.common import invocation_table  # noqa: E402
+from jaxprune.experiment import invocation_table  # noqa: E402
 
 CHANCE = 0.5  # K = 2
 LEARNED = 0.75  # a run (class) has learned when its test accuracy is >= this, midway to 1

@@ -25,7 +25,7 @@ import pandas as pd
 
 from analysis import dynamics, kou, mild, overprune, phase
 from analysis.stats import Verdict
-from sweeps.common import invocation_table
+from jaxprune.experiment import invocation_table
 
 SCRIPTS = {
     "kou2023_heatmap": "sweeps/kou2023_heatmap.py",

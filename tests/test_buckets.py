@@ -21,6 +21,7 @@ PARAMS = jaxprune.Params(mu_norm=2.0, sigma_noise=0.5, sigma_init=0.1, lr=0.5, l
 P_GRID = [0.0, 0.4]
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 def test_draws_are_prefix_stable():
     """A draw at a bucket's shape holds, on the run's own prefix, exactly the draws made at the
     run's shape: a (d,) normal, a seed's samples, the init and the mask uniforms."""
@@ -66,6 +67,7 @@ FIELD_MASKS = {
 }
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 @pytest.mark.parametrize("field", FIELDS)
 def test_every_padded_run_equals_train_at_its_own_shape(field):
     values = FIELDS[field]
@@ -105,6 +107,7 @@ def test_buckets_bound_the_padding():
     assert [g.config.n_train for g in groups] == [4, 5, 6]
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 def test_five_dims_compile_at_most_twice():
     """Counted backend compilations of chunk functions, not time."""
     names = []
@@ -138,6 +141,7 @@ def dim_sweep():
     return jaxprune.sweep(SMALL, DIM_GRID, [1, 2, 5], base=PARAMS, progress=False)
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 @pytest.mark.parametrize("chunk_size", [1, 4])
 def test_dim_grid_chunk_size_does_not_change_results(dim_sweep, chunk_size):
     frame = jaxprune.sweep(
@@ -146,6 +150,7 @@ def test_dim_grid_chunk_size_does_not_change_results(dim_sweep, chunk_size):
     assert_same_runs(frame, dim_sweep)
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 def test_dim_grid_resumes(tmp_path, dim_sweep, monkeypatch):
     out = tmp_path / "dims"
     complete = jaxprune.sweep(
@@ -166,6 +171,7 @@ def test_dim_grid_resumes(tmp_path, dim_sweep, monkeypatch):
     pd.testing.assert_frame_equal(jaxprune.load(out), complete, check_exact=True)
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 @pytest.mark.parametrize("precision", ["float32", "tensorfloat32", "bfloat16"])
 def test_matmul_precision_reaches_every_product(precision):
     """Every dot of the compiled chunk carries the Config's precision, and it runs on CPU."""

@@ -200,6 +200,7 @@ def smoke(tmp_path_factory):
     return out, figures, result, regime.render(result, figures)
 
 
+@pytest.mark.slow  # theory_regime.py at smoke size, in a subprocess
 def test_smoke_script_writes_every_pass(smoke):
     out, _, _, _ = smoke
     s = theory_regime.SIZES["smoke"]
@@ -219,6 +220,7 @@ def test_smoke_script_writes_every_pass(smoke):
     assert sorted(mild.prune_frac.unique()) == s["mild_p"]
 
 
+@pytest.mark.slow  # theory_regime.py at smoke size, in a subprocess
 def test_smoke_compute_and_render(smoke):
     out, figures, result, text = smoke
     s = theory_regime.SIZES["smoke"]

@@ -19,7 +19,7 @@ from scipy import stats as scipy_stats
 import jaxprune
 from analysis import grasp, mild, stats
 from jaxprune.stats import mean_ci
-from sweeps import common
+from jaxprune import experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +49,7 @@ def smoke(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------- smoke runs
+@pytest.mark.slow  # the science scripts at smoke size, in subprocesses
 def test_kou_smoke_grid_and_columns(smoke):
     from sweeps import kou2023_heatmap
 
@@ -68,6 +69,7 @@ def test_kou_smoke_grid_and_columns(smoke):
     assert invocation["wall_s"] > 0 and invocation["hardware"]["cpu_count"] >= 1
 
 
+@pytest.mark.slow  # the science scripts at smoke size, in subprocesses
 def test_claims_smoke_sweeps_and_controls(smoke):
     from sweeps.paper_claims import control_inits
 
@@ -87,6 +89,7 @@ def test_claims_smoke_sweeps_and_controls(smoke):
     assert len(matched) == (last.prune_frac > 0).sum() and matched.control_value.notna().all()
 
 
+@pytest.mark.slow  # the science scripts at smoke size, in subprocesses
 def test_resume_skips_finished_sweeps(smoke):
     """Re-running the same command resumes: nothing is recomputed, the record grows a row."""
     kou, _, _ = smoke
@@ -97,10 +100,11 @@ def test_resume_skips_finished_sweeps(smoke):
     first, again = json.loads((kou / "run.json").read_text())["invocations"]
     assert all(s["trained"] == s["runs"] > 0 for s in first["sweeps"].values())
     assert all(s["trained"] == 0 for s in again["sweeps"].values())
-    table = common.invocation_table(json.loads((kou / "run.json").read_text()))
+    table = experiment.invocation_table(json.loads((kou / "run.json").read_text()))
     assert list(table["runs trained"]) == [sum(s["runs"] for s in first["sweeps"].values()), 0]
 
 
+@pytest.mark.slow  # the science scripts at smoke size, in subprocesses
 def test_report_files(smoke):
     _, _, report = smoke
     text = (report / "report.md").read_text()
@@ -122,6 +126,7 @@ def test_report_files(smoke):
         assert f"({name}.png)" in text
 
 
+@pytest.mark.slow  # the science scripts at smoke size, in subprocesses
 def test_report_size_folder_and_missing_results(smoke, tmp_path, monkeypatch):
     """--size smoke writes report/smoke/ under the working directory, never report/; without
     results the command prints one line and no traceback."""
