@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import optimize as scipy_optimize
 from scipy import stats as scipy_stats
 
-from jaxprune.config import CONFIG_FIELDS
+from jaxprune.config import CONFIG_FIELDS, PARAMS_FIELDS
 from jaxprune.stats import LEVEL, mean_ci, t_quantile
 from jaxprune.theory import init_matched_sigma
 
@@ -96,26 +96,54 @@ def paired_differences(
     return out
 
 
+def config_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every Config field of `frame.attrs["config"]` (what `jaxprune.load` records)
+    as a column, where it is not one already (a grid over a Config field makes it a column).
+    Frames of different sweeps keep their Config through `pd.concat` only this way."""
+    config = frame.attrs.get("config", {})
+    missing = {k: v for k, v in config.items() if k in CONFIG_FIELDS and k not in frame.columns}
+    return frame.assign(**missing) if missing else frame
+
+
+def run_keys(pruned: pd.DataFrame, control: pd.DataFrame) -> list[str]:
+    """The columns that define a run apart from p and sigma_0 (which a control changes by
+    design): the seed, the other Params fields and every Config field. Raises ValueError when a
+    Config field is recorded in neither the columns nor `attrs["config"]` of a frame: a frame
+    that stacks sweeps without their Config cannot be paired safely."""
+    pruned, control = config_columns(pruned), config_columns(control)
+    for name, frame in (("pruned", pruned), ("control", control)):
+        absent = [c for c in CONFIG_FIELDS if c not in frame.columns]
+        if absent:
+            raise ValueError(
+                f"with_controls: the {name} frame does not record Config field {absent[0]!r}: "
+                "pass frames from jaxprune.load (attrs['config']) or apply "
+                "analysis.stats.config_columns to each sweep before stacking them."
+            )
+    params = [c for c in PARAMS_FIELDS if c not in ("prune_frac", "sigma_init")]
+    return ["seed", *[c for c in params if c in pruned and c in control], *CONFIG_FIELDS]
+
+
 def with_controls(pruned: pd.DataFrame, control: pd.DataFrame, *, value: str = "test_acc"):
     """The pruned runs (p > 0) of `pruned` with column `control_value`: `value` of the matched
-    dense control in `control` (p = 0, sigma_init = sigma_0 sqrt(1 - p), every other run column
-    and the seed equal), NaN where the control is missing."""
-    keys = [
-        c
-        for c in ("seed", "mu_norm", "sigma_noise", "lr", "label_flip", *_config_keys(pruned))
-        if c in pruned.columns and c in control.columns
-    ]
-    runs = pruned[pruned.prune_frac > 0].copy()
+    dense control in `control` (p = 0, sigma_init = sigma_0 sqrt(1 - p), the seed, every other
+    Params field and every Config field equal: `run_keys`), NaN where the control is missing.
+    Config fields come from the columns or from `attrs["config"]` (`config_columns`)."""
+    keys = run_keys(pruned, control)
+    runs = config_columns(pruned)
+    runs = runs[runs.prune_frac > 0].copy()
     runs["_init"] = _sig6(init_matched_sigma(runs.sigma_init, runs.prune_frac))
+    control = config_columns(control)
     dense = control[control.prune_frac == 0][[*keys, "sigma_init", value]].copy()
     dense["_init"] = _sig6(dense.sigma_init)
     dense = dense.drop(columns="sigma_init").rename(columns={value: "control_value"})
-    merged = runs.merge(dense.drop_duplicates([*keys, "_init"]), on=[*keys, "_init"], how="left")
+    duplicated = dense.duplicated([*keys, "_init"])
+    if duplicated.any():
+        raise ValueError(
+            f"with_controls: {int(duplicated.sum())} control runs share every run key "
+            f"({', '.join(keys)}) with another: add the column that tells them apart."
+        )
+    merged = runs.merge(dense, on=[*keys, "_init"], how="left")
     return merged.drop(columns="_init")
-
-
-def _config_keys(frame: pd.DataFrame) -> list[str]:
-    return [c for c in CONFIG_FIELDS if c in frame.columns]
 
 
 def control_differences(
