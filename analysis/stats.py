@@ -407,14 +407,16 @@ class LogisticFit:
         return self.estimable and self.b > 0 and self.x_min <= self.x50 <= self.x_max
 
 
-def fit_logistic_threshold(x, y, level: float = LEVEL) -> LogisticFit:
-    """Fit P(y = 1) = sigmoid(a + b x) to outcomes y in {0, 1} at x (finite values only)."""
+def fit_logistic_threshold(x, y, level: float = LEVEL, trials=None) -> LogisticFit:
+    """Fit P(y = 1) = sigmoid(a + b x) to outcomes y in {0, 1} at x (finite values only); with
+    `trials`, y[i] successes out of trials[i] at x[i] (the same likelihood on counts)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    n, k = len(y), int(y.sum())
-    ones, zeros = x[y == 1], x[y == 0]
-    span = (float(x.min()), float(x.max())) if n else (math.nan, math.nan)
+    t = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y) & (t > 0)
+    x, y, t = x[ok], y[ok], t[ok]
+    n, k = int(t.sum()), int(y.sum())
+    ones, zeros = x[y > 0], x[y < t]
+    span = (float(x.min()), float(x.max())) if len(x) else (math.nan, math.nan)
     if (
         k in (0, n)
         or len(np.unique(x)) < 2
@@ -428,21 +430,50 @@ def fit_logistic_threshold(x, y, level: float = LEVEL) -> LogisticFit:
             low, high = float(ones.max()), float(zeros.min())
         mid = (low + high) / 2 if np.isfinite(low + high) else math.nan
         return LogisticFit(math.nan, math.nan, mid, low, high, n, k, False, *span)
-    design = np.column_stack([np.ones(n), x])
+    design = np.column_stack([np.ones(len(x)), x])
 
     def negloglik(theta):
         z = design @ theta
-        return float(np.sum(np.logaddexp(0, z) - y * z))
+        return float(np.sum(t * np.logaddexp(0, z) - y * z))
 
     def gradient(theta):
-        return design.T @ (scipy_stats.logistic.cdf(design @ theta) - y)
+        return design.T @ (t * scipy_stats.logistic.cdf(design @ theta) - y)
 
     theta = scipy_optimize.minimize(negloglik, np.zeros(2), jac=gradient, method="BFGS").x
     prob = scipy_stats.logistic.cdf(design @ theta)
-    info = design.T @ (design * (prob * (1 - prob))[:, None])
+    info = design.T @ (design * (t * prob * (1 - prob))[:, None])
     cov = np.linalg.inv(info)
     a, b = theta
     x50 = -a / b
     grad = np.array([-1 / b, a / b**2])
     half = float(t_quantile(np.inf, level)) * math.sqrt(float(grad @ cov @ grad))
     return LogisticFit(float(a), float(b), float(x50), x50 - half, x50 + half, n, k, True, *span)
+
+
+def rising_x50(fit: LogisticFit) -> float:
+    """The threshold x50 of a fit as a bootstrap replicate takes it: the fitted midpoint when
+    the curve rises through 1/2 inside the data; the midpoint of the separating bracket when
+    the outcomes are separated with the successes at large x; NaN otherwise (no threshold)."""
+    if fit.rises_through_half():
+        return fit.x50
+    separated_rising = not fit.estimable and np.isfinite(fit.x50_low + fit.x50_high)
+    return fit.x50 if separated_rising and fit.successes > 0 else math.nan
+
+
+def seed_weights(num_seeds: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot, num_seeds) multiplicities of each seed in n_boot resamples of whole seeds with
+    replacement (numpy's default_rng(seed)): row b weights seed s by how often it was drawn."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, num_seeds, (n_boot, num_seeds))
+    return np.stack([np.bincount(row, minlength=num_seeds) for row in draws])
+
+
+def threshold_replicates(x, outcomes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(n_boot,) log-threshold replicates of one cell: outcomes (seeds, len(x)) in {0, 1, NaN}
+    of each seed's run at each x; each row of `weights` (n_boot, seeds) resamples the seeds
+    (`seed_weights`) and the logistic fit on the resampled counts gives `rising_x50`."""
+    finite = np.isfinite(outcomes)
+    succ, tried = weights @ np.where(finite, outcomes, 0.0), weights @ finite
+    return np.array(
+        [rising_x50(fit_logistic_threshold(x, k, trials=n)) for k, n in zip(succ, tried, strict=True)]
+    )
