@@ -11,10 +11,13 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 
 from jaxprune.plot import label, save_phase_diagram  # noqa: E402
+from jaxprune.stats import grouped_mean_ci  # noqa: E402
 
 DPI = 130
 
@@ -335,3 +338,112 @@ def boundary_overprune(e2: pd.DataFrame, thresholds: pd.DataFrame, path):
     axes[0][0].set_ylabel("fraction of runs / accuracy")
     axes[0][0].legend(fontsize=7)
     _save(fig, path)
+
+
+# The superseded regime section (sweeps/theory_regime.py): seaborn grids.
+def _save_grid(grid: sns.FacetGrid, path) -> None:
+    """Save a seaborn grid (120 dpi, tight), decades only on log axes."""
+    for ax in grid.axes.flat:
+        if ax.get_xscale() == "log":  # label the decades only: minor labels collide
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    grid.figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(grid.figure)
+
+
+def _errorbars(data, x, y, low, high, color=None, label=None, **_):
+    data = data.sort_values(x)
+    yerr = [data[y] - data[low], data[high] - data[y]]
+    plt.errorbar(data[x], data[y], yerr=yerr, color=color, label=label, marker="o", ms=3, capsize=2)
+
+
+def regime_mild(mild: pd.DataFrame, path) -> None:
+    """Paired differences over p: to p = 0, to the matched-init control, of the control alone."""
+    contrasts = (
+        ("prune", "pruned - dense"),
+        ("control", "pruned - init control"),
+        ("init", "init control - dense"),
+    )
+    long = pd.concat(
+        mild.assign(
+            contrast=label,
+            diff=mild[f"diff_{name}"],
+            low=mild[f"{name}_low"],
+            high=mild[f"{name}_high"],
+        )
+        for name, label in contrasts
+    )
+    grid = sns.FacetGrid(
+        long, col="dim", row="contrast", hue="score", height=2.2, aspect=1.3,
+        margin_titles=True, palette="viridis",
+    )  # fmt: skip
+    grid.map_dataframe(_errorbars, x="prune_frac", y="diff", low="low", high="high")
+    grid.refline(y=0, color="grey", lw=0.8)
+    grid.set_titles(row_template="{row_name}", col_template="d = {col_name}")
+    grid.set_axis_labels("pruning fraction p", "test accuracy difference")
+    grid.add_legend(title="benign score")
+    _save_grid(grid, path)
+
+
+def regime_threshold(classes: pd.DataFrame, threshold: pd.DataFrame, path) -> None:
+    """Fraction of classes that learned over p, by whether the class keeps a live signal
+    neuron; dashed: the fitted p* of all classes; dotted: the mask-and-signs prediction."""
+    frame = classes.assign(
+        keeps=np.where(classes.signal_neurons_live >= 1, "keeps >= 1 live", "keeps no live")
+    )
+    grid = sns.FacetGrid(frame, col="dim", hue="keeps", height=2.6, aspect=1.2)
+    grid.map_dataframe(sns.lineplot, x="prune_frac", y="learned", marker="o", errorbar=None)
+    grid.set_axis_labels("pruning fraction p", "fraction of classes learned")
+    grid.set_titles(col_template="d = {col_name}")
+    for ax, dim in zip(grid.axes.flat, grid.col_names, strict=True):
+        row = threshold[(threshold.dim == dim) & (threshold.condition == "all classes")].iloc[0]
+        if np.isfinite(row.p_star):
+            ax.axvline(row.p_star, color="k", ls="--", lw=0.8)
+        ax.axvline(row.p_live, color="grey", ls=":", lw=0.8)
+    grid.add_legend(title="signal neurons")
+    _save_grid(grid, path)
+
+
+def regime_collapse(unpruned: pd.DataFrame, path) -> None:
+    """Unpruned test accuracy (mean and t interval over seeds, `jaxprune.stats`) against the
+    benign score, without and with a log d factor."""
+    cells = grouped_mean_ci(unpruned.test_acc, [unpruned.dim, unpruned.score]).reset_index()
+    cells = cells.assign(
+        low=cells["mean"] - cells.half_width, high=cells["mean"] + cells.half_width
+    )
+    long = pd.concat(
+        [
+            cells.assign(variable="n mu^4 / (sigma^4 d)", x=cells.score),
+            cells.assign(variable="n mu^4 / (sigma^4 d log d)", x=cells.score / np.log(cells.dim)),
+        ]
+    )
+    grid = sns.FacetGrid(
+        long, col="variable", hue="dim", height=3, aspect=1.2, sharex=False, palette="viridis"
+    )
+    grid.map_dataframe(_errorbars, x="x", y="mean", low="low", high="high")
+    grid.set(xscale="log")
+    grid.set_axis_labels("", "test accuracy (p = 0)")
+    grid.set_titles("{col_name}")
+    grid.add_legend(title="d")
+    _save_grid(grid, path)
+
+
+def regime_coefficients(coefficients: pd.DataFrame, path) -> None:
+    """gamma and rho over steps, as multiples of the predicted linear growth."""
+    long = pd.concat(
+        [
+            coefficients.assign(coefficient="gamma / (eta t / m)", ratio=coefficients.gamma_ratio),
+            coefficients.assign(
+                coefficient="rho / (eta (1-p) t / (n m))", ratio=coefficients.rho_ratio
+            ),
+        ]
+    )
+    grid = sns.FacetGrid(
+        long, col="prune_frac", row="coefficient", hue="dim", height=2.4, aspect=1.2,
+        sharey="row", margin_titles=True, palette="viridis",
+    )  # fmt: skip
+    grid.map_dataframe(sns.lineplot, x="step", y="ratio", marker="o", errorbar=None)
+    grid.set(xscale="log")
+    grid.set_titles(row_template="{row_name}", col_template="p = {col_name}")
+    grid.set_axis_labels("GD step t", "measured / predicted")
+    grid.add_legend(title="d")
+    _save_grid(grid, path)

@@ -477,3 +477,16 @@ def threshold_replicates(x, outcomes: np.ndarray, weights: np.ndarray) -> np.nda
     return np.array(
         [rising_x50(fit_logistic_threshold(x, k, trials=n)) for k, n in zip(succ, tried, strict=True)]
     )
+
+
+def paired_slopes(frame: pd.DataFrame, value: str, level: float = LEVEL) -> tuple:
+    """The mean over seeds of the least-squares slope of `value` over prune_frac, pooled over
+    mu_norm (each seed's slopes at every mu averaged): (mean, low, high, seeds) with the t
+    interval of `jaxprune.stats.mean_ci` at `level`."""
+
+    def slope(cell: pd.DataFrame) -> float:
+        p, v = cell.prune_frac.to_numpy(), cell[value].to_numpy()
+        return float(np.polyfit(p, v, 1)[0]) if len(np.unique(p)) > 1 else math.nan
+
+    per_seed = frame.groupby(["seed", "mu_norm"]).apply(slope, include_groups=False)
+    return mean_ci(per_seed.groupby(level="seed").mean(), level)
