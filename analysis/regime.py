@@ -22,12 +22,19 @@ import pandas as pd
 from scipy import stats as _scipy_stats
 
 import jaxprune
-from analysis.stats import fit_logistic_threshold, paired_slopes
+from analysis.stats import (
+    fit_logistic_threshold,
+    paired_slopes,
+    percentile_ci,
+    seed_weights,
+    threshold_replicates,
+)
 from jaxprune.stats import LEVEL, mean_ci, t_quantile
 from sweeps.common import invocation_table
 
 CHANCE = 0.5  # K = 2
 LEARNED = 0.75  # a run (class) has learned when its test accuracy is >= this, midway to 1
+N_BOOT = 1000  # seed-cluster bootstrap resamples of the class-level thresholds
 FIGURES = {
     "mild": "regime_mild.png",
     "threshold": "regime_threshold.png",
@@ -228,11 +235,26 @@ def _threshold(directory: Path, record: dict, level: float):
             "class keeps >= 1 signal neuron": group[group.signal_neurons_class >= 1],
             "class keeps >= 1 live signal neuron": group[group.signal_neurons_live >= 1],
         }
+        seeds = np.sort(group.seed.unique())
+        weights = seed_weights(len(seeds), N_BOOT, seed=int(dim))
         for condition, cell in conditions.items():
-            fit = fit_logistic_threshold(np.log1p(-cell.prune_frac), cell.learned, level)
+            x = np.log1p(-cell.prune_frac)
+            fit = fit_logistic_threshold(x, cell.learned, level)
             # a threshold where learning falls through 1/2 as p grows inside the p grid; an
             # estimable fit that does not (no decline) has none, and no bracket either
             threshold = fit.rises_through_half()
+            if threshold:  # seed-cluster bootstrap: a run's classes are resampled together
+                wide = cell.pivot_table(
+                    index="seed", columns=["prune_frac", "class"], values="learned"
+                ).reindex(seeds)
+                reps = threshold_replicates(
+                    np.log1p(-wide.columns.get_level_values(0).to_numpy(dtype=float)),
+                    wide.to_numpy(dtype=float),
+                    weights,
+                )
+                x_low, x_high = percentile_ci(reps, level)
+            else:  # the bracket the data allow (open where not estimable either)
+                x_low, x_high = fit.x50_low, fit.x50_high
             bracket = threshold or not fit.estimable
             rows.append(
                 {
@@ -240,10 +262,8 @@ def _threshold(directory: Path, record: dict, level: float):
                     "condition": condition,
                     "p_star": 1 - math.exp(fit.x50) if threshold else math.nan,
                     # x = log(1 - p) falls as p grows: the bounds swap; p is clipped to [0, 1]
-                    "p_low": max(0.0, 1 - math.exp(min(fit.x50_high, 0.0)))
-                    if bracket
-                    else math.nan,
-                    "p_high": (1 - math.exp(fit.x50_low) if fit.x50_low > -math.inf else 1.0)
+                    "p_low": max(0.0, 1 - math.exp(min(x_high, 0.0))) if bracket else math.nan,
+                    "p_high": (1 - math.exp(x_low) if x_low > -math.inf else 1.0)
                     if bracket
                     else math.nan,
                     "estimable": threshold,
