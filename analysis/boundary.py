@@ -298,10 +298,6 @@ def _e2(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
     return pd.DataFrame(cells), pd.DataFrame(thresholds)
 
 
-def _plan_commit(record: dict) -> str:
-    return record.get("plan_commit", "")
-
-
 def _verdicts(e0, e0_verdicts, e1_beta, e2, e2_threshold, size) -> list[Verdict]:
     out = []
     for label, status in e0_verdicts.items():
@@ -359,7 +355,8 @@ def compute(results_dir, n_boot: int = 1000) -> BoundaryResult:
     e2, e2_threshold = _e2(directory, record, live, n_boot)
     any_meta = next(iter(record["sweeps"].values()))
     setting = {k: any_meta.get(k) for k in ("n_train", "sigma_noise", "lr_scale", "learned",
-                                            "optimizer", "engine", "test_eval", "plan")}  # fmt: skip
+                                            "optimizer", "engine", "test_eval", "plan",
+                                            "plan_commit")}  # fmt: skip
     setting |= {"size": record["size"], "n_boot": n_boot}
     verdicts = _verdicts(e0, e0_verdicts, e1_beta, e2, e2_threshold, record["size"])
     return BoundaryResult(setting, e0, curves, e0_verdicts, horizon, e1, e1_beta, e2,

@@ -68,8 +68,9 @@ def theorist_paragraph(result: BoundaryResult) -> str:
     return text
 
 
-def render(result: BoundaryResult, figures_dir) -> str:
-    """The section as markdown; its figures are saved as PNG in `figures_dir`."""
+def render(result: BoundaryResult, figures_dir, plan_commit: str = "?") -> str:
+    """The section as markdown; its figures are saved as PNG in `figures_dir`. plan_commit:
+    the plan's commit where the run record lacks it (runs made before it was recorded)."""
     out = Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures.boundary_collapse(result.e0, result.e0_curves, BAND, out / FIGURES["collapse"])
@@ -86,7 +87,8 @@ def render(result: BoundaryResult, figures_dir) -> str:
     lines = [
         "## The claims in the theorems' form: E0-E2",
         "",
-        f"Plan: `{s['plan']}` (pre-declared; its commit is cited in the report's provenance). "
+        f"Plan: `{s['plan']}` at commit `{s.get('plan_commit') or plan_commit}` (pre-declared, "
+        "committed before its runs). "
         f"Runs: `sweeps/regime_boundary.py` at **{s['size']}** size, optimizer "
         f"`{s['optimizer']}`, engine `{s['engine']}`, test evaluation `{s['test_eval']}`; a run "
         f"has learned when its test accuracy is >= {LEARNED}; CIs are percentile intervals of "
@@ -178,9 +180,10 @@ def main(argv=None) -> None:
     parser.add_argument("results", nargs="?", default="results/regime_boundary-quick")
     parser.add_argument("--out", default=None, help="folder for boundary.md (default DIR/report)")
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--plan-commit", default="?", help="the plan's commit (old run records)")
     args = parser.parse_args(argv)
     out = Path(args.out or Path(args.results) / "report")
-    text = render(compute(args.results, args.n_boot), out)
+    text = render(compute(args.results, args.n_boot), out, args.plan_commit)
     (out / "boundary.md").write_text(text + "\n")
     print(f"wrote {out / 'boundary.md'}")
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
 import sys
 import time
 
@@ -195,6 +196,13 @@ def s50_of(frame: pd.DataFrame, score_of: dict) -> float:
     return float(np.exp(fit.x50)) if fit.rises_through_half() else math.nan
 
 
+def plan_commit() -> str:
+    """The last commit that changed the plan (git), recorded with the runs it plans."""
+    done = subprocess.run(["git", "log", "-1", "--format=%h", "--", PLAN], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    return done.stdout.strip() or "unknown"
+
+
 def main(argv=None) -> None:
     p = parser(__doc__)
     p.add_argument("--only", default="E0,E1,E2,W,H", help="experiments to run, in this order: E0,E1,E2,W (E1's wider m),H (E0 at loss 0.01)")
@@ -213,6 +221,7 @@ def main(argv=None) -> None:
         lr_scale=LR_SCALE,
         learned=LEARNED,
         plan=PLAN,
+        plan_commit=plan_commit(),
         optimizer=probe.optimizer,
         engine=probe.engine,
         test_eval=getattr(probe, "test_eval", "sampled"),
