@@ -69,7 +69,7 @@ def _outcomes(frame: pd.DataFrame, column: str, values) -> tuple[np.ndarray, np.
     learned = frame.assign(learned=(frame.test_acc >= LEARNED).astype(float))
     learned.loc[frame.test_acc.isna(), "learned"] = np.nan
     wide = learned.pivot_table(index="seed", columns=column, values="learned", aggfunc="first")
-    wide = wide.reindex(columns=values)
+    wide = wide.reindex(index=np.sort(frame.seed.unique()), columns=values)
     return wide.index.to_numpy(), wide.to_numpy(dtype=float)
 
 
@@ -155,11 +155,15 @@ def _horizon(directory: Path, record: dict, logs: dict, n_boot: int) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def _live_all(live: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    """Per run (dim, width, prune_frac, seed): whether every class keeps a live signal neuron."""
+def _with_live(frame: pd.DataFrame, live: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """`frame` (with dim and width columns) with column all_live: whether every class of the
+    run keeps a live signal neuron (NaN where live.parquet has no row for the run)."""
+    keys = ["dim", "width", "prune_frac", "seed"]
+    if not len(live):
+        return frame.assign(all_live=np.nan)
     runs = live[live.experiment == experiment]
-    return (runs.groupby(["dim", "width", "prune_frac", "seed"]).live.min() >= 1).rename(
-        "all_live").reset_index()  # fmt: skip
+    all_live = (runs.groupby(keys).live.min() >= 1).astype(float).rename("all_live")
+    return frame.merge(all_live.reset_index(), on=keys, how="left")
 
 
 def _beta(logs: dict, ps) -> tuple[float, np.ndarray]:
@@ -174,7 +178,6 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
     sweeps = {k: m for k, m in record["sweeps"].items() if m.get("experiment") == "E1"}
     pruned = {k: m for k, m in sweeps.items() if m.get("role") == "pruned"}
     level = 1 - (1 - LEVEL) / max(len(pruned), 1)  # Bonferroni over the d's
-    live_runs = _live_all(live, "E1") if len(live) else pd.DataFrame()
     cells, betas = [], []
     for key, meta in pruned.items():
         dim, x, mus = meta["dim"], np.log(meta["scores"]), meta["mus"]
@@ -202,12 +205,8 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
             shrunk = round(sigma0 * math.sqrt(1 - p), 12)
             dense.append(control[np.isclose(control.sigma_init, shrunk, rtol=1e-6)]
                          .assign(prune_frac=p))  # fmt: skip
-        tagged = last.assign(dim=dim, width=meta["width"])
-        conditioned = (
-            tagged.merge(live_runs, on=["dim", "width", "prune_frac", "seed"], how="left")
-            if len(live_runs) else tagged.assign(all_live=True)
-        )  # fmt: skip
-        kept = conditioned.assign(test_acc=conditioned.test_acc.where(conditioned.all_live == True))  # noqa: E712
+        conditioned = _with_live(last.assign(dim=dim, width=meta["width"]), live, "E1")
+        kept = conditioned.assign(test_acc=conditioned.test_acc.where(conditioned.all_live == 1))
         logs = {
             "pruned": curve(last, "pruned"),
             "dense at sigma_0 sqrt(1-p)": curve(pd.concat(dense), "dense at sigma_0 sqrt(1-p)"),
@@ -218,7 +217,7 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
             beta["pruned"][0] - beta["dense at sigma_0 sqrt(1-p)"][0],
             beta["pruned"][1] - beta["dense at sigma_0 sqrt(1-p)"][1],
         )
-        excluded = float((conditioned.all_live != True).mean())  # noqa: E712
+        excluded = float((conditioned.all_live != 1).mean())
         for name, (point, reps) in beta.items():
             low, high = _ci(reps, level)
             betas.append(dict(dim=dim, width=meta["width"], contrast=name, beta=point,
@@ -253,12 +252,11 @@ def _e2(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
     sweeps = {k: m for k, m in record["sweeps"].items()
               if m.get("experiment") == "E2" and (directory / k).exists()}  # fmt: skip
     groups = sorted({(m["dim"], m["width"]) for m in sweeps.values()})
-    live_runs = _live_all(live, "E2") if len(live) else pd.DataFrame()
     cells, thresholds = [], []
     for dim, width in groups:
         keys = [k for k, m in sweeps.items() if (m["dim"], m["width"]) == (dim, width)]
         last = pd.concat([_final(directory, k).assign(dim=dim, width=width) for k in keys])
-        last = last.merge(live_runs, on=["dim", "width", "prune_frac", "seed"], how="left")
+        last = _with_live(last, live, "E2")
         ps = np.sort(last.prune_frac.unique())
         seeds = np.sort(last.seed.unique())
         weights = seed_weights(len(seeds), n_boot, seed=dim + width)
@@ -267,7 +265,7 @@ def _e2(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
         acc = acc.reindex(index=seeds, columns=ps)
         means = (weights @ np.nan_to_num(acc.to_numpy())) / weights.sum(1, keepdims=True)
         upper = np.percentile(means, 100 * level, axis=0)  # one-sided
-        live_acc = last.assign(ok=(last.test_acc >= LEARNED).astype(float).where(last.all_live == True))  # noqa: E712
+        live_acc = last.assign(ok=(last.test_acc >= LEARNED).astype(float).where(last.all_live == 1))
         live_tab = live_acc.pivot_table(index="seed", columns="prune_frac", values="ok", dropna=False)
         live_tab = live_tab.reindex(index=seeds, columns=ps)
         finite = np.isfinite(live_tab.to_numpy())
@@ -282,7 +280,7 @@ def _e2(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
                               capped=float((cell.converged_step < 0).mean()),
                               test_acc=float(cell.test_acc.mean()), test_acc_upper=float(upper[i]),
                               learned=float((cell.test_acc >= LEARNED).mean()),
-                              all_live=float((cell.all_live == True).mean()),  # noqa: E712
+                              all_live=float((cell.all_live == 1).mean()),
                               learned_live=float(live_tab[p].mean()),
                               learned_live_low=float(frac_low[i]),
                               learned_live_high=float(frac_high[i])))  # fmt: skip
