@@ -61,10 +61,13 @@ def theorist_paragraph(result: BoundaryResult) -> str:
                  f"{top.test_acc_upper:.2f}); runs whose classes all keep a live neuron learn at "
                  f"a rate of {cells.learned_live.min():.2f} or more at every p. ")  # fmt: skip
     text += ("What the simulation cannot decide: the theorems' constants and logarithmic "
-             "factors (a finite grid of d cannot tell d from d log d within a factor 1.5), "
-             "whether the shift beta tends to +1 only at d or n far beyond the grid, and whether "
-             "the paper's over-pruning regime (training accuracy 1, test at chance) exists at a "
-             "width or d where mask combinatorics do not already explain failure.")
+             "factors (a finite grid of d cannot tell d from d log d within a factor 1.5); "
+             "whether beta tends to +1 only at d, n or m far beyond the grid; whether the "
+             "paper's *bound* improves with p while the measured boundary does not (a bound "
+             "that is not tight can improve while the boundary moves the other way: beta "
+             "measures the boundary, not the bound); and whether the paper's over-pruning regime "
+             "(training accuracy 1, test at chance) exists at a width or d where mask "
+             "combinatorics do not already explain the failures.")
     return text
 
 
