@@ -4,6 +4,7 @@ analysis/stats.py on synthetic data with known answers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -200,20 +201,70 @@ def _runs(seeds, sigma, p, acc):
     ]
 
 
+def _swept(rows: list[dict], **config) -> pd.DataFrame:
+    """Final rows as `jaxprune.load` gives them: Params columns, the Config in attrs."""
+    frame = pd.DataFrame(rows)
+    frame.attrs["config"] = dataclasses.asdict(jaxprune.Config(**config))
+    return frame
+
+
 def test_control_differences_match_init_scale():
     """A pruned run at (sigma_0 = 1, p = 0.75) is paired with the dense run of its seed at
     sigma_0 sqrt(1 - p) = 0.5, not with another init scale."""
     seeds = np.arange(4)
-    pruned = pd.DataFrame(
+    pruned = _swept(
         _runs(seeds, 1.0, 0.0, [0.6] * 4) + _runs(seeds, 1.0, 0.75, [0.70, 0.72, 0.71, 0.69])
     )
-    control = pd.DataFrame(
+    control = _swept(
         _runs(seeds, 0.5, 0.0, [0.68, 0.70, 0.70, 0.68]) + _runs(seeds, 0.8, 0.0, [0.0] * 4)
     )
     (row,) = stats.control_differences(pruned, control, by=["sigma_init"]).to_dict("records")
     assert row["n"] == 4 and row["prune_frac"] == 0.75
     assert row["diff"] == pytest.approx(np.mean([0.02, 0.02, 0.01, 0.01]))
     assert row["base"] == pytest.approx(0.69)
+
+
+def _setting(dim: int, pruned_acc: float, control_acc: float):
+    """One setting's pruned sweep (p = 0.75 at sigma_0 = 1) and its control sweep (dense at
+    sigma_0 = 0.5), 3 seeds, Config dim = `dim`, as `jaxprune.load` gives them."""
+    seeds = np.arange(3)
+    return (
+        _swept(_runs(seeds, 1.0, 0.75, [pruned_acc] * 3), dim=dim),
+        _swept(_runs(seeds, 0.5, 0.0, [control_acc] * 3), dim=dim),
+    )
+
+
+def test_with_controls_pairs_each_setting_with_its_own_controls():
+    """Two settings that differ only in a Config field (dim), stacked as a section stacks its
+    sweeps: every pruned run takes the control of its own setting (0.6 for d = 100, 0.9 for
+    d = 200), never the other's. The old matching (seed and Params columns only) gave both
+    settings the first setting's controls."""
+    (a, ca), (b, cb) = _setting(100, 0.7, 0.6), _setting(200, 0.8, 0.9)
+    for first, second in ((ca, cb), (cb, ca)):  # either order of the stacked controls
+        control = pd.concat([stats.config_columns(first), stats.config_columns(second)])
+        # each setting as loaded (its Config in attrs only) against both settings' controls
+        assert (stats.with_controls(a, control).control_value == 0.6).all()
+        assert (stats.with_controls(b, control).control_value == 0.9).all()
+    pruned = pd.concat([stats.config_columns(a), stats.config_columns(b)], ignore_index=True)
+    matched = stats.with_controls(pruned, control)
+    assert len(matched) == 6
+    own = matched.set_index("dim").control_value
+    assert (own.loc[100] == 0.6).all() and (own.loc[200] == 0.9).all()
+    diffs = stats.control_differences(pruned, control, by=["dim"])
+    np.testing.assert_allclose(diffs.sort_values("dim")["diff"], [0.1, -0.1], atol=1e-12)
+
+
+def test_with_controls_never_pairs_across_configs():
+    """A control sweep of another Config (dim 200 against dim 100, read from attrs) matches no
+    pruned run; stacked frames that lost their Config are refused, not mispaired."""
+    (a, _), (_, cb) = _setting(100, 0.7, 0.6), _setting(200, 0.8, 0.9)
+    assert stats.with_controls(a, cb).control_value.isna().all()
+    (a, ca), (b, cb) = _setting(100, 0.7, 0.6), _setting(200, 0.8, 0.9)
+    stacked = pd.concat([a.assign(setting="a"), b.assign(setting="b")], ignore_index=True)
+    stacked_control = pd.concat([ca.assign(setting="a"), cb.assign(setting="b")])
+    stacked.attrs, stacked_control.attrs = {}, {}
+    with pytest.raises(ValueError, match="does not record Config field"):
+        stats.with_controls(stacked, stacked_control)
 
 
 def test_seed_slopes_and_primary_contrast():
