@@ -11,10 +11,13 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 
 from jaxprune.plot import label, save_phase_diagram  # noqa: E402
+from jaxprune.stats import grouped_mean_ci  # noqa: E402
 
 DPI = 130
 
@@ -245,3 +248,202 @@ def phase(frame, path, *, x, y, contours, title, vmin=None):
         vmin=vmin,
         outline="in_regime" if "in_regime" in frame else None,
     )
+
+
+def boundary_collapse(e0: pd.DataFrame, curves: pd.DataFrame, band: float, path):
+    """E0: left, the fraction of unpruned runs that learned against the benign score, one line
+    per (d, init); right, s50 against d per init scale with its 95% seed-bootstrap CI, and the
+    band [s50(10^3) / band, band s50(10^3)] of the plan's pass rule per init."""
+    inits = sorted(e0.init.unique())
+    colors = dict(zip(inits, plt.cm.tab10(np.arange(len(inits))), strict=True))
+    styles = dict(zip(sorted(e0.dim.unique()), ["-", "--", ":", "-."] * 3, strict=False))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for (dim, init), group in curves.groupby(["dim", "init"]):
+        group = group.sort_values("score")
+        left.plot(group.score, group.learned, styles[dim], marker="o", ms=3, color=colors[init],
+                  label=f"{init}, d = {dim:g}")  # fmt: skip
+    left.set_xscale("log")
+    left.axhline(0.5, color="grey", lw=0.8)
+    left.set_xlabel("benign score n ||mu||^4 / (sigma^4 d)")
+    left.set_ylabel("fraction of runs learned (test acc >= 0.75)")
+    left.legend(fontsize=7)
+    for init, group in e0.groupby("init"):
+        group = group.sort_values("dim")
+        right.errorbar(group.dim, group.s50, yerr=[group.s50 - group.s50_low,
+                       group.s50_high - group.s50], marker="o", capsize=3, color=colors[init],
+                       label=init)  # fmt: skip
+        first = group.s50.iloc[0]
+        right.fill_between(group.dim, first / band, first * band, color=colors[init], alpha=0.12)
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("dimension d")
+    right.set_ylabel("s50 (95% seed-bootstrap CI)")
+    right.set_title(f"shaded: within x{band:g} of s50(d = 10^3)", fontsize=9)
+    right.legend(fontsize=8, title="sigma_0 sigma sqrt(d)", title_fontsize=8)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def boundary_shift(e1: pd.DataFrame, beta: pd.DataFrame, path):
+    """E1: log s50(p) - log s50(0) against log(1 - p) per curve (pruned, dense control, runs
+    with every class live), with the fitted beta lines and the reference slopes +1 and 0."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, ((dim, width, curve), group) in enumerate(e1.groupby(["dim", "width", "curve"])):
+        group = group.sort_values("prune_frac")
+        base = group.s50.iloc[0]
+        x = np.log1p(-group.prune_frac)
+        y = np.log(group.s50 / base)
+        yerr = [y - np.log(group.s50_low / base), np.log(group.s50_high / base) - y]
+        color = plt.cm.tab10(i % 10)
+        ax.errorbar(x + 0.004 * i, y, yerr=yerr, marker="o", capsize=2, color=color, ls="none",
+                    label=f"{curve}, d = {dim:g}, m = {width}")  # fmt: skip
+        row = beta[(beta.dim == dim) & (beta.contrast == curve)]
+        if len(row):
+            grid = np.linspace(x.min(), 0, 10)
+            ax.plot(grid, row.beta.iloc[0] * grid, color=color, lw=1)
+    grid = np.linspace(np.log(0.5), 0, 10)
+    ax.plot(grid, grid, "k--", lw=0.8, label="beta = +1 (bound's d -> (1-p) d)")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("log(1 - p)")
+    ax.set_ylabel("log s50(p) - log s50(0)  (CI per point, not adjusted)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def boundary_overprune(e2: pd.DataFrame, thresholds: pd.DataFrame, path):
+    """E2: per (d, m), the fraction of runs that learned and of runs with training accuracy 1
+    over p, the learned fraction among runs whose every class keeps a live signal neuron (with
+    its simultaneous CI); dashed: fitted p*, dotted: p_run and p_live."""
+    groups = list(e2.groupby(["dim", "width"]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.8), squeeze=False)
+    for ax, ((dim, width), cell) in zip(axes[0], groups, strict=True):
+        cell = cell.sort_values("prune_frac")
+        ax.plot(cell.prune_frac, cell.learned, "o-", label="learned (all runs)")
+        ax.plot(cell.prune_frac, cell.fit, "s:", label="training accuracy 1")
+        ax.errorbar(cell.prune_frac, cell.learned_live, yerr=[
+            cell.learned_live - cell.learned_live_low, cell.learned_live_high - cell.learned_live],
+            marker="^", capsize=2, ls="--", label="learned, every class live")  # fmt: skip
+        ax.plot(cell.prune_frac, cell.test_acc, "x-", color="grey", label="mean test accuracy")
+        t = thresholds[(thresholds.dim == dim) & (thresholds.width == width)].iloc[0]
+        if np.isfinite(t.p_star):
+            ax.axvline(t.p_star, color="k", ls="--", lw=0.8)
+        ax.axvline(t.p_run, color="tab:red", ls=":", lw=1)
+        ax.axvline(t.p_live, color="tab:purple", ls=":", lw=1)
+        ax.set_title(f"d = {dim:g}, m = {width}; red: p_run, purple: p_live", fontsize=9)
+        ax.set_xlabel("pruning fraction p")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("fraction of runs / accuracy")
+    axes[0][0].legend(fontsize=7)
+    _save(fig, path)
+
+
+# The superseded regime section (sweeps/theory_regime.py): seaborn grids.
+def _save_grid(grid: sns.FacetGrid, path) -> None:
+    """Save a seaborn grid (120 dpi, tight), decades only on log axes."""
+    for ax in grid.axes.flat:
+        if ax.get_xscale() == "log":  # label the decades only: minor labels collide
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    grid.figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(grid.figure)
+
+
+def _errorbars(data, x, y, low, high, color=None, label=None, **_):
+    data = data.sort_values(x)
+    yerr = [data[y] - data[low], data[high] - data[y]]
+    plt.errorbar(data[x], data[y], yerr=yerr, color=color, label=label, marker="o", ms=3, capsize=2)
+
+
+def regime_mild(mild: pd.DataFrame, path) -> None:
+    """Paired differences over p: to p = 0, to the matched-init control, of the control alone."""
+    contrasts = (
+        ("prune", "pruned - dense"),
+        ("control", "pruned - init control"),
+        ("init", "init control - dense"),
+    )
+    long = pd.concat(
+        mild.assign(
+            contrast=label,
+            diff=mild[f"diff_{name}"],
+            low=mild[f"{name}_low"],
+            high=mild[f"{name}_high"],
+        )
+        for name, label in contrasts
+    )
+    grid = sns.FacetGrid(
+        long, col="dim", row="contrast", hue="score", height=2.2, aspect=1.3,
+        margin_titles=True, palette="viridis",
+    )  # fmt: skip
+    grid.map_dataframe(_errorbars, x="prune_frac", y="diff", low="low", high="high")
+    grid.refline(y=0, color="grey", lw=0.8)
+    grid.set_titles(row_template="{row_name}", col_template="d = {col_name}")
+    grid.set_axis_labels("pruning fraction p", "test accuracy difference")
+    grid.add_legend(title="benign score")
+    _save_grid(grid, path)
+
+
+def regime_threshold(classes: pd.DataFrame, threshold: pd.DataFrame, path) -> None:
+    """Fraction of classes that learned over p, by whether the class keeps a live signal
+    neuron; dashed: the fitted p* of all classes; dotted: the mask-and-signs prediction."""
+    frame = classes.assign(
+        keeps=np.where(classes.signal_neurons_live >= 1, "keeps >= 1 live", "keeps no live")
+    )
+    grid = sns.FacetGrid(frame, col="dim", hue="keeps", height=2.6, aspect=1.2)
+    grid.map_dataframe(sns.lineplot, x="prune_frac", y="learned", marker="o", errorbar=None)
+    grid.set_axis_labels("pruning fraction p", "fraction of classes learned")
+    grid.set_titles(col_template="d = {col_name}")
+    for ax, dim in zip(grid.axes.flat, grid.col_names, strict=True):
+        row = threshold[(threshold.dim == dim) & (threshold.condition == "all classes")].iloc[0]
+        if np.isfinite(row.p_star):
+            ax.axvline(row.p_star, color="k", ls="--", lw=0.8)
+        ax.axvline(row.p_live, color="grey", ls=":", lw=0.8)
+    grid.add_legend(title="signal neurons")
+    _save_grid(grid, path)
+
+
+def regime_collapse(unpruned: pd.DataFrame, path) -> None:
+    """Unpruned test accuracy (mean and t interval over seeds, `jaxprune.stats`) against the
+    benign score, without and with a log d factor."""
+    cells = grouped_mean_ci(unpruned.test_acc, [unpruned.dim, unpruned.score]).reset_index()
+    cells = cells.assign(
+        low=cells["mean"] - cells.half_width, high=cells["mean"] + cells.half_width
+    )
+    long = pd.concat(
+        [
+            cells.assign(variable="n mu^4 / (sigma^4 d)", x=cells.score),
+            cells.assign(variable="n mu^4 / (sigma^4 d log d)", x=cells.score / np.log(cells.dim)),
+        ]
+    )
+    grid = sns.FacetGrid(
+        long, col="variable", hue="dim", height=3, aspect=1.2, sharex=False, palette="viridis"
+    )
+    grid.map_dataframe(_errorbars, x="x", y="mean", low="low", high="high")
+    grid.set(xscale="log")
+    grid.set_axis_labels("", "test accuracy (p = 0)")
+    grid.set_titles("{col_name}")
+    grid.add_legend(title="d")
+    _save_grid(grid, path)
+
+
+def regime_coefficients(coefficients: pd.DataFrame, path) -> None:
+    """gamma and rho over steps, as multiples of the predicted linear growth."""
+    long = pd.concat(
+        [
+            coefficients.assign(coefficient="gamma / (eta t / m)", ratio=coefficients.gamma_ratio),
+            coefficients.assign(
+                coefficient="rho / (eta (1-p) t / (n m))", ratio=coefficients.rho_ratio
+            ),
+        ]
+    )
+    grid = sns.FacetGrid(
+        long, col="prune_frac", row="coefficient", hue="dim", height=2.4, aspect=1.2,
+        sharey="row", margin_titles=True, palette="viridis",
+    )  # fmt: skip
+    grid.map_dataframe(sns.lineplot, x="step", y="ratio", marker="o", errorbar=None)
+    grid.set(xscale="log")
+    grid.set_titles(row_template="{row_name}", col_template="p = {col_name}")
+    grid.set_axis_labels("GD step t", "measured / predicted")
+    grid.add_legend(title="d")
+    _save_grid(grid, path)

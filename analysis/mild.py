@@ -25,6 +25,7 @@ from analysis.stats import (
     Verdict,
     add_holm,
     contrast,
+    config_columns,
     control_differences,
     holm,
     paired_differences,
@@ -58,9 +59,13 @@ class MildResult:
 
 
 def _load(directory: Path, key: str):
-    last = jaxprune.final(jaxprune.load(directory / key))
+    """The final rows of sweep `key` and of its controls (None when absent), each with its
+    Config fields as columns (`config_columns`), so that sweeps stacked together keep them."""
+    last = config_columns(jaxprune.final(jaxprune.load(directory / key)))
     control_dir = directory / f"{key}-control"
-    control = jaxprune.final(jaxprune.load(control_dir)) if control_dir.exists() else None
+    control = (
+        config_columns(jaxprune.final(jaxprune.load(control_dir))) if control_dir.exists() else None
+    )
     return last, control
 
 

@@ -101,7 +101,7 @@ def _verdict(cells: pd.DataFrame, shown: pd.DataFrame, chance: float) -> Verdict
     status = (
         "holds for every width"
         if len(hit) == len(widths)
-        else "fails: no cell shows it"
+        else "not shown: no cell shows it"
         if not hit
         else "holds only in a region"
     )

@@ -1,22 +1,13 @@
-"""The report's regime section: Yang et al.'s claims where the theorems apply (d >> n^2, small
-init, small steps), from the results of `sweeps/theory_regime.py`.
+"""The superseded regime section's numbers: Yang et al.'s claims at sigma_0 sigma sqrt(d) = 0.1,
+from the results of `sweeps/theory_regime.py` (`analysis.regime_render` formats them; the E0-E2
+section, `analysis.boundary`, replaces the section because that init scale breaks the unpruned
+law from d ~ 10^4).
 
     result = compute("results/theory_regime")      # RegimeResult: numbers and verdicts
-    text = render(result, "report")                # markdown; figures saved as PNG there
-
-    PYTHONPATH=. python -m analysis.regime [DIR] [--out FOLDER]   # DIR/report/regime.md
 
 `compute` reads the sweep directories, `classes.parquet`, `coefficients.parquet` and `run.json`
-and computes every number; `render` only formats them. Statistics are self-contained here on
-`jaxprune.stats` (every confidence interval; the normal quantile of Wald intervals is
-`t_quantile(inf)`) and scipy (the logistic maximum-likelihood fit, chi-square tails), small
-enough to move into the shared statistics layer later:
-
-- `fit_logistic_threshold`: P(success) = sigmoid(a + b x) by maximum likelihood; the x where it
-  is 1/2, with a Wald (delta-method) interval. Used in x = log(1 - p) for the over-pruning
-  threshold p* and in x = log(benign score) for the benign/harmful midpoint of each d.
-- `paired_slopes`: per seed, the least-squares slope of a response over p (pooled over signal
-  strengths), then the mean over seeds with its t interval: the primary mild-pruning contrast.
+and computes every number with the statistics of `analysis.stats` (`fit_logistic_threshold`,
+`paired_slopes`) and scipy's chi-square and Fisher tails.
 """
 
 from __future__ import annotations
@@ -26,23 +17,24 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
-import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from scipy import stats as _scipy_stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from scipy import optimize as _optimize  # noqa: E402
-from scipy import stats as _scipy_stats  # noqa: E402
-
-import jaxprune  # noqa: E402
-from jaxprune.stats import LEVEL, grouped_mean_ci, mean_ci, t_quantile  # noqa: E402
-from sweeps.common import invocation_table  # noqa: E402
+import jaxprune
+from analysis.stats import (
+    fit_logistic_threshold,
+    paired_slopes,
+    percentile_ci,
+    seed_weights,
+    threshold_replicates,
+)
+from jaxprune.stats import LEVEL, mean_ci, t_quantile
+from jaxprune.experiment import invocation_table
 
 CHANCE = 0.5  # K = 2
 LEARNED = 0.75  # a run (class) has learned when its test accuracy is >= this, midway to 1
+N_BOOT = 1000  # seed-cluster bootstrap resamples of the class-level thresholds
 FIGURES = {
     "mild": "regime_mild.png",
     "threshold": "regime_threshold.png",
@@ -51,91 +43,6 @@ FIGURES = {
 }
 
 
-# ---------------------------------------------------------------------------- statistics
-@dataclasses.dataclass(frozen=True)
-class LogisticFit:
-    """P(y = 1 | x) = sigmoid(a + b x) fitted by maximum likelihood to n binary outcomes.
-
-    x50 = -a / b (where P = 1/2) with its Wald interval [x50_low, x50_high] at `level` (delta
-    method from the inverse observed information). When the maximum-likelihood estimate does
-    not exist (no outcomes, a single x value, all outcomes equal, or outcomes separated by x),
-    `estimable` is False, a and b are NaN, and [x50_low, x50_high] is the bracket that the data
-    allow: between the last x with a success and the first x with a failure (+-inf where open),
-    with x50 its midpoint (NaN when open). x_min, x_max: the range of the data's x."""
-
-    a: float
-    b: float
-    x50: float
-    x50_low: float
-    x50_high: float
-    n: int
-    successes: int
-    estimable: bool
-    x_min: float
-    x_max: float
-
-    def rises_through_half(self) -> bool:
-        """Whether the fitted curve rises (b > 0) through 1/2 inside the data's x range: only
-        then is x50 a threshold. A curve that falls, or crosses 1/2 outside the data (outcomes
-        that barely change with x), gives an extrapolated x50 that means nothing."""
-        return self.estimable and self.b > 0 and self.x_min <= self.x50 <= self.x_max
-
-
-def fit_logistic_threshold(x, y, level: float = LEVEL) -> LogisticFit:
-    """Fit P(y = 1) = sigmoid(a + b x) to outcomes y in {0, 1} at x (finite values only)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    n, k = len(y), int(y.sum())
-    ones, zeros = x[y == 1], x[y == 0]
-    span = (float(x.min()), float(x.max())) if n else (math.nan, math.nan)
-    if (
-        k in (0, n)
-        or len(np.unique(x)) < 2
-        or ones.min() >= zeros.max()
-        or ones.max() <= zeros.min()
-    ):
-        low, high = -math.inf, math.inf
-        if 0 < k < n and ones.min() >= zeros.max():  # successes at large x
-            low, high = float(zeros.max()), float(ones.min())
-        elif 0 < k < n and ones.max() <= zeros.min():
-            low, high = float(ones.max()), float(zeros.min())
-        mid = (low + high) / 2 if np.isfinite(low + high) else math.nan
-        return LogisticFit(math.nan, math.nan, mid, low, high, n, k, False, *span)
-    design = np.column_stack([np.ones(n), x])
-
-    def negloglik(theta):
-        z = design @ theta
-        return float(np.sum(np.logaddexp(0, z) - y * z))
-
-    def gradient(theta):
-        return design.T @ (_scipy_stats.logistic.cdf(design @ theta) - y)
-
-    theta = _optimize.minimize(negloglik, np.zeros(2), jac=gradient, method="BFGS").x
-    prob = _scipy_stats.logistic.cdf(design @ theta)
-    info = design.T @ (design * (prob * (1 - prob))[:, None])
-    cov = np.linalg.inv(info)
-    a, b = theta
-    x50 = -a / b
-    grad = np.array([-1 / b, a / b**2])
-    half = float(t_quantile(np.inf, level)) * math.sqrt(float(grad @ cov @ grad))
-    return LogisticFit(float(a), float(b), float(x50), x50 - half, x50 + half, n, k, True, *span)
-
-
-def paired_slopes(frame: pd.DataFrame, value: str, level: float = LEVEL) -> tuple:
-    """The mean over seeds of the least-squares slope of `value` over prune_frac, pooled over
-    mu_norm (each seed's slopes at every mu averaged): (mean, low, high, seeds) with the t
-    interval of `jaxprune.stats.mean_ci` at `level`."""
-
-    def slope(cell: pd.DataFrame) -> float:
-        p, v = cell.prune_frac.to_numpy(), cell[value].to_numpy()
-        return float(np.polyfit(p, v, 1)[0]) if len(np.unique(p)) > 1 else math.nan
-
-    per_seed = frame.groupby(["seed", "mu_norm"]).apply(slope, include_groups=False)
-    return mean_ci(per_seed.groupby(level="seed").mean(), level)
-
-
-# ---------------------------------------------------------------------------- result
 @dataclasses.dataclass(frozen=True)
 class RegimeResult:
     """Everything the regime section reports. Frames are small (one row per cell or d).
@@ -257,7 +164,8 @@ def _fitted(last: pd.DataFrame, kind: str, dim: int) -> pd.DataFrame:
     )
 
 
-def _sign(low: float, high: float) -> str:
+def sign_of(low: float, high: float) -> str:
+    """positive, negative or not significant: the sign a CI [low, high] shows."""
     return "positive" if low > 0 else "negative" if high < 0 else "not significant"
 
 
@@ -266,8 +174,8 @@ def _mild_verdict(slopes: pd.DataFrame, mild_p_max: float, level: float) -> tupl
     parts, signs = [], []
     for row in slopes.itertuples():
         sign, beyond = (
-            _sign(row.prune_low, row.prune_high),
-            _sign(row.beyond_init_low, row.beyond_init_high),
+            sign_of(row.prune_low, row.prune_high),
+            sign_of(row.beyond_init_low, row.beyond_init_high),
         )
         signs.append(sign)
         parts.append(
@@ -327,11 +235,26 @@ def _threshold(directory: Path, record: dict, level: float):
             "class keeps >= 1 signal neuron": group[group.signal_neurons_class >= 1],
             "class keeps >= 1 live signal neuron": group[group.signal_neurons_live >= 1],
         }
+        seeds = np.sort(group.seed.unique())
+        weights = seed_weights(len(seeds), N_BOOT, seed=int(dim))
         for condition, cell in conditions.items():
-            fit = fit_logistic_threshold(np.log1p(-cell.prune_frac), cell.learned, level)
+            x = np.log1p(-cell.prune_frac)
+            fit = fit_logistic_threshold(x, cell.learned, level)
             # a threshold where learning falls through 1/2 as p grows inside the p grid; an
             # estimable fit that does not (no decline) has none, and no bracket either
             threshold = fit.rises_through_half()
+            if threshold:  # seed-cluster bootstrap: a run's classes are resampled together
+                wide = cell.pivot_table(
+                    index="seed", columns=["prune_frac", "class"], values="learned"
+                ).reindex(seeds)
+                reps = threshold_replicates(
+                    np.log1p(-wide.columns.get_level_values(0).to_numpy(dtype=float)),
+                    wide.to_numpy(dtype=float),
+                    weights,
+                )
+                x_low, x_high = percentile_ci(reps, level)
+            else:  # the bracket the data allow (open where not estimable either)
+                x_low, x_high = fit.x50_low, fit.x50_high
             bracket = threshold or not fit.estimable
             rows.append(
                 {
@@ -339,10 +262,8 @@ def _threshold(directory: Path, record: dict, level: float):
                     "condition": condition,
                     "p_star": 1 - math.exp(fit.x50) if threshold else math.nan,
                     # x = log(1 - p) falls as p grows: the bounds swap; p is clipped to [0, 1]
-                    "p_low": max(0.0, 1 - math.exp(min(fit.x50_high, 0.0)))
-                    if bracket
-                    else math.nan,
-                    "p_high": (1 - math.exp(fit.x50_low) if fit.x50_low > -math.inf else 1.0)
+                    "p_low": max(0.0, 1 - math.exp(min(x_high, 0.0))) if bracket else math.nan,
+                    "p_high": (1 - math.exp(x_low) if x_low > -math.inf else 1.0)
                     if bracket
                     else math.nan,
                     "estimable": threshold,
@@ -575,319 +496,3 @@ def compute(results_dir, level: float = LEVEL) -> RegimeResult:
         unpruned=unpruned,
         runs=invocation_table(record),
     )
-
-
-# ---------------------------------------------------------------------------- figures
-def _save(grid: sns.FacetGrid, path: Path) -> None:
-    for ax in grid.axes.flat:
-        if ax.get_xscale() == "log":  # label the decades only: minor labels collide
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    grid.figure.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(grid.figure)
-
-
-def _errorbars(data, x, y, low, high, color=None, label=None, **_):
-    data = data.sort_values(x)
-    yerr = [data[y] - data[low], data[high] - data[y]]
-    plt.errorbar(data[x], data[y], yerr=yerr, color=color, label=label, marker="o", ms=3, capsize=2)
-
-
-def _mild_figure(mild: pd.DataFrame, path: Path) -> None:
-    """Paired differences over p: to p = 0, to the matched-init control, of the control alone."""
-    contrasts = (
-        ("prune", "pruned - dense"),
-        ("control", "pruned - init control"),
-        ("init", "init control - dense"),
-    )
-    long = pd.concat(
-        mild.assign(
-            contrast=label,
-            diff=mild[f"diff_{name}"],
-            low=mild[f"{name}_low"],
-            high=mild[f"{name}_high"],
-        )
-        for name, label in contrasts
-    )
-    grid = sns.FacetGrid(
-        long, col="dim", row="contrast", hue="score", height=2.2, aspect=1.3,
-        margin_titles=True, palette="viridis",
-    )  # fmt: skip
-    grid.map_dataframe(_errorbars, x="prune_frac", y="diff", low="low", high="high")
-    grid.refline(y=0, color="grey", lw=0.8)
-    grid.set_titles(row_template="{row_name}", col_template="d = {col_name}")
-    grid.set_axis_labels("pruning fraction p", "test accuracy difference")
-    grid.add_legend(title="benign score")
-    _save(grid, path)
-
-
-def _threshold_figure(classes: pd.DataFrame, threshold: pd.DataFrame, path: Path) -> None:
-    """Fraction of classes that learned over p, by whether the class keeps a live signal
-    neuron; dashed: the fitted p* of all classes; dotted: the mask-and-signs prediction."""
-    frame = classes.assign(
-        keeps=np.where(classes.signal_neurons_live >= 1, "keeps >= 1 live", "keeps no live")
-    )
-    grid = sns.FacetGrid(frame, col="dim", hue="keeps", height=2.6, aspect=1.2)
-    grid.map_dataframe(sns.lineplot, x="prune_frac", y="learned", marker="o", errorbar=None)
-    grid.set_axis_labels("pruning fraction p", "fraction of classes learned")
-    grid.set_titles(col_template="d = {col_name}")
-    for ax, dim in zip(grid.axes.flat, grid.col_names, strict=True):
-        row = threshold[(threshold.dim == dim) & (threshold.condition == "all classes")].iloc[0]
-        if np.isfinite(row.p_star):
-            ax.axvline(row.p_star, color="k", ls="--", lw=0.8)
-        ax.axvline(row.p_live, color="grey", ls=":", lw=0.8)
-    grid.add_legend(title="signal neurons")
-    _save(grid, path)
-
-
-def _collapse_figure(unpruned: pd.DataFrame, path: Path) -> None:
-    """Unpruned test accuracy (mean and t interval over seeds, `jaxprune.stats`) against the
-    benign score, without and with a log d factor."""
-    cells = grouped_mean_ci(unpruned.test_acc, [unpruned.dim, unpruned.score]).reset_index()
-    cells = cells.assign(
-        low=cells["mean"] - cells.half_width, high=cells["mean"] + cells.half_width
-    )
-    long = pd.concat(
-        [
-            cells.assign(variable="n mu^4 / (sigma^4 d)", x=cells.score),
-            cells.assign(variable="n mu^4 / (sigma^4 d log d)", x=cells.score / np.log(cells.dim)),
-        ]
-    )
-    grid = sns.FacetGrid(
-        long, col="variable", hue="dim", height=3, aspect=1.2, sharex=False, palette="viridis"
-    )
-    grid.map_dataframe(_errorbars, x="x", y="mean", low="low", high="high")
-    grid.set(xscale="log")
-    grid.set_axis_labels("", "test accuracy (p = 0)")
-    grid.set_titles("{col_name}")
-    grid.add_legend(title="d")
-    _save(grid, path)
-
-
-def _coefficient_figure(coefficients: pd.DataFrame, path: Path) -> None:
-    """gamma and rho over steps, as multiples of the predicted linear growth."""
-    long = pd.concat(
-        [
-            coefficients.assign(coefficient="gamma / (eta t / m)", ratio=coefficients.gamma_ratio),
-            coefficients.assign(
-                coefficient="rho / (eta (1-p) t / (n m))", ratio=coefficients.rho_ratio
-            ),
-        ]
-    )
-    grid = sns.FacetGrid(
-        long, col="prune_frac", row="coefficient", hue="dim", height=2.4, aspect=1.2,
-        sharey="row", margin_titles=True, palette="viridis",
-    )  # fmt: skip
-    grid.map_dataframe(sns.lineplot, x="step", y="ratio", marker="o", errorbar=None)
-    grid.set(xscale="log")
-    grid.set_titles(row_template="{row_name}", col_template="p = {col_name}")
-    grid.set_axis_labels("GD step t", "measured / predicted")
-    grid.add_legend(title="d")
-    _save(grid, path)
-
-
-# ---------------------------------------------------------------------------- render
-def _table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    """DataFrame.to_markdown, dimensions written in full (not as 1e+03)."""
-    whole = {c: frame[c].map(lambda v: f"{v:.0f}") for c in ("d", "dim") if c in frame}
-    return frame.assign(**whole).to_markdown(index=False, floatfmt=floatfmt)
-
-
-def _with_ci(frame: pd.DataFrame, name: str, prefix: str = "") -> list[str]:
-    mean, low, high = frame[f"{prefix}{name}"], frame[f"{name}_low"], frame[f"{name}_high"]
-    return [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in zip(mean, low, high, strict=True)]
-
-
-def summary(result: RegimeResult) -> str:
-    """The section's findings in a few sentences a theorist can quote, from its fields."""
-    s, slopes, regime = result.setting, result.slopes, result.regime
-    signs = [_sign(r.prune_low, r.prune_high) for r in slopes.itertuples()]
-    first, last = slopes.iloc[0], slopes.iloc[-1]
-    setting = (
-        f"At the theorems' scalings (as recalled, up to constants: the paper's model at "
-        f"n = {s['n_train']}, m = {s['width']}, d = {regime.d.min():g} to {regime.d.max():g}, "
-        f"so d/n^2 = {regime['d / n^2'].min():.0f} to {regime['d / n^2'].max():.0f}; "
-        f"sigma_0 sigma sqrt(d) = {s['init_scale']:g} against 1/n = {1 / s['n_train']:.3g}; "
-        f"eta sigma^2 d = {s['lr_scale']:g}; trained to loss {s['loss_tol']:g}; "
-        f"{int(slopes.seeds.min())} seeds)"
-    )
-    collapse = result.collapse
-    mild = (
-        f"the claim that mild pruning raises test accuracy {result.mild_status}: the paired "
-        f"slope of test accuracy over p in [0, {max(s['mild_p']):g}] is negative at "
-        f"{signs.count('negative')} of {len(signs)} dimensions and positive at "
-        f"{signs.count('positive')}, going from "
-        f"{first.prune:+.3f} [{first.prune_low:+.3f}, {first.prune_high:+.3f}] at d = "
-        f"{first.dim:g} to {last.prune:+.3f} [{last.prune_low:+.3f}, {last.prune_high:+.3f}] "
-        f"at d = {last.dim:g}, while a dense network initialised at the scale the mask leaves "
-        f"(sigma_0 sqrt(1-p)) has slope {first.init:+.3f} to {last.init:+.3f}"
-        + (
-            "; pruning gains nothing beyond that control at any d"
-            if not (slopes.beyond_init_low > 0).any()
-            else ""
-        )
-        + ". The signal strengths are fixed benign scores, and the score where half the "
-        f"unpruned runs learn grows with d ({collapse.s50.iloc[0]:.2g} to "
-        f"{collapse.s50.iloc[-1]:.2g}), so the same scores lie further on the harmful side at "
-        "large d: the trend over d is not a pure effect of d"
-    )
-    classes = result.classes
-    live = classes[classes.signal_neurons_live >= 1]
-    failed = classes[classes.learned == 0]
-    fits = result.threshold[result.threshold.condition == "all classes"]
-    predicted = fits.p_live.iloc[0]
-    inside = ((fits.p_low <= predicted) & (predicted <= fits.p_high)).sum()
-    runs = classes.drop_duplicates(["dim", "prune_frac", "seed"])
-    top = runs[runs.prune_frac == runs.prune_frac.max()]
-    over = (
-        f"Over-pruning {result.over_status}: a class fails once the mask and the init signs "
-        f"leave it no live signal neuron (kept, positive at init), which predicts p* = "
-        f"{predicted:.3f}; the fitted p* of all classes is {fits.p_star.min():.3f} to "
-        f"{fits.p_star.max():.3f} over d, with the prediction inside its CI at {inside} of "
-        f"{len(fits)} (Wald CIs, a run's two classes counted as independent; classes without a "
-        "live neuron learn at times, by exclusion: K = 2). "
-        f"Classes that keep one learn at every p ({int(live.learned.sum())} of {len(live)}); "
-        f"the failed classes test at median class accuracy "
-        f"{failed.class_test_acc.median():.2f}, and at p = {top.prune_frac.iloc[0]:g} "
-        f"{(top.train_acc >= 1).mean():.0%} of the runs fit their training set while testing "
-        f"at {top.test_acc.mean():.2f} (run-level mean)"
-    )
-    tests = result.collapse_tests
-    test = tests.set_index("variable").p_value if len(tests) else pd.Series(dtype=float)
-    usable = collapse[collapse.estimable]
-    growth = np.polyfit(np.log(usable.dim), np.log(usable.s50), 1)[0] if len(usable) > 1 else np.nan
-    collapse_text = (
-        "Unpruned test accuracy does not collapse on n ||mu||^4 / (sigma^4 d), nor on it over "
-        f"log d (chi-square tests of one midpoint, p < {_p_bound(test.get('score', np.nan))} "
-        f"and < {_p_bound(test.get('score / log d', np.nan))}, treating the d's as "
-        f"independent): the score where half the runs learn goes from "
-        f"{collapse.s50.iloc[0]:.2g} at d = {collapse.dim.iloc[0]:g} to "
-        f"{collapse.s50.iloc[-1]:.2g} at d = {collapse.dim.iloc[-1]:g} (least-squares growth "
-        f"about d^{growth:.2f})"
-    )
-    return f"{setting}, {mild}. {over}. {collapse_text}."
-
-
-def _p_bound(p: float) -> str:
-    """A p-value as a coarse upper bound (the tests' independence is approximate)."""
-    if not np.isfinite(p):
-        return "nan"
-    for bound in (1e-6, 1e-3, 0.01, 0.05):
-        if p < bound:
-            return f"{bound:g}"
-    return f"{p:.2f}"
-
-
-def render(result: RegimeResult, figures_dir) -> str:
-    """The section as markdown; its figures are saved as PNG in `figures_dir` (the markdown
-    links them by file name)."""
-    out = Path(figures_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _mild_figure(result.mild[result.mild.prune_frac > 0], out / FIGURES["mild"])
-    _threshold_figure(result.classes, result.threshold, out / FIGURES["threshold"])
-    _collapse_figure(result.unpruned, out / FIGURES["collapse"])
-    _coefficient_figure(result.coefficients, out / FIGURES["coefficients"])
-    s = result.setting
-    slopes = result.slopes[["dim", "seeds"]].assign(
-        **{
-            "test accuracy": _with_ci(result.slopes, "prune"),
-            "dense at sigma_0 sqrt(1-p)": _with_ci(result.slopes, "init"),
-            "pruned - that control": _with_ci(result.slopes, "beyond_init"),
-        }
-    )
-    mild = result.mild[result.mild.prune_frac > 0]
-    mild = mild[["dim", "score", "prune_frac", "test_acc", "seeds"]].assign(
-        **{
-            "pruned - dense": _with_ci(mild, "prune", "diff_"),
-            "pruned - control": _with_ci(mild, "control", "diff_"),
-            "control - dense": _with_ci(mild, "init", "diff_"),
-        }
-    )
-    fitted = result.fitted.pivot_table(index=["sweep", "dim"], columns="prune_frac", values="fit")
-    lines = [
-        "## The claims in the theorems' regime",
-        "",
-        f"Setting: `sweeps/theory_regime.py` ({s['size']} size): the paper's model (K = 2) at "
-        f"n = {s['n_train']}, m = {s['width']}, sigma = {s['sigma_noise']:g}, initial scale "
-        f"sigma_0 = {s['init_scale']:g} / (sigma sqrt(d)) and step eta = {s['lr_scale']:g} / "
-        "(sigma^2 d) at every d (the network's 1/m output and mean loss are the normalization "
-        "of Cao et al. 2022 and Kou et al. 2023, so eta is their step and their conditions read "
-        "eta sigma^2 d <~ 1, sigma_0 sigma sqrt(d) <~ 1/n, d >> n^2), every run trained by GD "
-        f"to training loss {s['loss_tol']:g} (cap {s['steps']} steps).",
-        "",
-        _table(result.regime, ".4g"),
-        "",
-        _table(result.runs),
-        "",
-        f"### Mild pruning near p = 0: **{result.mild_status}**",
-        "",
-        result.mild_text,
-        "",
-        "Primary contrast: paired slope per unit p, mean [simultaneous CI] over seeds:",
-        "",
-        _table(slopes),
-        "",
-        f"![mild pruning in regime]({FIGURES['mild']})",
-        "",
-        "Rows: pruned minus dense (p = 0); pruned minus the init control (the dense network "
-        "initialised at sigma_0 sqrt(1 - p), same seeds); the init control minus dense. Bars: "
-        "per-cell 95% t intervals over seeds.",
-        "",
-        "<details><summary>Every cell: paired differences, mean [95% CI] over seeds (per cell, "
-        "not adjusted for multiplicity: the verdict rests on the slopes above)</summary>",
-        "",
-        _table(mild),
-        "",
-        "</details>",
-        "",
-        f"### Over-pruning threshold: **{result.over_status}**",
-        "",
-        result.over_text,
-        "",
-        _table(result.threshold),
-        "",
-        f"![over-pruning threshold]({FIGURES['threshold']})",
-        "",
-        "Fraction of classes that learned, by whether the class keeps a live signal neuron; "
-        "dashed: the logistic p* of all classes; dotted: the mask-and-signs prediction.",
-        "",
-        "Fraction of runs that fitted their training set (training accuracy 1), by p:",
-        "",
-        _table(fitted.reset_index(), ".2f"),
-        "",
-        "### Test accuracy against the benign score",
-        "",
-        result.collapse_text,
-        "",
-        _table(result.collapse),
-        "",
-        _table(result.collapse_tests),
-        "",
-        f"![collapse]({FIGURES['collapse']})",
-        "",
-        "### The proofs' coefficients",
-        "",
-        result.coefficient_text,
-        "",
-        f"![coefficients]({FIGURES['coefficients']})",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def main(argv=None) -> None:
-    """python -m analysis.regime [DIR] [--out FOLDER]: DIR/report/regime.md and its figures
-    (the full report includes the section through analysis/report.py)."""
-    import argparse
-
-    p = argparse.ArgumentParser(description="The regime section from sweeps/theory_regime.py.")
-    p.add_argument("results", nargs="?", default="results/theory_regime")
-    p.add_argument("--out", default=None, help="folder for regime.md and figures (DIR/report)")
-    args = p.parse_args(argv)
-    out = Path(args.out or Path(args.results) / "report")
-    text = render(compute(args.results), out)
-    (out / "regime.md").write_text(text + "\n")
-    print(f"wrote {out / 'regime.md'}")
-
-
-if __name__ == "__main__":
-    main()

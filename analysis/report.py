@@ -1,14 +1,16 @@
 """Build the science report (a markdown file and its PNG figures) from the sweep results.
 
     python analysis/report.py [--size full|quick|smoke] [--kou DIR] [--claims DIR]
-                              [--regime DIR] [--out DIR] [--n-boot N]
+                              [--regime DIR] [--boundary DIR] [--out DIR] [--n-boot N]
 
 Reads the results of `sweeps/kou2023_heatmap.py`, `sweeps/paper_claims.py` and, when present,
-`sweeps/theory_regime.py` (default results/NAME, with -quick or -smoke appended for those
-sizes) and writes OUT/report.md with its figures: OUT is report/ at full size and
+`sweeps/regime_boundary.py` (the regime section, E0-E2 of report/plan.md) and
+`sweeps/theory_regime.py` (the superseded regime section) (default results/NAME, with -quick or
+-smoke appended for those sizes) and writes OUT/report.md with its figures: OUT is report/ at full size and
 report/quick or report/smoke otherwise, so a smaller report never overwrites the committed
-full one. Each section is a module of `analysis` with `compute(results) -> result` (numbers and
-verdicts, in one place) and `render(result, figures_dir) -> markdown`; this script runs them,
+full one. Each section has `compute(results) -> result` (numbers and verdicts, in one place)
+and `render(result, figures_dir) -> markdown`, in one module of `analysis` (or two, NAME and
+NAME_render, where one would pass ~400 lines: the regime sections); this script runs them,
 puts the restated verdicts in one table and records the sizes, commands, wall times and
 hardware from the scripts' run.json.
 """
@@ -23,16 +25,31 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import dynamics, kou, mild, overprune, phase
+from analysis import (
+    boundary,
+    boundary_render,
+    dynamics,
+    kou,
+    mild,
+    overprune,
+    phase,
+    regime,
+    regime_render,
+)
 from analysis.stats import Verdict
-from sweeps.common import invocation_table
+from jaxprune.experiment import invocation_table
 
 SCRIPTS = {
     "kou2023_heatmap": "sweeps/kou2023_heatmap.py",
     "paper_claims": "sweeps/paper_claims.py",
     "theory_regime": "sweeps/theory_regime.py",
+    "regime_boundary": "sweeps/regime_boundary.py",
 }
 N_BOOT = {"full": 2000, "quick": 1000, "smoke": 50}
+SUPERSEDED = (
+    "**Stale: superseded by the E0-E2 section above.** These runs hold sigma_0 sigma sqrt(d) = "
+    "0.1 at every d, an initial scale the theorems exclude from d ~ 10^4 (E0)."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,14 +64,16 @@ class Report:
     phase: phase.PhaseResult | None
     dynamics: dynamics.DynamicsResult | None
     settings: mild.MildResult | None
-    regime: object | None  # analysis.regime.RegimeResult (the regime engineer's section)
+    regime: regime.RegimeResult | None  # superseded by `boundary` where both are present
     regime_dir: Path
+    boundary: boundary.BoundaryResult | None
     notes: list[str]  # sections left out, and why
 
     def verdicts(self) -> list[Verdict]:
         out = []
         for section in (self.kou, self.mild, self.over, self.phase, self.settings):
             out += section.verdicts if section is not None else []
+        out += self.boundary.verdicts if self.boundary is not None else []
         return out + regime_verdicts(self.regime)
 
 
@@ -62,8 +81,7 @@ def regime_verdicts(result) -> list[Verdict]:
     """The in-regime claims of `analysis.regime` as summary rows (new claims: no old verdict)."""
     if result is None:
         return []
-    from analysis.regime import FIGURES
-
+    figures = regime.FIGURES
     return [
         Verdict(
             "In regime: mild pruning raises test accuracy",
@@ -71,7 +89,7 @@ def regime_verdicts(result) -> list[Verdict]:
             result.mild_status,
             "paired by seed against p = 0 and dense at sigma_0 sqrt(1-p)",
             result.mild_text,
-            FIGURES["mild"],
+            figures["mild"],
         ),
         Verdict(
             "In regime: over-pruning fits the training set at chance",
@@ -79,7 +97,7 @@ def regime_verdicts(result) -> list[Verdict]:
             result.over_status,
             "per class, by its realised live signal neurons; p = 0 classes",
             result.over_text,
-            FIGURES["threshold"],
+            figures["threshold"],
         ),
     ]
 
@@ -89,7 +107,14 @@ def run_record(directory: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def compute(kou_dir: Path, claims_dir: Path, regime_dir: Path, size: str, n_boot: int) -> Report:
+def compute(
+    kou_dir: Path,
+    claims_dir: Path,
+    regime_dir: Path,
+    size: str,
+    n_boot: int,
+    boundary_dir: Path | None = None,
+) -> Report:
     """Every section whose results exist; raises FileNotFoundError when none do."""
     present = {name: Path(d).exists() for name, d in (("kou", kou_dir), ("claims", claims_dir))}
     if not any(present.values()):
@@ -99,12 +124,10 @@ def compute(kou_dir: Path, claims_dir: Path, regime_dir: Path, size: str, n_boot
             f"{flag}` and `python sweeps/paper_claims.py{flag}` first (or pass --kou/--claims)."
         )
     claims = Path(claims_dir)
-    regime, notes = None, []
+    regime_result, notes = None, []
     if Path(regime_dir).exists():
-        from analysis import regime as regime_section  # the regime engineer's module
-
         try:
-            regime = regime_section.compute(regime_dir)
+            regime_result = regime.compute(regime_dir)
         except (FileNotFoundError, ValueError) as error:  # an unfinished theory_regime sweep
             notes.append(
                 f"The theory_regime section is left out ({type(error).__name__}: {error})."
@@ -117,8 +140,9 @@ def compute(kou_dir: Path, claims_dir: Path, regime_dir: Path, size: str, n_boot
                 ("kou2023_heatmap", kou_dir),
                 ("paper_claims", claims_dir),
                 ("theory_regime", regime_dir),
+                ("regime_boundary", boundary_dir),
             )
-            if Path(d).exists()
+            if d is not None and Path(d).exists()
         },
         kou=kou.compute(kou_dir, n_boot=n_boot) if present["kou"] else None,
         mild=mild.compute(claims) if (claims / "mild").exists() else None,
@@ -126,8 +150,11 @@ def compute(kou_dir: Path, claims_dir: Path, regime_dir: Path, size: str, n_boot
         phase=phase.compute(claims, n_boot=n_boot) if (claims / "phase_mu").exists() else None,
         dynamics=dynamics.compute(claims) if (claims / "dynamics").exists() else None,
         settings=mild.compute_settings(claims) if present["claims"] else None,
-        regime=regime,
+        regime=regime_result,
         regime_dir=Path(regime_dir),
+        boundary=boundary.compute(boundary_dir, n_boot)
+        if boundary_dir is not None and (Path(boundary_dir) / "run.json").exists()
+        else None,
         notes=notes,
     )
 
@@ -195,10 +222,10 @@ def summary(report: Report) -> str:
 def theorist_paragraph(report: Report) -> str:
     """One paragraph from the computed verdicts' fields (never parsed back from text)."""
     parts = []
+    if report.boundary is not None:
+        parts.append(boundary_render.theorist_paragraph(report.boundary))
     if report.regime is not None:
-        from analysis import regime as regime_section
-
-        parts.append(regime_section.summary(report.regime))
+        parts.append(regime_render.summary(report.regime))
     if report.mild is not None:
         regime = report.mild.regime
         outside = "fraction in_regime" in regime and not regime["fraction in_regime"].any()
@@ -247,10 +274,13 @@ def render(report: Report, out: Path) -> str:
         (report.settings, mild.render_settings),
     ]
     body = [draw(result, out) for result, draw in sections if result is not None]
+    if report.boundary is not None:
+        body.append(boundary_render.render(report.boundary, out))
     if report.regime is not None:
-        from analysis import regime as regime_section
-
-        body.append(regime_section.render(report.regime, out))
+        text = regime_render.render(report.regime, out)
+        if report.boundary is not None:  # the E0-E2 section supersedes it
+            text = text.replace("\n", f"\n\n{SUPERSEDED}\n", 1)
+        body.append(text)
     return "\n\n".join(
         [
             "# Pruning at initialization: the claims of Yang et al. against simulation",
@@ -267,11 +297,18 @@ def render(report: Report, out: Path) -> str:
     )
 
 
-def build(kou_dir, claims_dir, regime_dir, out, size: str = "full", n_boot=None) -> Path:
+def build(
+    kou_dir, claims_dir, regime_dir, out, size: str = "full", n_boot=None, boundary_dir=None
+) -> Path:
     """Compute every section, render them into out/report.md; returns its path."""
     out = Path(out)
     report = compute(
-        Path(kou_dir), Path(claims_dir), Path(regime_dir), size, n_boot or N_BOOT[size]
+        Path(kou_dir),
+        Path(claims_dir),
+        Path(regime_dir),
+        size,
+        n_boot or N_BOOT[size],
+        Path(boundary_dir) if boundary_dir else None,
     )
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.md"
@@ -285,6 +322,7 @@ def main(argv=None) -> None:
     parser.add_argument("--kou", default=None, help="results of sweeps/kou2023_heatmap.py")
     parser.add_argument("--claims", default=None, help="results of sweeps/paper_claims.py")
     parser.add_argument("--regime", default=None, help="results of sweeps/theory_regime.py")
+    parser.add_argument("--boundary", default=None, help="results of sweeps/regime_boundary.py")
     parser.add_argument("--out", default=None, help="report directory (default by --size)")
     parser.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples")
     args = parser.parse_args(argv)
@@ -298,6 +336,7 @@ def main(argv=None) -> None:
             out,
             args.size,
             args.n_boot,
+            args.boundary or f"results/regime_boundary{suffix}",
         )
     except (FileNotFoundError, ValueError) as error:  # missing or incomplete results
         sys.exit(f"analysis/report.py: {error}")

@@ -21,15 +21,17 @@ report and the tests share them.
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import optimize as scipy_optimize
 from scipy import stats as scipy_stats
 
-from jaxprune.config import CONFIG_FIELDS
-from jaxprune.stats import LEVEL, mean_ci
+from jaxprune.config import CONFIG_FIELDS, PARAMS_FIELDS
+from jaxprune.stats import LEVEL, mean_ci, t_quantile
 from jaxprune.theory import init_matched_sigma
 
 
@@ -94,26 +96,54 @@ def paired_differences(
     return out
 
 
+def config_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every Config field of `frame.attrs["config"]` (what `jaxprune.load` records)
+    as a column, where it is not one already (a grid over a Config field makes it a column).
+    Frames of different sweeps keep their Config through `pd.concat` only this way."""
+    config = frame.attrs.get("config", {})
+    missing = {k: v for k, v in config.items() if k in CONFIG_FIELDS and k not in frame.columns}
+    return frame.assign(**missing) if missing else frame
+
+
+def run_keys(pruned: pd.DataFrame, control: pd.DataFrame) -> list[str]:
+    """The columns that define a run apart from p and sigma_0 (which a control changes by
+    design): the seed, the other Params fields and every Config field. Raises ValueError when a
+    Config field is recorded in neither the columns nor `attrs["config"]` of a frame: a frame
+    that stacks sweeps without their Config cannot be paired safely."""
+    pruned, control = config_columns(pruned), config_columns(control)
+    for name, frame in (("pruned", pruned), ("control", control)):
+        absent = [c for c in CONFIG_FIELDS if c not in frame.columns]
+        if absent:
+            raise ValueError(
+                f"with_controls: the {name} frame does not record Config field {absent[0]!r}: "
+                "pass frames from jaxprune.load (attrs['config']) or apply "
+                "analysis.stats.config_columns to each sweep before stacking them."
+            )
+    params = [c for c in PARAMS_FIELDS if c not in ("prune_frac", "sigma_init")]
+    return ["seed", *[c for c in params if c in pruned and c in control], *CONFIG_FIELDS]
+
+
 def with_controls(pruned: pd.DataFrame, control: pd.DataFrame, *, value: str = "test_acc"):
     """The pruned runs (p > 0) of `pruned` with column `control_value`: `value` of the matched
-    dense control in `control` (p = 0, sigma_init = sigma_0 sqrt(1 - p), every other run column
-    and the seed equal), NaN where the control is missing."""
-    keys = [
-        c
-        for c in ("seed", "mu_norm", "sigma_noise", "lr", "label_flip", *_config_keys(pruned))
-        if c in pruned.columns and c in control.columns
-    ]
-    runs = pruned[pruned.prune_frac > 0].copy()
+    dense control in `control` (p = 0, sigma_init = sigma_0 sqrt(1 - p), the seed, every other
+    Params field and every Config field equal: `run_keys`), NaN where the control is missing.
+    Config fields come from the columns or from `attrs["config"]` (`config_columns`)."""
+    keys = run_keys(pruned, control)
+    runs = config_columns(pruned)
+    runs = runs[runs.prune_frac > 0].copy()
     runs["_init"] = _sig6(init_matched_sigma(runs.sigma_init, runs.prune_frac))
+    control = config_columns(control)
     dense = control[control.prune_frac == 0][[*keys, "sigma_init", value]].copy()
     dense["_init"] = _sig6(dense.sigma_init)
     dense = dense.drop(columns="sigma_init").rename(columns={value: "control_value"})
-    merged = runs.merge(dense.drop_duplicates([*keys, "_init"]), on=[*keys, "_init"], how="left")
+    duplicated = dense.duplicated([*keys, "_init"])
+    if duplicated.any():
+        raise ValueError(
+            f"with_controls: {int(duplicated.sum())} control runs share every run key "
+            f"({', '.join(keys)}) with another: add the column that tells them apart."
+        )
+    merged = runs.merge(dense, on=[*keys, "_init"], how="left")
     return merged.drop(columns="_init")
-
-
-def _config_keys(frame: pd.DataFrame) -> list[str]:
-    return [c for c in CONFIG_FIELDS if c in frame.columns]
 
 
 def control_differences(
@@ -346,3 +376,117 @@ class Verdict:
     control: str
     evidence: str
     figure: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LogisticFit:
+    """P(y = 1 | x) = sigmoid(a + b x) fitted by maximum likelihood to n binary outcomes.
+
+    x50 = -a / b (where P = 1/2) with its Wald interval [x50_low, x50_high] at `level` (delta
+    method from the inverse observed information). When the maximum-likelihood estimate does
+    not exist (no outcomes, a single x value, all outcomes equal, or outcomes separated by x),
+    `estimable` is False, a and b are NaN, and [x50_low, x50_high] is the bracket that the data
+    allow: between the last x with a success and the first x with a failure (+-inf where open),
+    with x50 its midpoint (NaN when open). x_min, x_max: the range of the data's x."""
+
+    a: float
+    b: float
+    x50: float
+    x50_low: float
+    x50_high: float
+    n: int
+    successes: int
+    estimable: bool
+    x_min: float
+    x_max: float
+
+    def rises_through_half(self) -> bool:
+        """Whether the fitted curve rises (b > 0) through 1/2 inside the data's x range: only
+        then is x50 a threshold. A curve that falls, or crosses 1/2 outside the data (outcomes
+        that barely change with x), gives an extrapolated x50 that means nothing."""
+        return self.estimable and self.b > 0 and self.x_min <= self.x50 <= self.x_max
+
+
+def fit_logistic_threshold(x, y, level: float = LEVEL, trials=None) -> LogisticFit:
+    """Fit P(y = 1) = sigmoid(a + b x) to outcomes y in {0, 1} at x (finite values only); with
+    `trials`, y[i] successes out of trials[i] at x[i] (the same likelihood on counts)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    t = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y) & (t > 0)
+    x, y, t = x[ok], y[ok], t[ok]
+    n, k = int(t.sum()), int(y.sum())
+    ones, zeros = x[y > 0], x[y < t]
+    span = (float(x.min()), float(x.max())) if len(x) else (math.nan, math.nan)
+    if (
+        k in (0, n)
+        or len(np.unique(x)) < 2
+        or ones.min() >= zeros.max()
+        or ones.max() <= zeros.min()
+    ):
+        low, high = -math.inf, math.inf
+        if 0 < k < n and ones.min() >= zeros.max():  # successes at large x
+            low, high = float(zeros.max()), float(ones.min())
+        elif 0 < k < n and ones.max() <= zeros.min():
+            low, high = float(ones.max()), float(zeros.min())
+        mid = (low + high) / 2 if np.isfinite(low + high) else math.nan
+        return LogisticFit(math.nan, math.nan, mid, low, high, n, k, False, *span)
+    design = np.column_stack([np.ones(len(x)), x])
+
+    def negloglik(theta):
+        z = design @ theta
+        return float(np.sum(t * np.logaddexp(0, z) - y * z))
+
+    def gradient(theta):
+        return design.T @ (t * scipy_stats.logistic.cdf(design @ theta) - y)
+
+    theta = scipy_optimize.minimize(negloglik, np.zeros(2), jac=gradient, method="BFGS").x
+    prob = scipy_stats.logistic.cdf(design @ theta)
+    info = design.T @ (design * (t * prob * (1 - prob))[:, None])
+    cov = np.linalg.inv(info)
+    a, b = theta
+    x50 = -a / b
+    grad = np.array([-1 / b, a / b**2])
+    half = float(t_quantile(np.inf, level)) * math.sqrt(float(grad @ cov @ grad))
+    return LogisticFit(float(a), float(b), float(x50), x50 - half, x50 + half, n, k, True, *span)
+
+
+def rising_x50(fit: LogisticFit) -> float:
+    """The threshold x50 of a fit as a bootstrap replicate takes it: the fitted midpoint when
+    the curve rises through 1/2 inside the data; the midpoint of the separating bracket when
+    the outcomes are separated with the successes at large x; NaN otherwise (no threshold)."""
+    if fit.rises_through_half():
+        return fit.x50
+    separated_rising = not fit.estimable and np.isfinite(fit.x50_low + fit.x50_high)
+    return fit.x50 if separated_rising and fit.successes > 0 else math.nan
+
+
+def seed_weights(num_seeds: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot, num_seeds) multiplicities of each seed in n_boot resamples of whole seeds with
+    replacement (numpy's default_rng(seed)): row b weights seed s by how often it was drawn."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, num_seeds, (n_boot, num_seeds))
+    return np.stack([np.bincount(row, minlength=num_seeds) for row in draws])
+
+
+def threshold_replicates(x, outcomes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(n_boot,) log-threshold replicates of one cell: outcomes (seeds, len(x)) in {0, 1, NaN}
+    of each seed's run at each x; each row of `weights` (n_boot, seeds) resamples the seeds
+    (`seed_weights`) and the logistic fit on the resampled counts gives `rising_x50`."""
+    finite = np.isfinite(outcomes)
+    succ, tried = weights @ np.where(finite, outcomes, 0.0), weights @ finite
+    return np.array(
+        [rising_x50(fit_logistic_threshold(x, k, trials=n)) for k, n in zip(succ, tried, strict=True)]
+    )
+
+
+def paired_slopes(frame: pd.DataFrame, value: str, level: float = LEVEL) -> tuple:
+    """The mean over seeds of the least-squares slope of `value` over prune_frac, pooled over
+    mu_norm (each seed's slopes at every mu averaged): (mean, low, high, seeds) with the t
+    interval of `jaxprune.stats.mean_ci` at `level`."""
+
+    def slope(cell: pd.DataFrame) -> float:
+        p, v = cell.prune_frac.to_numpy(), cell[value].to_numpy()
+        return float(np.polyfit(p, v, 1)[0]) if len(np.unique(p)) > 1 else math.nan
+
+    per_seed = frame.groupby(["seed", "mu_norm"]).apply(slope, include_groups=False)
+    return mean_ci(per_seed.groupby(level="seed").mean(), level)

@@ -12,6 +12,9 @@ The package imports its modules (and JAX) on first use of a name (PEP 562), so t
 from __future__ import annotations
 
 import importlib
+import sys
+
+from jaxprune import cache
 
 # Version policy: the version changes whenever results can change (a draw, a step, a measurement
 # or a column), and every sweep records it; resuming a sweep computed by another version is
@@ -28,13 +31,18 @@ _NAMES = {
     "sweep": "runner",
     "train": "runner",
 }
-_MODULES = ("data", "masks", "metrics", "model", "optimizers", "presets", "state", "theory",
-            "training")  # fmt: skip
+_MODULES = ("cache", "data", "evaluation", "masks", "metrics", "model", "optimizers", "outcomes",
+            "presets", "state", "theory", "training")  # fmt: skip
 
 __all__ = sorted([*_NAMES, *_MODULES])
 
 
+if "jax" in sys.modules:  # the persistent compilation cache, before anything compiles
+    cache.configure()
+
+
 def __getattr__(name: str):
+    cache.configure()
     if name in _NAMES:
         value = getattr(importlib.import_module(f"jaxprune.{_NAMES[name]}"), name)
     else:

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune import engine
+from jaxprune import engine, evaluation
 from jaxprune.config import Config, InvalidValue, Option
 from jaxprune.data import num_noise_rows
 from jaxprune.gram import BLOCK_WORDS
@@ -61,9 +61,14 @@ class ChunkShape:
 
 def estimate_seed_bytes(config: Config) -> int:
     """Bytes of one seed's shared draws in flight: the training and test noise rows (n Q d
-    each) with the random bits and temporaries that drawing them takes (about 7 copies, measured
-    with `memory_analysis` of compiled chunks), initial weights and mask uniforms."""
-    samples = (config.n_train + config.n_test) * (num_noise_rows(config) * config.dim + 8)
+    each; a projected test set's rows are its K m normals, see `jaxprune.evaluation`) with the
+    random bits and temporaries that drawing them takes (about 7 copies, measured with
+    `memory_analysis` of compiled chunks), initial weights and mask uniforms."""
+    test_row = config.dim
+    if evaluation.resolve(config) == "projected":
+        test_row = config.num_classes * config.width
+    rows = num_noise_rows(config)
+    samples = config.n_train * (rows * config.dim + 8) + config.n_test * (rows * test_row + 8)
     weights = 4 * config.num_classes * config.width * config.dim
     if engine.resolve(config) == "gram":  # one d-block of the noise rows' outer products
         rows = config.n_train * num_noise_rows(config)

@@ -28,6 +28,7 @@ MASKS = ("bernoulli", "exact", "structured", "magnitude", "snip", "grasp", "synf
 MASK_SCOPES = ("neuron", "layer")
 OPTIMIZERS = ("gd", "momentum", "adam")
 ENGINES = ("auto", "dense", "gram")
+TEST_EVALS = ("auto", "draw", "projected")
 # The names of `jax_default_matmul_precision`: full float32, TF32 passes, one bfloat16 pass.
 MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
 # The fields that fix array shapes only: a sweep pads them into buckets (see `jaxprune.grid`).
@@ -96,6 +97,7 @@ _CHOICES = {
     "mask_scope": MASK_SCOPES,
     "optimizer": OPTIMIZERS,
     "engine": ENGINES,
+    "test_eval": TEST_EVALS,
     "matmul_precision": MATMUL_PRECISIONS,
 }
 
@@ -145,6 +147,10 @@ class Config:
     matmul_precision: precision of every matrix product of training and measurement, a name of
     `jax_default_matmul_precision`: 'float32' (full), 'tensorfloat32' or 'bfloat16' (faster on
     GPUs, less accurate; on CPU all three compute in float32).
+    test_eval: how the test set is evaluated (see `jaxprune.evaluation`): 'draw' (n_test explicit
+    samples in d dimensions), 'projected' (their noise drawn directly as its K m projections on
+    the filters: exact in distribution, cost independent of n_test d), or 'auto' (the cheaper by
+    `jaxprune.evaluation.costs`).
     """
 
     num_classes: int = 2
@@ -173,6 +179,7 @@ class Config:
     batch_size: int | None = None
     engine: str = "auto"
     matmul_precision: str = "float32"
+    test_eval: str = "auto"
 
     def __post_init__(self):
         for field in dataclasses.fields(self):

@@ -98,12 +98,24 @@ def draw_sample(config: Config, key: jax.Array, n: int) -> Sample:
     This needs `jax_threefry_partitionable` (on by default; `training.make_seed_runs` turns it
     on while it traces), under which `jax.random.normal(key, (d,))` is prefix-stable.
     """
-    num_classes, dim, num_rows = config.num_classes, config.dim, num_noise_rows(config)
+    sample = draw_samples(config, key, n, lambda row_key: jax.random.normal(row_key, (config.dim,)))
+    if config.noise_orthogonal:
+        z = sample.z * jnp.ones(config.dim).at[signal_coordinates(config)].set(0.0)
+        sample = dataclasses.replace(sample, z=z)
+    return sample
+
+
+def draw_samples(config: Config, key: jax.Array, n: int, draw_row) -> Sample:
+    """n samples from `key` whose noise row q of sample i is draw_row(its key), stacked in
+    z (n, Q, ...): the labels, flips and signal positions of `draw_sample` (the same keys),
+    with noise rows of the caller's choice (`draw_sample`'s (d,) normals, or the projected test
+    set's per-neuron normals, `jaxprune.evaluation`)."""
+    num_classes, num_rows = config.num_classes, num_noise_rows(config)
 
     def one(index: jax.Array) -> Sample:
         k = jax.random.fold_in(key, index)
         part = functools.partial(jax.random.fold_in, k)
-        rows = jax.vmap(lambda q: jax.random.normal(part(4 + q), (dim,)))(jnp.arange(num_rows))
+        rows = jax.vmap(lambda q: draw_row(part(4 + q)))(jnp.arange(num_rows))
         return Sample(
             y_true=jax.random.randint(part(0), (), 0, num_classes),
             z=rows,
@@ -112,11 +124,7 @@ def draw_sample(config: Config, key: jax.Array, n: int) -> Sample:
             signal_patch=jax.random.randint(part(3), (), 0, config.num_patches),
         )
 
-    sample = jax.vmap(one)(jnp.arange(n))
-    if config.noise_orthogonal:
-        z = sample.z * jnp.ones(dim).at[signal_coordinates(config)].set(0.0)
-        sample = dataclasses.replace(sample, z=z)
-    return sample
+    return jax.vmap(one)(jnp.arange(n))
 
 
 def observed_labels(config: Config, sample: Sample, label_flip: jax.Array) -> jax.Array:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxprune import model
 from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, observed_labels, signal_coordinates
+from jaxprune.evaluation import ProjectedTest, test_noise_preactivations
 from jaxprune.state import RunState
 
 
@@ -65,16 +66,46 @@ def noise_max(
     return jnp.where(sigma_noise > 0, mean, 0.0)
 
 
+def outputs(
+    config: Config,
+    params: Params,
+    state: RunState,
+    sample: Sample | ProjectedTest,
+    noise_pre: jax.Array,
+    dims: Dims | None = None,
+) -> jax.Array:
+    """The network's outputs (n, K) of the run in `state` on the inputs `params` makes of
+    `sample`, given the masked filters' products with its standard noise rows noise_pre
+    (n, Q, K, m); padded neurons (beyond `dims`) count in none."""
+    pre = model.preactivations(
+        config, state.weights, sample, params.mu_norm, params.sigma_noise, noise_pre
+    )
+    return model.readout(config, pre, state.bias, model.neuron_valid(config, dims))
+
+
+def test_outputs(
+    config: Config,
+    params: Params,
+    state: RunState,
+    test: Sample | ProjectedTest,
+    dims: Dims | None = None,
+) -> jax.Array:
+    """The network's outputs (n_test, K) on the test set, explicit or projected."""
+    noise_pre = test_noise_preactivations(config, state.weights, test)
+    return outputs(config, params, state, test, noise_pre, dims)
+
+
 def measure(
     config: Config,
     params: Params,
     state: RunState,
     train: Sample,
-    test: Sample,
+    test: Sample | ProjectedTest,
     dims: Dims | None = None,
 ) -> Metrics:
     """All measurements of one run in `state` (weights (K, m, d), equal to weights ⊙ mask, bias
-    (K, m), mask (K, m, d)), on the data `params` makes of the `train` and `test` draws. dims:
+    (K, m), mask (K, m, d)), on the data `params` makes of the `train` and `test` draws (`test`
+    explicit, or projected onto the filters: `jaxprune.evaluation`). dims:
     the run's own shape inside a padded bucket (default: unpadded); padded neurons, samples
     and coordinates count in no measurement.
 
@@ -82,23 +113,19 @@ def measure(
     training loop settles the state with this measurement; see `jaxprune.training`).
     """
     dims = Dims.of(config) if dims is None else dims
-    w, b, mask = state.weights, state.bias, state.mask
+    w, mask = state.weights, state.mask
     valid = model.neuron_valid(config, dims)
     train_weight = model.prefix(config.n_train, dims.n_train)
     test_weight = model.prefix(config.n_test, dims.n_test)
     train_noise = model.noise_preactivations(w, train)
-
-    def outputs(sample: Sample, noise_pre: jax.Array) -> jax.Array:
-        pre = model.preactivations(config, w, sample, params.mu_norm, params.sigma_noise, noise_pre)
-        return model.readout(config, pre, b, valid)
 
     def mean(values: jax.Array, weight: jax.Array) -> jax.Array:
         return (values * weight).sum() / weight.sum()
 
     train_y = observed_labels(config, train, params.label_flip)
     test_y = observed_labels(config, test, params.label_flip)
-    train_logits = outputs(train, train_noise)
-    test_logits = outputs(test, model.noise_preactivations(w, test))
+    train_logits = outputs(config, params, state, train, train_noise, dims)
+    test_logits = test_outputs(config, params, state, test, dims)
     train_loss = model.cross_entropy(train_logits, train_y, train_weight)
     test_pred = test_logits.argmax(-1)
     coords = signal_coordinates(config)

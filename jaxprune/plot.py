@@ -42,6 +42,9 @@ CONTOUR_COLORS = ("red", "deepskyblue", "magenta")
 MAX_TICKS = 12  # tick labels per axis; more grid values are labelled every k-th
 MAX_ANNOTATED_CELLS = 150  # cells per panel above which values are not written in the cells
 MAX_PANELS = 30  # facets beyond this are refused: put the field on an axis instead
+CELL_FONT_SIZE = 7.0  # points: the value written in a cell, at most (smaller where a cell is)
+CHAR_WIDTH = 0.62  # a digit's width per point of font size (DejaVu Sans)
+LINE_HEIGHT = 1.25  # a line's height per point of font size
 LOG_SPAN = 100.0  # a positive axis whose values span this factor or more is drawn on a log scale
 
 
@@ -268,17 +271,28 @@ def _grid(stats: pd.DataFrame, column: str, xaxis: Axis, yaxis: Axis) -> np.ndar
 
 def _draw_panel(ax, means, contour_fields, xaxis: Axis, yaxis: Axis, cmap, norm):
     """Draw one panel: cells of `means` (ny, nx) on numeric coordinates, values written in the
-    cells when there are few, dashed contours of `contour_fields` ({column: ((ny, nx), levels)})."""
+    cells when there are few, dashed contours of `contour_fields` ({column: ((ny, nx), levels)}).
+    Returns the mesh and the cells' labels [(column, row, Text)] for `_fit_cell_labels`."""
     mesh = ax.pcolormesh(
         xaxis.edges, yaxis.edges, np.ma.masked_invalid(means), cmap=cmap, norm=norm
     )
     cx, cy = np.meshgrid(xaxis.coord(xaxis.values), yaxis.coord(yaxis.values))
+    values = []  # (column, row, Text) of the values written in the cells
     if means.size <= MAX_ANNOTATED_CELLS:
-        for xi, yi, m in zip(cx.ravel(), cy.ravel(), means.ravel(), strict=True):
+        for (row, column), m in np.ndenumerate(means):
             if np.isfinite(m):
                 r, g, b, _ = cmap(norm(m))
                 color = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-                ax.text(xi, yi, f"{m:.2f}", ha="center", va="center", fontsize=7, color=color)
+                text = ax.text(
+                    cx[row, column],
+                    cy[row, column],
+                    f"{m:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=CELL_FONT_SIZE,
+                    color=color,
+                )
+                values.append((column, row, text))
     for i, (field, levels) in enumerate(contour_fields.values()):
         if min(field.shape) >= 2:  # a contour needs two values on each axis
             color = CONTOUR_COLORS[i % len(CONTOUR_COLORS)]
@@ -299,7 +313,29 @@ def _draw_panel(ax, means, contour_fields, xaxis: Axis, yaxis: Axis, cmap, norm)
         set_ticks(coords, labels, rotation=45 if axis is xaxis and len(coords) > 8 else 0)
         set_label(axis.title)
         lim(axis.edges[0], axis.edges[-1])
-    return mesh
+    return mesh, values
+
+
+def _fit_cell_labels(ax, labels, xaxis: Axis, yaxis: Axis) -> None:
+    """Size each cell's value label to its cell as the Axes is finally laid out: at most
+    CELL_FONT_SIZE points, upright when that is larger (a narrow cell, such as p = 0 and 0.2 on a
+    log(1 - p) axis), so that no label spills into its neighbours'. A label is centred on its grid
+    value, which need not be its cell's centre: the room is twice the distance to the nearer edge."""
+    box = ax.get_position()  # in figure fractions
+    width, height = ax.figure.get_size_inches() * 72  # points
+
+    def room(axis: Axis, length: float) -> np.ndarray:  # points, per grid value
+        edges, at = axis.edges, axis.coord(axis.values)
+        nearer = np.minimum(at - edges[:-1], edges[1:] - at)
+        return 2 * nearer / np.ptp(edges) * length
+
+    across, up = room(xaxis, box.width * width), room(yaxis, box.height * height)
+    for column, row, text in labels:
+        length = CHAR_WIDTH * len(text.get_text())  # text length per point of font size
+        flat = min(CELL_FONT_SIZE, 0.9 * across[column] / length, 0.9 * up[row] / LINE_HEIGHT)
+        upright = min(CELL_FONT_SIZE, 0.9 * up[row] / length, 0.9 * across[column] / LINE_HEIGHT)
+        text.set_rotation(90 if upright > flat else 0)
+        text.set_fontsize(max(flat, upright))
 
 
 def caption(
@@ -452,14 +488,18 @@ def phase_diagram(
             aspect=size[0] / size[1],
         )
         figure, panel_axes = target.figure, list(target.axes.flat)
+    cell_labels = []
     for axes, panel in zip(panel_axes, panels, strict=False):
         means = _grid(panel.stats, "mean", xaxis, yaxis)
-        mesh = _draw_panel(axes, means, panel.contours, xaxis, yaxis, cmap, norm)
+        mesh, labels = _draw_panel(axes, means, panel.contours, xaxis, yaxis, cmap, norm)
+        cell_labels.append((axes, labels))
         if panel.title is not None:
             axes.set_title(panel.title, fontsize=9)
     if facet is not None:
         target.set_axis_labels(xaxis.title, yaxis.title)
     figure.colorbar(mesh, ax=panel_axes, label=f"{label(value)}, cell mean")
+    for axes, labels in cell_labels:  # the colour bar took its room: the cells' final sizes
+        _fit_cell_labels(axes, labels, xaxis, yaxis)
     heading = title or f"{label(value)} over {label(x)} x {label(y)}"
     num_cells = len(panels) * len(xaxis.values) * len(yaxis.values)
     text = f"{heading}\n{caption(frame, stats, mean_over, last, num_cells)}"

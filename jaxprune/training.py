@@ -19,6 +19,7 @@ from jaxprune import gram, model
 from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, draw_sample
 from jaxprune.engine import Engine, resolve
+from jaxprune.evaluation import draw_test
 from jaxprune.metrics import Metrics, measure
 from jaxprune.optimizers import minibatch, minibatch_indices, optimizer
 from jaxprune.state import (
@@ -126,7 +127,7 @@ def make_seed_runs(config: Config):
     def seed_runs(points: Params, dims: Dims, seed: jax.Array) -> tuple[Metrics, RunState]:
         key = jax.random.key(seed)
         train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
-        test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
+        test = draw_test(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
         batch_key = jax.random.fold_in(key, BATCH_STREAM)
         engine = make_engine(config, key, train, points, dims)
 

@@ -1,13 +1,13 @@
 """Pruning criteria in the paper's model (Yang et al.): criterion x p x ||mu|| x seeds.
 
-    python sweeps/criteria.py [--out DIR] [--quick | --smoke] [--seeds N] [--chunk-size N]
+    python -m sweeps.criteria [--out DIR] [--quick | --smoke] [--seeds N] [--chunk-size N]
                               [--memory-budget GB] [--overwrite] [--report DIR]
 
 Trains the yang2023 preset (full-batch GD) pruned at initialization by each criterion: random
 ('bernoulli', the paper's), 'structured' (whole neurons), and magnitude, SNIP, GraSP and SynFlow,
 each ranking per neuron and per layer. One sweep per criterion, written as parquet under
 DIR/<criterion>/ (default results/criteria, or results/criteria-quick); re-running resumes.
-DIR/run.json records every invocation (sweeps/common.py, as for the other scripts).
+DIR/run.json records every invocation (jaxprune.experiment, as for the other scripts).
 Then `analysis/criteria_report.py` writes the report (REPORT/criteria.md and its figures;
 default report/ at full size, report/quick or report/smoke otherwise): final test accuracy with
 95% CIs, signal_neurons (does the criterion keep the signal coordinate?) and noise_max by
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jaxprune
 from analysis import criteria_report
-from sweeps.common import Recorder, parser
+from jaxprune.experiment import Recorder, parser
 
 # (mask, mask_scope); the scope does not change 'bernoulli' or 'structured'.
 CRITERIA = [

@@ -7,7 +7,7 @@ The `kou2023` preset (their experiment code's model and training) with p = 0: te
 five shape buckets of d, one compilation each). `--quick` is a coarse subgrid (minutes on 2 CPU
 cores), `--smoke` a tiny one (seconds, for CI). Results go to DIR/heatmap (default DIR
 results/kou2023_heatmap, with -quick or -smoke appended), with DIR/run.json; re-running the
-same command resumes. `python analysis/report.py` draws the figure and fits the boundary
+same command resumes. `python -m analysis.report` draws the figure and fits the boundary
 (analysis/kou.py).
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 import jaxprune
-from sweeps.common import Recorder, parser
+from jaxprune.experiment import Recorder, parser
 
 # size: (dimensions, signal strengths, seeds)
 SIZES = {

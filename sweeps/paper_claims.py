@@ -23,14 +23,14 @@ budget). Sweeps, each a subdirectory of DIR (default results/paper_claims[-quick
   same seeds (so same data, same init directions): it tells the effect of pruning apart from
   the smaller effective init a Bernoulli mask makes.
 
-Re-running the same command resumes; `python analysis/report.py --size SIZE` builds the report.
+Re-running the same command resumes; `python -m analysis.report --size SIZE` builds the report.
 """
 
 from __future__ import annotations
 
 import jaxprune
 from jaxprune.theory import init_matched_sigma
-from sweeps.common import Recorder, parser
+from jaxprune.experiment import Recorder, parser
 
 LOSS_TOL = 0.05  # train until the mean training cross-entropy reaches this (or the step cap)
 

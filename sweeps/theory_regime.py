@@ -53,17 +53,15 @@ import json
 import sys
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 import jaxprune
-from jaxprune.data import draw_sample, observed_labels, signal_coordinates, signal_directions
-from jaxprune.model import noise_preactivations, preactivations, readout
+from jaxprune import outcomes
+from jaxprune.data import observed_labels
 from jaxprune.results import write_json
-from jaxprune.state import TEST_STREAM, TRAIN_STREAM, init_state
-from sweeps.common import Recorder, parser
+from jaxprune.experiment import Recorder, parser
 
 N_TRAIN = 8  # fixed n: d / n^2 >= 16 from d = 1000 up
 WIDTH = 5  # fixed m: (1 - p) m = 1 at p = 0.8, p^m = 1/2 at p = 0.87
@@ -147,14 +145,15 @@ def mu_for_score(score: float, dim: int) -> float:
 
 
 def test_sample(config: jaxprune.Config, seed: int):
-    """The seed's test set, as every run of the seed draws it (n_test samples)."""
-    return draw_sample(config, jax.random.fold_in(jax.random.key(seed), TEST_STREAM), config.n_test)
+    """The seed's test set, as every run of the seed is measured on it (n_test samples)."""
+    return outcomes.test_set(config, seed)
 
 
 def class_outcomes(
     config: jaxprune.Config, params: jaxprune.Params, seed: int, test=None
 ) -> pd.DataFrame:
-    """One row per class k of the run (config, params, seed), from its trained weights.
+    """One row per class k of the run (config, params, seed), from its trained weights
+    (`jaxprune.outcomes.class_outcomes`).
 
     signal_neurons_class: neurons of class k whose mask keeps k's signal coordinate (realised,
     not expected); signal_neurons_live: those of them whose initial weight on it is > 0. With
@@ -162,45 +161,35 @@ def class_outcomes(
     k's signal patch, and its weight on k's coordinate gets no gradient from any sample: it never
     learns mu_k. class_test_acc: accuracy on the test samples of true class k; class_signal:
     max_r <w_kr, mu_k> / ||mu_k||. Run-level test_acc, train_acc, converged_step come along
-    (from the same training; test_acc from the predictions here), so the caller can check them
-    against its sweep.
+    (from the same training; test_acc from the per-class accuracies), so the caller can check
+    them against its sweep.
 
     The run is trained with n_test = 1 (the test set does not enter training, and each sample
     is its own draw, so the training is the same) and scored on `test`, the seed's test set
     (`test_sample`, drawn here when None): a caller looping over the runs of one seed draws
-    it once. At d = 10^5 the test set (n_test x P x d normals) costs more than the training.
+    it once.
     """
     frame, state = jaxprune.train(config.replace(n_test=1), params, seed, return_state=True)
-    key = jax.random.key(seed)
-    train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
-    start = init_state(config, params, key, train)
+    start = outcomes.initial_state(config, params, seed)
     last = frame.iloc[-1]
     test = test_sample(config, seed) if test is None else test
-    pre = preactivations(
-        config, state.weights, test, jnp.float32(params.mu_norm), jnp.float32(params.sigma_noise)
-    )
-    predicted = np.asarray(readout(config, pre, state.bias).argmax(-1))
-    y_true = np.asarray(test.y_true)
-    classes = np.arange(config.num_classes)
-    coords = np.asarray(signal_coordinates(config))
-    kept = np.asarray(state.mask)[classes, :, coords]  # (K, m)
-    live = kept * (np.asarray(start.weights)[classes, :, coords] > 0)
-    alignment = np.einsum(
-        "kmd,kd->km", np.asarray(state.weights), np.asarray(signal_directions(config))
-    )
+    result = outcomes.class_outcomes(config, params, state, start, test)
+    counts = np.asarray(result.test_samples)
+    class_acc = np.asarray(result.test_acc, np.float64)
+    correct = np.rint(class_acc * counts)  # per class, exact integers
     return pd.DataFrame(
         {
             "seed": seed,
             "dim": config.dim,
             "prune_frac": float(params.prune_frac),
             "mu_norm": float(params.mu_norm),
-            "class": classes,
-            "signal_neurons_class": kept.sum(axis=1).astype(np.int64),
-            "signal_neurons_live": live.sum(axis=1).astype(np.int64),
-            "class_test_acc": [float((predicted[y_true == k] == k).mean()) for k in classes],
-            "class_test_samples": [int((y_true == k).sum()) for k in classes],
-            "class_signal": alignment.max(axis=1),
-            "test_acc": float((predicted == y_true).mean()),
+            "class": np.arange(config.num_classes),
+            "signal_neurons_class": np.asarray(result.signal_neurons).astype(np.int64),
+            "signal_neurons_live": np.asarray(result.live_neurons).astype(np.int64),
+            "class_test_acc": class_acc,
+            "class_test_samples": counts.astype(np.int64),
+            "class_signal": np.asarray(result.signal_max),
+            "test_acc": float(correct.sum() / counts.sum()),
             "train_acc": float(last.train_acc),
             "converged_step": int(last.converged_step),
         }
@@ -210,34 +199,30 @@ def class_outcomes(
 def coefficients(
     config: jaxprune.Config, params: jaxprune.Params, seed: int, steps: int
 ) -> dict[str, np.ndarray]:
-    """The proofs' coefficients of one run after `steps` plain GD steps (no loss_tol).
+    """The proofs' coefficients of one run after `steps` plain GD steps (no loss_tol), by
+    `jaxprune.outcomes`.
 
     Returns gamma (K, m): <w_kr(t) - w_kr(0), mu_k> / ||mu_k||^2; rho (K, m, n, Q):
     <w_kr(t) - w_kr(0), xi_iq> / ||xi_iq||^2 over the training noise patches xi_iq = sigma
     z_iq; y (n,) observed training labels; kept (K, m): whether the mask keeps the signal
     coordinate; live (K, m): kept, with a positive initial weight on it (see
-    `class_outcomes`). w are the masked weights; w(0) is the run's pruned initialization
-    (`jaxprune.state.init_state` from the seed's key).
+    `class_outcomes`). w are the masked weights; w(0) is the run's pruned initialization.
     """
     run = config.replace(steps=steps, log_every=steps, loss_tol=None, n_test=1)  # no test set
     _, state = jaxprune.train(run, params, seed, return_state=True)
-    key = jax.random.key(seed)
-    train = draw_sample(run, jax.random.fold_in(key, TRAIN_STREAM), run.n_train)
-    start = init_state(run, params, key, train)
-    delta = state.weights - start.weights  # (K, m, d)
-    directions = signal_directions(run)  # (K, d), unit
-    gamma = jnp.einsum("kmd,kd->km", delta, directions) / params.mu_norm
-    z_norm2 = jnp.sum(train.z**2, axis=-1)  # (n, Q)
-    rho = noise_preactivations(delta, train) / (params.sigma_noise * z_norm2[..., None, None])
-    coords = signal_coordinates(run)
-    y = observed_labels(run, train, jnp.float32(params.label_flip))
-    kept = start.mask[jnp.arange(run.num_classes), :, coords] > 0
+    train = outcomes.training_set(run, seed)
+    start = outcomes.initial_state(run, params, seed)
+    kept = outcomes.kept_signal(run, start.mask)
     return {
-        "gamma": np.asarray(gamma),
-        "rho": np.asarray(jnp.moveaxis(rho, (2, 3), (0, 1))),  # (n, Q, K, m) -> (K, m, n, Q)
-        "y": np.asarray(y),
+        "gamma": np.asarray(
+            outcomes.signal_coefficients(run, params, state.weights, start.weights)
+        ),
+        "rho": np.asarray(
+            outcomes.noise_coefficients(run, params, state.weights, start.weights, train)
+        ),
+        "y": np.asarray(observed_labels(run, train, jnp.float32(params.label_flip))),
         "kept": np.asarray(kept),
-        "live": np.asarray(kept & (start.weights[jnp.arange(run.num_classes), :, coords] > 0)),
+        "live": np.asarray(kept & (outcomes.own_signal_alignment(run, start.weights) > 0)),
     }
 
 

@@ -38,3 +38,20 @@ def assert_same_runs(actual, expected):
         np.testing.assert_allclose(
             actual[column], expected[column], rtol=1e-5, atol=1e-6, err_msg=column
         )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`-n auto`, with `--dist loadgroup` from pyproject), the tests that share
+    a module-scoped fixture (a sweep, a science script at smoke size) run on one worker, so the
+    fixture is computed once; the other tests spread over the workers one by one."""
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures is None:
+            continue
+        shared = sorted(
+            name
+            for name, definitions in fixtures.name2fixturedefs.items()
+            if definitions[-1].scope == "module"
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{','.join(shared)}"))

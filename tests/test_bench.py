@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the benchmark script in a subprocess
+
 ROOT = Path(__file__).parents[1]
 
 

@@ -21,6 +21,7 @@ PARAMS = jaxprune.Params(mu_norm=2.0, sigma_noise=0.5, sigma_init=0.1, lr=0.5, l
 P_GRID = [0.0, 0.4]
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 def test_draws_are_prefix_stable():
     """A draw at a bucket's shape holds, on the run's own prefix, exactly the draws made at the
     run's shape: a (d,) normal, a seed's samples, the init and the mask uniforms."""
@@ -49,7 +50,14 @@ def test_draws_are_prefix_stable():
 # once per value for `train`, so a field gets only the masks it can change: every mask sees d
 # and m (round(p d), the per-layer count over K m d, SNIP's scores); only SNIP's scores see
 # the training set; no mask sees the test set.
-VARIANTS = [("bernoulli", False), ("exact", True), ("snip", False)]
+# The test set's evaluation is fixed per variant ('auto' resolves at the bucket's shape, so it
+# may pick another for a run alone): the projected test set for the masks that see n_test or
+# width padding most, the explicit one for 'exact'.
+VARIANTS = [
+    ("bernoulli", False, "projected"),
+    ("exact", True, "draw"),
+    ("snip", False, "projected"),
+]
 FIELDS = {"dim": [6, 9, 12], "width": [1, 2, 3], "n_train": [3, 4, 6], "n_test": [5, 7, 10]}
 FIELD_MASKS = {
     "dim": ("bernoulli", "exact", "snip"),
@@ -59,13 +67,14 @@ FIELD_MASKS = {
 }
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 @pytest.mark.parametrize("field", FIELDS)
 def test_every_padded_run_equals_train_at_its_own_shape(field):
     values = FIELDS[field]
     flip = field in ("width", "n_test")  # the other bias setting for these fields
-    for mask, bias in [v for v in VARIANTS if v[0] in FIELD_MASKS[field]]:
+    for mask, bias, test_eval in [v for v in VARIANTS if v[0] in FIELD_MASKS[field]]:
         bias = bias != flip
-        config = SMALL.replace(mask=mask, bias=bias)
+        config = SMALL.replace(mask=mask, bias=bias, test_eval=test_eval)
         if bias:
             config = config.replace(activation="leaky_relu", init="uniform_fan_in")
         grid = {field: values, "prune_frac": P_GRID}
@@ -98,6 +107,7 @@ def test_buckets_bound_the_padding():
     assert [g.config.n_train for g in groups] == [4, 5, 6]
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 def test_five_dims_compile_at_most_twice():
     """Counted backend compilations of chunk functions, not time."""
     names = []
@@ -131,6 +141,7 @@ def dim_sweep():
     return jaxprune.sweep(SMALL, DIM_GRID, [1, 2, 5], base=PARAMS, progress=False)
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 @pytest.mark.parametrize("chunk_size", [1, 4])
 def test_dim_grid_chunk_size_does_not_change_results(dim_sweep, chunk_size):
     frame = jaxprune.sweep(
@@ -139,6 +150,7 @@ def test_dim_grid_chunk_size_does_not_change_results(dim_sweep, chunk_size):
     assert_same_runs(frame, dim_sweep)
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 def test_dim_grid_resumes(tmp_path, dim_sweep, monkeypatch):
     out = tmp_path / "dims"
     complete = jaxprune.sweep(
@@ -159,6 +171,7 @@ def test_dim_grid_resumes(tmp_path, dim_sweep, monkeypatch):
     pd.testing.assert_frame_equal(jaxprune.load(out), complete, check_exact=True)
 
 
+@pytest.mark.slow  # compiles padded and unpadded runs (test_buckets_bound_the_padding stays fast)
 @pytest.mark.parametrize("precision", ["float32", "tensorfloat32", "bfloat16"])
 def test_matmul_precision_reaches_every_product(precision):
     """Every dot of the compiled chunk carries the Config's precision, and it runs on CPU."""

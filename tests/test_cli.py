@@ -5,6 +5,7 @@ import errno
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def test_every_option_has_help_text():
             assert action.help, f"jaxprune {name} {action.option_strings or action.dest}"
 
 
+@pytest.mark.slow  # a subprocess
 def test_quickstart_quick_writes_parquet_and_png(tmp_path):
     out = tmp_path / "qs"
     done = subprocess.run(
@@ -86,7 +88,9 @@ def test_quickstart_quick_writes_parquet_and_png(tmp_path):
     assert len(last) == 3 * 2 * 2 and set(last.prune_frac) == {0.0, 0.5, 0.99}
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    assert "12/12 runs (100%)" in done.stderr and "ETA" in done.stderr  # progress on stderr
+    # progress on stderr, one line per update (not a terminal): done/total, rate, elapsed, ETA
+    line = r"\[jaxprune\] 100%\|#{24}\| 12/12 runs [0-9.]+ runs/s elapsed \d\d:\d\d ETA 00:00"
+    assert re.search(line, done.stderr), done.stderr
 
     cli.main(["plot", str(out), "--value", "train_acc", "--out", str(tmp_path / "t.png")])
     assert (tmp_path / "t.png").stat().st_size > 10_000
@@ -412,6 +416,7 @@ def test_read_only_out_is_one_line(tmp_path, bad_inputs, capsys, monkeypatch):
     assert line == f"jaxprune sweep: error: Permission denied: {locked / 'o'}"
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_refusal_from_the_console_is_one_line_without_traceback(swept):
     """The real process: status 2, one line on stderr and nothing else (no warning either)."""
     done = subprocess.run(
@@ -514,4 +519,44 @@ def test_plot_of_an_incomplete_sweep_needs_partial_and_says_so(swept, tmp_path, 
     assert "\nPARTIAL: 8 of 16 runs; 1 seed per cell, each the mean over 2 sigma_noise; no CI" in (
         ax.get_title()
     )
+    plt.close(ax.figure)
+
+
+def test_cell_labels_fit_their_cells_on_a_log1mp_axis():
+    """The quickstart's grid on a log(1 - p) axis: every cell's value is written inside its own
+    cell (p = 0 and 0.2 are narrow there; they overlapped as '1.001.00'), at >= 5 points."""
+    import itertools
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = [0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99]
+    mu = [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
+    rows = [
+        {"run": i, "seed": s, "step": 300, "prune_frac": a, "mu_norm": b, "test_acc": 1.0}
+        for i, (a, b, s) in enumerate(itertools.product(p, mu, range(2)))
+    ]
+    ax = phase_diagram(pd.DataFrame(rows), log1mp=True, title="quickstart grid")
+    ax.figure.set_dpi(150)  # as save_phase_diagram writes it (text is hinted per resolution)
+    ax.figure.canvas.draw()
+    renderer = ax.figure.canvas.get_renderer()
+    x_edges = -np.log10(1 - np.array(p))
+    x_edges = np.concatenate([[-x_edges[1] / 2], (x_edges[1:] + x_edges[:-1]) / 2,
+                              [x_edges[-1] + (x_edges[-1] - x_edges[-2]) / 2]])  # fmt: skip
+    y_edges = np.concatenate([[0.25], (np.array(mu[1:]) + mu[:-1]) / 2, [9.0]])
+    assert len(ax.texts) == len(p) * len(mu)
+    for text in ax.texts:
+        x, y = text.get_position()
+        i, j = np.searchsorted(x_edges, x) - 1, np.searchsorted(y_edges, y) - 1
+        (left, bottom), (right, top) = ax.transData.transform(
+            [(x_edges[i], y_edges[j]), (x_edges[i + 1], y_edges[j + 1])]
+        )
+        box = text.get_window_extent(renderer)
+        assert left <= box.x0 and box.x1 <= right and bottom <= box.y0 and box.y1 <= top, (
+            p[i],
+            mu[j],
+        )
+        assert text.get_fontsize() >= 5
     plt.close(ax.figure)

@@ -237,6 +237,7 @@ def test_criterion_run_uses_its_own_init_and_data():
     np.testing.assert_allclose(frame.density, 1 - round(0.7 * 90) / 90)
 
 
+@pytest.mark.slow  # criteria.py at smoke size: every criterion swept
 def test_criteria_sweep_smoke_and_report(tmp_path):
     """sweeps/criteria.py --smoke (in this process) writes every criterion's results and the
     report: its tables, its verdict and its three figures."""

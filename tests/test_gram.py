@@ -82,11 +82,13 @@ def assert_same_training(config, rtol):
         np.testing.assert_allclose(g, d, atol=rtol * max(np.abs(d).max(), 1e-6))
 
 
+@pytest.mark.slow  # both engines compiled per case
 @pytest.mark.parametrize("changes", CASES.values(), ids=CASES.keys())
 def test_gram_equals_dense_in_float32(changes):
     assert_same_training(BASE.replace(**changes), rtol=1e-4)
 
 
+@pytest.mark.slow  # both engines compiled per case
 @pytest.mark.parametrize(
     "case", ["relu-bias-snip-momentum-minibatch-K3", "relu_pow-exact-antipodal-P3"]
 )
@@ -181,6 +183,7 @@ def test_cost_model_ratio_tends_to_the_formation_bound():
     assert ratio == pytest.approx(4 * steps * n / (n * (n + 1) + 2 * n * (1 + logs)), rel=1e-3)
 
 
+@pytest.mark.slow  # both engines compiled per case
 def test_sweep_records_the_engine_of_each_group(tmp_path):
     config = BASE.replace(steps=4, log_every=4)
     frame = jaxprune.sweep(config, {"dim": [48, 64]}, 1, out=tmp_path / "s", progress=False)

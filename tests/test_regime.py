@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import jaxprune
-from analysis import regime
+from analysis import regime, regime_render, stats
 from jaxprune import model
 from jaxprune.data import sample_dataset
 from jaxprune.state import TRAIN_STREAM, init_state
@@ -37,7 +37,7 @@ def test_logistic_threshold_recovers_a_known_p_star():
     x, truth = np.log1p(-p), math.log1p(-p_star)
     prob = 1 / (1 + np.exp(-b * (x - truth)))
     fits = [
-        regime.fit_logistic_threshold(x, np.random.default_rng(i).random(len(p)) < prob)
+        stats.fit_logistic_threshold(x, np.random.default_rng(i).random(len(p)) < prob)
         for i in range(200)
     ]
     assert all(f.estimable and f.n == len(p) for f in fits)
@@ -52,10 +52,10 @@ def test_logistic_threshold_recovers_a_known_p_star():
 def test_logistic_threshold_with_separated_outcomes_gives_the_bracket():
     x = np.log1p(-np.array([0.0, 0.5, 0.8, 0.9, 0.95]))
     y = np.array([1, 1, 1, 0, 0])
-    fit = regime.fit_logistic_threshold(x, y)
+    fit = stats.fit_logistic_threshold(x, y)
     assert not fit.estimable and math.isnan(fit.a)
     assert (fit.x50_low, fit.x50_high) == (x[3], x[2])  # between p = 0.9 (fail), 0.8 (learn)
-    all_learned = regime.fit_logistic_threshold(x, np.ones(5))
+    all_learned = stats.fit_logistic_threshold(x, np.ones(5))
     assert not all_learned.estimable and all_learned.x50_high == math.inf
 
 
@@ -67,11 +67,11 @@ def test_logistic_threshold_only_where_the_curve_falls_through_half_in_the_range
     x = np.log1p(-p)
     flat = np.ones(len(p))
     flat[[0, 1, 2, 3, 4, 150, 250]] = 0  # failures at p = 0 (5), 0.5 and 0.8
-    fit = regime.fit_logistic_threshold(x, flat)
+    fit = stats.fit_logistic_threshold(x, flat)
     assert fit.estimable and not fit.rises_through_half()
     assert not fit.x_min <= fit.x50 <= fit.x_max or fit.b <= 0
     declining = np.random.default_rng(0).random(len(p)) < 1 / (1 + np.exp(-4 * (x + 1.5)))
-    fit = regime.fit_logistic_threshold(x, declining)
+    fit = stats.fit_logistic_threshold(x, declining)
     assert fit.rises_through_half() and 0.6 < 1 - math.exp(fit.x50) < 0.9
     assert (fit.x_min, fit.x_max) == (x.min(), x.max())
 
@@ -112,7 +112,7 @@ def test_paired_slopes_average_the_per_seed_slopes():
         for mu in (1.0, 2.0)
         for p in (0.0, 0.25, 0.5)
     ]
-    mean, low, high, n = regime.paired_slopes(pd.DataFrame(rows), "test_acc")
+    mean, low, high, n = stats.paired_slopes(pd.DataFrame(rows), "test_acc")
     expected = jaxprune.stats.mean_ci(slopes)
     assert n == 4
     np.testing.assert_allclose([mean, low, high], expected[:3], atol=1e-12)
@@ -197,9 +197,10 @@ def smoke(tmp_path_factory):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = regime.compute(out)
-    return out, figures, result, regime.render(result, figures)
+    return out, figures, result, regime_render.render(result, figures)
 
 
+@pytest.mark.slow  # theory_regime.py at smoke size, in a subprocess
 def test_smoke_script_writes_every_pass(smoke):
     out, _, _, _ = smoke
     s = theory_regime.SIZES["smoke"]
@@ -219,6 +220,7 @@ def test_smoke_script_writes_every_pass(smoke):
     assert sorted(mild.prune_frac.unique()) == s["mild_p"]
 
 
+@pytest.mark.slow  # theory_regime.py at smoke size, in a subprocess
 def test_smoke_compute_and_render(smoke):
     out, figures, result, text = smoke
     s = theory_regime.SIZES["smoke"]
@@ -241,7 +243,7 @@ def test_smoke_compute_and_render(smoke):
         assert (figures / name).stat().st_size > 1000
         assert f"({name})" in text
     assert "## The claims in the theorems' regime" in text
-    quote = regime.summary(result)  # the report's paragraph for a theorist, from the fields
+    quote = regime_render.summary(result)  # the report's paragraph for a theorist, from the fields
     assert f"d = {s['dims'][0]} to {s['dims'][-1]}" in quote
     assert f"mild pruning raises test accuracy {result.mild_status}:" in quote
     assert f"Over-pruning {result.over_status}:" in quote and f"{s['seeds']} seeds" in quote

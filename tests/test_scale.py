@@ -16,6 +16,8 @@ from sweep_child import sweep_args, sweep_spec
 
 import jaxprune
 
+pytestmark = pytest.mark.slow  # subprocesses: several devices, several processes, kills
+
 CHILD = Path(__file__).with_name("sweep_child.py")
 
 

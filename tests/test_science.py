@@ -4,6 +4,7 @@ analysis/stats.py on synthetic data with known answers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ from scipy import stats as scipy_stats
 import jaxprune
 from analysis import grasp, mild, stats
 from jaxprune.stats import mean_ci
-from sweeps import common
+from jaxprune import experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +50,7 @@ def smoke(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------- smoke runs
+@pytest.mark.slow  # the science scripts at smoke size, in subprocesses
 def test_kou_smoke_grid_and_columns(smoke):
     from sweeps import kou2023_heatmap
 
@@ -68,6 +70,7 @@ def test_kou_smoke_grid_and_columns(smoke):
     assert invocation["wall_s"] > 0 and invocation["hardware"]["cpu_count"] >= 1
 
 
+@pytest.mark.slow  # the science scripts at smoke size, in subprocesses
 def test_claims_smoke_sweeps_and_controls(smoke):
     from sweeps.paper_claims import control_inits
 
@@ -87,6 +90,7 @@ def test_claims_smoke_sweeps_and_controls(smoke):
     assert len(matched) == (last.prune_frac > 0).sum() and matched.control_value.notna().all()
 
 
+@pytest.mark.slow  # the science scripts at smoke size, in subprocesses
 def test_resume_skips_finished_sweeps(smoke):
     """Re-running the same command resumes: nothing is recomputed, the record grows a row."""
     kou, _, _ = smoke
@@ -97,10 +101,11 @@ def test_resume_skips_finished_sweeps(smoke):
     first, again = json.loads((kou / "run.json").read_text())["invocations"]
     assert all(s["trained"] == s["runs"] > 0 for s in first["sweeps"].values())
     assert all(s["trained"] == 0 for s in again["sweeps"].values())
-    table = common.invocation_table(json.loads((kou / "run.json").read_text()))
+    table = experiment.invocation_table(json.loads((kou / "run.json").read_text()))
     assert list(table["runs trained"]) == [sum(s["runs"] for s in first["sweeps"].values()), 0]
 
 
+@pytest.mark.slow  # the science scripts at smoke size, in subprocesses
 def test_report_files(smoke):
     _, _, report = smoke
     text = (report / "report.md").read_text()
@@ -122,6 +127,7 @@ def test_report_files(smoke):
         assert f"({name}.png)" in text
 
 
+@pytest.mark.slow  # the science scripts at smoke size, in subprocesses
 def test_report_size_folder_and_missing_results(smoke, tmp_path, monkeypatch):
     """--size smoke writes report/smoke/ under the working directory, never report/; without
     results the command prints one line and no traceback."""
@@ -195,20 +201,70 @@ def _runs(seeds, sigma, p, acc):
     ]
 
 
+def _swept(rows: list[dict], **config) -> pd.DataFrame:
+    """Final rows as `jaxprune.load` gives them: Params columns, the Config in attrs."""
+    frame = pd.DataFrame(rows)
+    frame.attrs["config"] = dataclasses.asdict(jaxprune.Config(**config))
+    return frame
+
+
 def test_control_differences_match_init_scale():
     """A pruned run at (sigma_0 = 1, p = 0.75) is paired with the dense run of its seed at
     sigma_0 sqrt(1 - p) = 0.5, not with another init scale."""
     seeds = np.arange(4)
-    pruned = pd.DataFrame(
+    pruned = _swept(
         _runs(seeds, 1.0, 0.0, [0.6] * 4) + _runs(seeds, 1.0, 0.75, [0.70, 0.72, 0.71, 0.69])
     )
-    control = pd.DataFrame(
+    control = _swept(
         _runs(seeds, 0.5, 0.0, [0.68, 0.70, 0.70, 0.68]) + _runs(seeds, 0.8, 0.0, [0.0] * 4)
     )
     (row,) = stats.control_differences(pruned, control, by=["sigma_init"]).to_dict("records")
     assert row["n"] == 4 and row["prune_frac"] == 0.75
     assert row["diff"] == pytest.approx(np.mean([0.02, 0.02, 0.01, 0.01]))
     assert row["base"] == pytest.approx(0.69)
+
+
+def _setting(dim: int, pruned_acc: float, control_acc: float):
+    """One setting's pruned sweep (p = 0.75 at sigma_0 = 1) and its control sweep (dense at
+    sigma_0 = 0.5), 3 seeds, Config dim = `dim`, as `jaxprune.load` gives them."""
+    seeds = np.arange(3)
+    return (
+        _swept(_runs(seeds, 1.0, 0.75, [pruned_acc] * 3), dim=dim),
+        _swept(_runs(seeds, 0.5, 0.0, [control_acc] * 3), dim=dim),
+    )
+
+
+def test_with_controls_pairs_each_setting_with_its_own_controls():
+    """Two settings that differ only in a Config field (dim), stacked as a section stacks its
+    sweeps: every pruned run takes the control of its own setting (0.6 for d = 100, 0.9 for
+    d = 200), never the other's. The old matching (seed and Params columns only) gave both
+    settings the first setting's controls."""
+    (a, ca), (b, cb) = _setting(100, 0.7, 0.6), _setting(200, 0.8, 0.9)
+    for first, second in ((ca, cb), (cb, ca)):  # either order of the stacked controls
+        control = pd.concat([stats.config_columns(first), stats.config_columns(second)])
+        # each setting as loaded (its Config in attrs only) against both settings' controls
+        assert (stats.with_controls(a, control).control_value == 0.6).all()
+        assert (stats.with_controls(b, control).control_value == 0.9).all()
+    pruned = pd.concat([stats.config_columns(a), stats.config_columns(b)], ignore_index=True)
+    matched = stats.with_controls(pruned, control)
+    assert len(matched) == 6
+    own = matched.set_index("dim").control_value
+    assert (own.loc[100] == 0.6).all() and (own.loc[200] == 0.9).all()
+    diffs = stats.control_differences(pruned, control, by=["dim"])
+    np.testing.assert_allclose(diffs.sort_values("dim")["diff"], [0.1, -0.1], atol=1e-12)
+
+
+def test_with_controls_never_pairs_across_configs():
+    """A control sweep of another Config (dim 200 against dim 100, read from attrs) matches no
+    pruned run; stacked frames that lost their Config are refused, not mispaired."""
+    (a, _), (_, cb) = _setting(100, 0.7, 0.6), _setting(200, 0.8, 0.9)
+    assert stats.with_controls(a, cb).control_value.isna().all()
+    (a, ca), (b, cb) = _setting(100, 0.7, 0.6), _setting(200, 0.8, 0.9)
+    stacked = pd.concat([a.assign(setting="a"), b.assign(setting="b")], ignore_index=True)
+    stacked_control = pd.concat([ca.assign(setting="a"), cb.assign(setting="b")])
+    stacked.attrs, stacked_control.attrs = {}, {}
+    with pytest.raises(ValueError, match="does not record Config field"):
+        stats.with_controls(stacked, stacked_control)
 
 
 def test_seed_slopes_and_primary_contrast():

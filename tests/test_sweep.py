@@ -20,7 +20,11 @@ def reference(request):
     return jaxprune.sweep(TINY, GRID, seeds=[4, 7], base=TINY_PARAMS, chunk_size=12, progress=False)
 
 
-@pytest.mark.parametrize("chunk_size", [1, 2, 5, 7, None])
+# chunk_size None reuses the reference's compilation (fast tier); the others compile a shape each
+SLOW_CHUNKS = [pytest.param(size, marks=pytest.mark.slow) for size in (1, 2, 5, 7)]
+
+
+@pytest.mark.parametrize("chunk_size", [*SLOW_CHUNKS, None])
 def test_chunk_size_does_not_change_results(reference, tiny, tiny_params, chunk_size):
     frame = jaxprune.sweep(
         tiny, GRID, seeds=[4, 7], base=tiny_params, chunk_size=chunk_size, progress=False
@@ -59,6 +63,7 @@ def test_grid_expansion_order_and_columns(reference, tiny, tiny_params):
     assert (by.xs(0.5, level="mu_norm").density == by.xs(3.0, level="mu_norm").density).all()
 
 
+@pytest.mark.slow  # compiles its own chunk shapes
 def test_config_fields_in_grid(tiny, tiny_params):
     frame = jaxprune.sweep(
         tiny, {"width": [4, 6], "prune_frac": [0.0, 0.5]}, seeds=2, base=tiny_params, progress=False
@@ -72,6 +77,7 @@ def test_config_fields_in_grid(tiny, tiny_params):
     )
 
 
+@pytest.mark.slow  # compiles its own chunk shapes
 def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
     """Chunks reuse one compiled function: the last, shorter chunk is padded, not retraced."""
     make_seed_runs = runner.make_seed_runs

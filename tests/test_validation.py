@@ -202,8 +202,8 @@ def test_array_like_grid_values_and_seeds_are_accepted(tiny):
 
 
 def _readme_bad_inputs() -> list[tuple[str, str]]:
-    """(input, message) rows of the README's bad-input table."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    """(input, message) rows of the bad-input table of docs/bad-input.md."""
+    readme = (Path(__file__).parents[1] / "docs" / "bad-input.md").read_text()
     table = readme.split("<!-- bad-input-table: begin -->")[1].split("<!-- bad-input-table: end")[0]
     rows = [line.split(" | ", 1) for line in table.strip().splitlines()[2:]]
     return [(code.strip("| `"), message.rstrip(" |")) for code, message in rows]

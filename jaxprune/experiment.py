@@ -1,4 +1,5 @@
-"""What the science sweep scripts share: their command line, sizes and the run record.
+"""What experiment scripts (the repository's sweeps/) share: their command line, sizes and the
+run record.
 
 A science script runs at one of three sizes: full (the default, the report's size), `--quick`
 (minutes on a 2-core CPU) and `--smoke` (seconds, for CI). Its results go under one directory,
@@ -6,7 +7,7 @@ default `results/NAME` (`results/NAME-quick`, `results/NAME-smoke`), one subdire
 (jaxprune's resumable parquet output), plus `run.json`: the script, its size, and for every
 invocation the command line, the wall time, the runs of its sweeps and those it trained (not
 resumed from disk), and the hardware.
-`analysis/report.py` reads `run.json` to say which size and commands made the report.
+The repository's `analysis/report.py` reads `run.json` (through `invocation_table`) to say which size and commands made the report.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-import jaxprune
 from jaxprune.cli import exit_interrupted
-from jaxprune.results import SweepInterrupted, chunk_files, environment, write_json
+from jaxprune.progress import logger
+from jaxprune.results import chunk_files, environment, final, write_json
+from jaxprune.runner import sweep as run_sweep
+from jaxprune.stopping import SweepInterrupted
 
 SIZES = ("full", "quick", "smoke")
 RUN_FILE = "run.json"
@@ -142,7 +145,7 @@ class Recorder:
         t0 = time.perf_counter()
         before = runs_on_disk(self.out / key) if not self.args.overwrite else 0
         try:
-            frame = jaxprune.sweep(
+            frame = run_sweep(
                 config,
                 grid,
                 seeds,
@@ -155,7 +158,7 @@ class Recorder:
         except SweepInterrupted as stopped:  # Ctrl-C: one line saying how to resume, status 130
             self.save()
             exit_interrupted(stopped, self.invocation["command"])
-        runs = len(jaxprune.final(frame))
+        runs = len(final(frame))
         self.record_pass(key, runs, runs - before, time.perf_counter() - t0, meta)
         return frame
 
@@ -174,10 +177,11 @@ class Recorder:
         write_json(self.out / RUN_FILE, self.record)
 
     def done(self) -> None:
+        """Write run.json and log what this invocation ran and where its results are."""
         self.save()
         sweeps = self.invocation["sweeps"].values()
         total, trained = sum(s["runs"] for s in sweeps), sum(s["trained"] for s in sweeps)
-        print(
+        logger.info(
             f"{total} runs ({trained} trained now) in {self.invocation['wall_s']:.0f}s; "
             f"results in {self.out}/"
         )

@@ -1,0 +1,361 @@
+"""The regime section from `sweeps/regime_boundary.py`: E0, E1 and E2 of report/plan.md.
+
+    result = compute("results/regime_boundary-quick")   # BoundaryResult: numbers and verdicts
+
+`compute` reads the sweeps, `live.parquet` and `run.json` and computes every number with the
+statistics of `analysis.stats` (logistic thresholds, whole-seed bootstrap replicates, percentile
+CIs); `analysis.boundary_render` formats them and draws the figures of `analysis.figures`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import jaxprune
+from analysis.stats import (
+    LEVEL,
+    Verdict,
+    fit_logistic_threshold,
+    percentile_ci,
+    rising_x50,
+    seed_weights,
+    threshold_replicates,
+)
+from jaxprune.experiment import invocation_table
+
+LEARNED = 0.75  # a run has learned when its test accuracy is >= this (plan)
+BAND = 1.5  # E0: s50(d) within a factor 1.5 of s50(10^3)
+CHANCE = 0.5
+FIGURES = {"collapse": "boundary_collapse.png", "shift": "boundary_shift.png",
+           "over": "boundary_overprune.png"}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundaryResult:
+    """e0: per (d, init): s50 with its bootstrap CI, the ratio to d = 10^3 with its simultaneous
+    CI, runs at the step cap; e0_curves: per (d, init, score): fraction learned; e0_verdicts: per
+    init, the plan's verdict; horizon: s50 at loss 0.01 against 0.1. e1: per (d, m, curve, p):
+    s50; e1_beta: per (d, m, contrast): beta with its CI. e2: per (d, m, p): fitted fraction, test
+    accuracy with its upper bound, learned fractions (all runs, runs with every class live);
+    e2_threshold: per (d, m): p* of all runs and the predictions. verdicts: the report's table
+    rows. setting, runs: what the text quotes; plan_commit: the plan's commit."""
+
+    setting: dict
+    e0: pd.DataFrame
+    e0_curves: pd.DataFrame
+    e0_verdicts: dict
+    horizon: pd.DataFrame
+    e1: pd.DataFrame
+    e1_beta: pd.DataFrame
+    e2: pd.DataFrame
+    e2_threshold: pd.DataFrame
+    verdicts: list[Verdict]
+    runs: pd.DataFrame
+
+
+def _final(directory: Path, key: str) -> pd.DataFrame:
+    return jaxprune.final(jaxprune.load(directory / key))
+
+
+def _outcomes(frame: pd.DataFrame, column: str, values) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds, learned (seeds, len(values))) of `frame` at each value of `column` (NaN where a
+    run is missing or excluded)."""
+    learned = frame.assign(learned=(frame.test_acc >= LEARNED).astype(float))
+    learned.loc[frame.test_acc.isna(), "learned"] = np.nan
+    wide = learned.pivot_table(index="seed", columns=column, values="learned", aggfunc="first")
+    wide = wide.reindex(index=np.sort(frame.seed.unique()), columns=values)
+    return wide.index.to_numpy(), wide.to_numpy(dtype=float)
+
+
+def _threshold(x, outcomes, weights) -> tuple[float, np.ndarray]:
+    """Point log-threshold of a cell and its replicates under `weights`."""
+    finite = np.isfinite(outcomes)
+    point = rising_x50(
+        fit_logistic_threshold(x, np.nansum(outcomes, 0), trials=finite.sum(0))
+    )
+    return point, threshold_replicates(x, outcomes, weights)
+
+
+def _ci(replicates, level):
+    low, high = percentile_ci(replicates, level)
+    return float(low), float(high)
+
+
+def _e0(directory: Path, record: dict, n_boot: int):
+    rows, curves, logs = [], [], {}
+    keys = sorted((k for k in record["sweeps"] if k.startswith("e0-d")),
+                  key=lambda k: record["sweeps"][k]["dim"])  # fmt: skip
+    for key in keys:
+        meta = record["sweeps"][key]
+        last, dim = _final(directory, key), meta["dim"]
+        score_of = dict(zip(meta["mus"], meta["scores"], strict=True))
+        x = np.log(meta["scores"])
+        seeds = np.sort(last.seed.unique())
+        weights = seed_weights(len(seeds), n_boot, seed=dim)  # per d: independent draws
+        for label, sigma in meta["inits"].items():
+            cell = last[np.isclose(last.sigma_init, sigma, rtol=1e-6)]
+            _, out = _outcomes(cell, "mu_norm", meta["mus"])
+            point, reps = _threshold(x, out, weights)
+            logs[(dim, label)] = (point, reps)
+            rows.append(dict(dim=dim, init=label, init_scale=meta["scales"][label],
+                             seeds=len(seeds), s50=math.exp(point) if np.isfinite(point) else np.nan,
+                             s50_low=math.exp(_ci(reps, LEVEL)[0]), s50_high=math.exp(_ci(reps, LEVEL)[1]),
+                             undefined=float(np.isnan(reps).mean()),
+                             capped=float((cell.converged_step < 0).mean())))  # fmt: skip
+            for mu, group in cell.groupby("mu_norm"):
+                curves.append(dict(dim=dim, init=label, score=score_of[mu],
+                                   learned=float((group.test_acc >= LEARNED).mean())))  # fmt: skip
+    e0 = pd.DataFrame(rows)
+    first = e0.dim.min()
+    ratios, verdicts = [], {}
+    for label, group in e0.groupby("init"):
+        if (first, label) not in logs:
+            continue
+        others = group[group.dim > first]
+        level = 1 - (1 - LEVEL) / max(len(others), 1)  # Bonferroni over the d > 10^3
+        inside, outside = [], []
+        for dim in group.dim:
+            point = logs[(dim, label)][0] - logs[(first, label)][0]
+            reps = logs[(dim, label)][1] - logs[(first, label)][1]
+            low, high = _ci(reps, level)
+            ratios.append(dict(dim=dim, init=label, ratio=math.exp(point),
+                               ratio_low=math.exp(low), ratio_high=math.exp(high), level=level))  # fmt: skip
+            if dim > first:
+                inside.append(math.log(1 / BAND) <= low and high <= math.log(BAND))
+                outside.append(high < math.log(1 / BAND) or low > math.log(BAND))
+        verdicts[label] = (
+            "holds" if inside and all(inside) else "fails" if any(outside) else "not shown"
+        )
+    e0 = e0.merge(pd.DataFrame(ratios), on=["dim", "init"], how="left")
+    return e0, pd.DataFrame(curves), verdicts, logs
+
+
+def _horizon(directory: Path, record: dict, logs: dict, n_boot: int) -> pd.DataFrame:
+    rows = []
+    for key, meta in record["sweeps"].items():
+        if not key.startswith("h-d") or not (directory / key).exists():
+            continue
+        (label, sigma), dim = next(iter(meta["inits"].items())), meta["dim"]
+        last = _final(directory, key)
+        _, out = _outcomes(last, "mu_norm", meta["mus"])
+        weights = seed_weights(out.shape[0], n_boot, seed=dim + 1)
+        point, reps = _threshold(np.log(meta["scores"]), out, weights)
+        base, base_reps = logs[(dim, label)]
+        low, high = _ci(reps - base_reps, LEVEL)
+        rows.append(dict(dim=dim, init=label, seeds=out.shape[0], s50_loss_001=math.exp(point),
+                         s50_loss_01=math.exp(base), ratio=math.exp(point - base),
+                         ratio_low=math.exp(low), ratio_high=math.exp(high),
+                         capped=float((last.converged_step < 0).mean())))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _with_live(frame: pd.DataFrame, live: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """`frame` (with dim and width columns) with column all_live: whether every class of the
+    run keeps a live signal neuron (NaN where live.parquet has no row for the run)."""
+    keys = ["dim", "width", "prune_frac", "seed"]
+    if not len(live):
+        return frame.assign(all_live=np.nan)
+    runs = live[live.experiment == experiment]
+    all_live = (runs.groupby(keys).live.min() >= 1).astype(float).rename("all_live")
+    return frame.merge(all_live.reset_index(), on=keys, how="left")
+
+
+def _beta(logs: dict, ps) -> tuple[float, np.ndarray]:
+    """beta = sum x y / sum x^2 with x = log(1 - p), y = log s50(p) - log s50(0), p > 0."""
+    x = np.log1p(-np.asarray([p for p in ps if p > 0]))
+    point = np.array([logs[p][0] - logs[0.0][0] for p in ps if p > 0])
+    reps = np.stack([logs[p][1] - logs[0.0][1] for p in ps if p > 0], axis=-1)
+    return float(point @ x / (x @ x)), reps @ x / (x @ x)
+
+
+def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
+    sweeps = {k: m for k, m in record["sweeps"].items() if m.get("experiment") == "E1"}
+    pruned = {k: m for k, m in sweeps.items() if m.get("role") == "pruned"}
+    level = 1 - (1 - LEVEL) / max(len(pruned), 1)  # Bonferroni over the d's
+    cells, betas = [], []
+    for key, meta in pruned.items():
+        dim, x, mus = meta["dim"], np.log(meta["scores"]), meta["mus"]
+        last = _final(directory, key)
+        control = _final(directory, f"{key}-control")
+        ps = sorted(last.prune_frac.unique())
+        seeds = np.sort(last.seed.unique())
+        weights = seed_weights(len(seeds), n_boot, seed=dim + 2)  # one resample for every p
+
+        def curve(frame, name, width=meta["width"], w=weights):
+            logs = {}
+            for p, cell in frame.groupby("prune_frac"):
+                _, out = _outcomes(cell, "mu_norm", mus)
+                logs[p] = _threshold(x, out, w)
+                low, high = _ci(logs[p][1], level)
+                cells.append(dict(dim=dim, width=width, curve=name, prune_frac=p,
+                                  s50=math.exp(logs[p][0]), s50_low=math.exp(low),
+                                  s50_high=math.exp(high),
+                                  capped=float((cell.converged_step < 0).mean())))  # fmt: skip
+            return logs
+
+        sigma0 = meta["sigma_init"]
+        dense = [last[last.prune_frac == 0]]
+        for p in meta.get("control_p", record["sweeps"][f"{key}-control"]["control_p"]):
+            shrunk = round(sigma0 * math.sqrt(1 - p), 12)
+            dense.append(control[np.isclose(control.sigma_init, shrunk, rtol=1e-6)]
+                         .assign(prune_frac=p))  # fmt: skip
+        conditioned = _with_live(last.assign(dim=dim, width=meta["width"]), live, "E1")
+        kept = conditioned.assign(test_acc=conditioned.test_acc.where(conditioned.all_live == 1))
+        logs = {
+            "pruned": curve(last, "pruned"),
+            "dense at sigma_0 sqrt(1-p)": curve(pd.concat(dense), "dense at sigma_0 sqrt(1-p)"),
+            "pruned, every class live": curve(kept, "pruned, every class live"),
+        }
+        beta = {name: _beta(lg, ps) for name, lg in logs.items()}
+        beta["pruned - dense control"] = (
+            beta["pruned"][0] - beta["dense at sigma_0 sqrt(1-p)"][0],
+            beta["pruned"][1] - beta["dense at sigma_0 sqrt(1-p)"][1],
+        )
+        excluded = float((conditioned.all_live != 1).mean())
+        for name, (point, reps) in beta.items():
+            low, high = _ci(reps, level)
+            betas.append(dict(dim=dim, width=meta["width"], contrast=name, beta=point,
+                              low=low, high=high, level=level, seeds=len(seeds),
+                              undefined=float(np.isnan(reps).mean()),
+                              excluded=excluded if "live" in name else 0.0))  # fmt: skip
+        wide_key = next((k for k, m in sweeps.items() if m.get("role") == "width control"
+                         and m["dim"] == dim and (directory / k).exists()), None)  # fmt: skip
+        if wide_key:
+            wide = _final(directory, wide_key)
+            wseeds = np.sort(wide.seed.unique())
+            w = seed_weights(len(wseeds), n_boot, seed=dim + 3)
+            narrow = curve(last[last.seed.isin(wseeds)], "pruned (width-control seeds)", w=w)
+            wide_logs = curve(wide, "pruned", width=sweeps[wide_key]["width"], w=w)
+            bw, bn = _beta(wide_logs, ps), _beta(narrow, ps)
+            for name, (point, reps) in ((f"width {sweeps[wide_key]['width']}", bw),
+                                        (f"width {sweeps[wide_key]['width']} - width {meta['width']}",
+                                         (bw[0] - bn[0], bw[1] - bn[1]))):  # fmt: skip
+                low, high = _ci(reps, level)
+                betas.append(dict(dim=dim, width=sweeps[wide_key]["width"], contrast=name,
+                                  beta=point, low=low, high=high, level=level, seeds=len(wseeds),
+                                  undefined=float(np.isnan(reps).mean()), excluded=0.0))  # fmt: skip
+    return pd.DataFrame(cells), pd.DataFrame(betas)
+
+
+def p_for_q(width: int, q: float) -> float:
+    """The p at which a given class keeps no live signal neuron with probability q."""
+    return 2 * q ** (1 / width) - 1
+
+
+def _e2(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
+    sweeps = {k: m for k, m in record["sweeps"].items()
+              if m.get("experiment") == "E2" and (directory / k).exists()}  # fmt: skip
+    groups = sorted({(m["dim"], m["width"]) for m in sweeps.values()})
+    cells, thresholds = [], []
+    for dim, width in groups:
+        keys = [k for k, m in sweeps.items() if (m["dim"], m["width"]) == (dim, width)]
+        last = pd.concat([_final(directory, k).assign(dim=dim, width=width) for k in keys])
+        last = _with_live(last, live, "E2")
+        ps = np.sort(last.prune_frac.unique())
+        seeds = np.sort(last.seed.unique())
+        weights = seed_weights(len(seeds), n_boot, seed=dim + width)
+        level = 1 - (1 - LEVEL) / len(ps)  # Bonferroni over the p's of this (d, m)
+        acc = last.pivot_table(index="seed", columns="prune_frac", values="test_acc")
+        acc = acc.reindex(index=seeds, columns=ps)
+        means = (weights @ np.nan_to_num(acc.to_numpy())) / weights.sum(1, keepdims=True)
+        upper = np.percentile(means, 100 * level, axis=0)  # one-sided
+        live_acc = last.assign(ok=(last.test_acc >= LEARNED).astype(float).where(last.all_live == 1))
+        live_tab = live_acc.pivot_table(index="seed", columns="prune_frac", values="ok", dropna=False)
+        live_tab = live_tab.reindex(index=seeds, columns=ps)
+        finite = np.isfinite(live_tab.to_numpy())
+        k = weights @ np.nan_to_num(live_tab.to_numpy())
+        n = weights @ finite
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac_low, frac_high = percentile_ci(k / n, level)
+        for i, p in enumerate(ps):
+            cell = last[last.prune_frac == p]
+            cells.append(dict(dim=dim, width=width, prune_frac=p, runs=len(cell),
+                              fit=float((cell.train_acc >= 1).mean()),
+                              capped=float((cell.converged_step < 0).mean()),
+                              test_acc=float(cell.test_acc.mean()), test_acc_upper=float(upper[i]),
+                              learned=float((cell.test_acc >= LEARNED).mean()),
+                              all_live=float((cell.all_live == 1).mean()),
+                              learned_live=float(live_tab[p].mean()),
+                              learned_live_low=float(frac_low[i]),
+                              learned_live_high=float(frac_high[i])))  # fmt: skip
+        x = np.log1p(-ps)
+        _, out = _outcomes(last, "prune_frac", list(ps))
+        point, reps = _threshold(x, out, weights)
+        t_level = 1 - (1 - LEVEL) / len(groups)  # Bonferroni over the (d, m) pairs
+        low, high = _ci(reps, t_level)
+        thresholds.append(dict(dim=dim, width=width, p_star=1 - math.exp(point),
+                               p_low=1 - math.exp(high), p_high=1 - math.exp(low), level=t_level,
+                               p_run=p_for_q(width, 1 - 1 / math.sqrt(2)),
+                               p_live=p_for_q(width, 0.5), seeds=len(seeds)))  # fmt: skip
+    return pd.DataFrame(cells), pd.DataFrame(thresholds)
+
+
+def _verdicts(e0, e0_verdicts, e1_beta, e2, e2_threshold, size) -> list[Verdict]:
+    out = []
+    for label, status in e0_verdicts.items():
+        rows = e0[e0.init == label]
+        out.append(Verdict(
+            claim=f"E0 ({size}): the benign boundary collapses on n mu^4/(sigma^4 d) at {label}",
+            old="fails (at sigma_0 sigma sqrt(d) = 0.1)", new=status, control="-",
+            evidence="s50(d)/s50(10^3): " + "; ".join(
+                f"d = {r.dim:g}: {r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]"
+                for r in rows.itertuples() if r.dim > rows.dim.min()) +
+            f" (seed bootstrap, Bonferroni over {max(len(rows) - 1, 1)} d; band x{BAND})",
+            figure=FIGURES["collapse"]))  # fmt: skip
+    primary = e1_beta[e1_beta.contrast == "pruned"] if len(e1_beta) else e1_beta
+    if len(primary):
+        signs = ["helps" if r.low > 0 else "harms" if r.high < 0 else "not shown"
+                 for r in primary.itertuples()]  # fmt: skip
+        status = ("holds" if all(s == "helps" for s in signs) else
+                  "fails (pruning moves the boundary the wrong way)" if "harms" in signs
+                  else "not shown")  # fmt: skip
+        out.append(Verdict(
+            claim=f"E1 ({size}): mild pruning moves the benign boundary (beta > 0)",
+            old="fails at d <= 10^4; not shown above", new=status,
+            control="dense at sigma_0 sqrt(1-p); every class live; wider m",
+            evidence="; ".join(f"d = {r.dim:g}: beta {r.beta:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
+                               for r in primary.itertuples()) +
+            " (paired whole-seed bootstrap, Bonferroni over d)", figure=FIGURES["shift"]))  # fmt: skip
+    for r in e2_threshold.itertuples():
+        cells = e2[(e2.dim == r.dim) & (e2.width == r.width)]
+        shown_a = cells[(cells.fit >= 0.95) & (cells.test_acc_upper <= CHANCE + 0.05)]
+        shown_b = cells[cells.learned_live_high < 0.5]
+        out.append(Verdict(
+            claim=f"E2 ({size}): over-pruning at d = {r.dim:g}, m = {r.width}",
+            old="not shown",
+            new=("holds (a)" if len(shown_a) else "not shown (a)") + "; " +
+                ("threshold beyond combinatorics shown (b)" if len(shown_b)
+                 else "no failure beyond combinatorics shown (b)"),
+            control="runs whose every class keeps a live signal neuron",
+            evidence=f"p* = {r.p_star:.3f} [{r.p_low:.3f}, {r.p_high:.3f}] against p_run = "
+                     f"{r.p_run:.3f}, p_live = {r.p_live:.3f}; largest p: fitted "
+                     f"{cells.fit.iloc[-1]:.0%}, test acc {cells.test_acc.iloc[-1]:.2f} "
+                     f"(upper {cells.test_acc_upper.iloc[-1]:.2f})",
+            figure=FIGURES["over"]))  # fmt: skip
+    return out
+
+
+def compute(results_dir, n_boot: int = 1000) -> BoundaryResult:
+    """Every number of the section from `results_dir` (the output of sweeps/regime_boundary.py)."""
+    directory = Path(results_dir)
+    record = json.loads((directory / "run.json").read_text())
+    live_path = directory / "live.parquet"
+    live = pd.read_parquet(live_path) if live_path.exists() else pd.DataFrame()
+    e0, curves, e0_verdicts, logs = _e0(directory, record, n_boot)
+    horizon = _horizon(directory, record, logs, n_boot)
+    e1, e1_beta = _e1(directory, record, live, n_boot)
+    e2, e2_threshold = _e2(directory, record, live, n_boot)
+    any_meta = next(iter(record["sweeps"].values()))
+    setting = {k: any_meta.get(k) for k in ("n_train", "sigma_noise", "lr_scale", "learned",
+                                            "optimizer", "engine", "test_eval", "plan",
+                                            "plan_commit")}  # fmt: skip
+    setting |= {"size": record["size"], "n_boot": n_boot}
+    verdicts = _verdicts(e0, e0_verdicts, e1_beta, e2, e2_threshold, record["size"])
+    return BoundaryResult(setting, e0, curves, e0_verdicts, horizon, e1, e1_beta, e2,
+                          e2_threshold, verdicts, invocation_table(record))  # fmt: skip

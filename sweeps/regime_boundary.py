@@ -1,0 +1,357 @@
+"""The paper's claims in the theorems' form: E0, E1 and E2 of report/plan.md.
+
+    PYTHONPATH=. python sweeps/regime_boundary.py [--out DIR] [--quick | --smoke] [--only E0,E1,E2,H]
+
+The paper's model (`yang2023`: K = 2 orthogonal 1-sparse signals, noise orthogonal to them, ReLU
+CNN with the second layer fixed to 1/m, Bernoulli masks) at n = N_TRAIN, sigma = 1, with the
+signal strength set by the benign score s = n ||mu||^4 / (sigma^4 d), the step by
+eta sigma^2 d = 1 and the initial scale by sigma_0 sigma sqrt(d) = c sqrt(n / d) (an init the
+Kou-type conditions allow), against today's sigma_0 sigma sqrt(d) = 0.1:
+
+- E0 (e0-dD/): p = 0, scores 2^-3 ... 2^4, every init scale: does the score s50 where half the
+  runs learn stay put as d grows? (h-dD/: the same at loss 0.01, the horizon check.)
+- E1 (e1-dD/, e1-dD-control/, e1-dD-mW/): p in {0, 0.1, 0.3, 0.5} at scores bracketing E0's
+  s50 at the chosen init; the dense control at sigma_0 sqrt(1 - p); one wider m.
+- E2 (e2-dD-mM/): p around the live-neuron threshold p_live(m), step 1 / (sigma^2 d (1 - p)),
+  loss 0.01, at 8 x E0's s50.
+- live.parquet: per run of E1 and E2 (seed, d, m, p), the live signal neurons of each class
+  (kept by the mask and positive at init), from the run's initial state (no training).
+
+Runs use gradient flow and projected test evaluation when the library has them, the Gram engine
+with GD otherwise (`fast_path`). `full` is the plan's full size, `--quick` its reduced size
+(what a 2-core CPU runs in about an hour), `--smoke` seconds for CI. Re-running resumes.
+`analysis/boundary.py` turns DIR into the report's regime section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pandas as pd
+
+import jaxprune
+from analysis.stats import fit_logistic_threshold
+from jaxprune.results import write_json
+from jaxprune.state import init_state
+from jaxprune.experiment import Recorder, parser
+
+N_TRAIN = 16
+WIDTH = 40
+SIGMA_NOISE = 1.0
+LR_SCALE = 1.0  # eta sigma^2 d
+CONTRAST_SCALE = 0.1  # today's sigma_0 sigma sqrt(d)
+LEARNED = 0.75  # a run has learned when its test accuracy is >= this
+PLAN = "report/plan.md"
+
+SIZES = {
+    "full": dict(
+        e0_dims=[1000, 3000, 10000, 30000, 100000, 300000, 1000000],
+        e0_c=[0.1, 0.3, 1.0],
+        e0_seeds={},  # every d: seeds
+        e0_exponents=[-4, -3, -2, -1, 0, 1, 2, 3, 4],
+        horizon_dim=10000,
+        horizon_seeds=32,
+        e1_dims=[10000, 100000, 1000000],
+        e1_p=[0.0, 0.1, 0.3, 0.5],
+        e1_exponents=[-3, -2, -1, 0, 1, 2, 3],
+        e1_wide=(10000, 160, 64),  # (d, m, seeds)
+        e1_seeds=64,
+        e2_dims=[10000, 100000],
+        e2_widths=[10, 40],
+        e2_q=[0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98],
+        e2_seeds=64,
+        e2_steps=400_000,
+        seeds=32,
+        steps=200_000,
+        n_test=1000,
+    ),
+    "quick": dict(
+        e0_dims=[1000, 10000, 100000],
+        e0_c=[1.0],
+        e0_seeds={100000: 16},
+        e0_exponents=[-4, -3, -2, -1, 0, 1, 2, 3],
+        horizon_dim=10000,
+        horizon_seeds=12,
+        e1_dims=[10000],
+        e1_p=[0.0, 0.1, 0.3, 0.5],
+        e1_exponents=[-2, -1, 0, 1, 2],
+        e1_wide=(10000, 80, 8),
+        e1_seeds=24,
+        e2_dims=[10000],
+        e2_widths=[10, 40],
+        e2_q=[0.1, 0.5, 0.9],
+        e2_seeds=16,
+        e2_steps=300_000,
+        seeds=24,
+        steps=200_000,
+        n_test=200,
+    ),
+    "smoke": dict(
+        e0_dims=[100, 400],
+        e0_c=[1.0],
+        e0_seeds={},
+        e0_exponents=[-1, 1, 3],
+        horizon_dim=100,
+        horizon_seeds=2,
+        e1_dims=[400],
+        e1_p=[0.0, 0.5],
+        e1_exponents=[-1, 1],
+        e1_wide=(400, 8, 2),
+        e1_seeds=3,
+        e2_dims=[400],
+        e2_widths=[4],
+        e2_q=[0.5],
+        e2_seeds=3,
+        e2_steps=400,
+        seeds=3,
+        steps=400,
+        n_test=100,
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Init:
+    """An initial scale: sigma_0 sigma sqrt(d) = c sqrt(n / d) ('c') or = value ('fixed')."""
+
+    kind: str
+    value: float
+
+    @property
+    def label(self) -> str:
+        return f"c={self.value:g}" if self.kind == "c" else f"fixed={self.value:g}"
+
+    def scale(self, dim: int) -> float:
+        """sigma_0 sigma sqrt(d) at dimension `dim`."""
+        return self.value * math.sqrt(N_TRAIN / dim) if self.kind == "c" else self.value
+
+    def sigma_init(self, dim: int) -> float:
+        return round(self.scale(dim) / (SIGMA_NOISE * math.sqrt(dim)), 12)
+
+
+def fast_path(config: jaxprune.Config) -> jaxprune.Config:
+    """Gradient flow and projected test evaluation where the library has them, else the Gram
+    engine with GD (exact, a step's cost independent of d)."""
+    changes = {}
+    if "flow" in jaxprune.config.OPTIMIZERS:
+        changes["optimizer"] = "flow"
+    else:
+        changes["engine"] = "gram"
+    if "test_eval" in jaxprune.config.CONFIG_FIELDS:
+        changes["test_eval"] = "projected"
+    return config.replace(**changes)
+
+
+def setting(dim: int, width: int, size: str, loss_tol: float = 0.1, steps=None):
+    """Config and base Params at dimension `dim` and width `width` (sigma_init and mu set by the
+    caller), step eta = LR_SCALE / (sigma^2 d)."""
+    s = SIZES[size]
+    config, params = jaxprune.presets.yang2023()
+    steps = steps or s["steps"]
+    config = fast_path(
+        config.replace(
+            dim=dim,
+            n_train=N_TRAIN,
+            width=width,
+            n_test=s["n_test"],
+            steps=steps,
+            log_every=steps,
+            loss_tol=loss_tol,
+        )
+    )
+    params = params.replace(sigma_noise=SIGMA_NOISE, lr=LR_SCALE / (SIGMA_NOISE**2 * dim))
+    return config, params
+
+
+def mu_for_score(score: float, dim: int) -> float:
+    """||mu|| whose benign score n ||mu||^4 / (sigma^4 d) is `score`."""
+    return round(float((score * SIGMA_NOISE**4 * dim / N_TRAIN) ** 0.25), 6)
+
+
+def p_live(width: int, q: float = 0.5) -> float:
+    """The p at which a class keeps no live signal neuron with probability q:
+    ((1 + p) / 2)^m = q."""
+    return 2 * q ** (1 / width) - 1
+
+
+def live_neurons(config: jaxprune.Config, params: jaxprune.Params, seed: int) -> np.ndarray:
+    """(K,) live signal neurons of each class in the run's initial state: kept by the mask on
+    the class's signal coordinate and with a positive initial weight there."""
+    start = init_state(config, params, jax.random.key(seed))
+    coords = np.arange(config.num_classes)  # orthogonal signals: mu_k = ||mu|| e_k
+    w = np.asarray(start.weights)[coords, :, coords]  # (K, m), masked weights
+    return (w > 0).sum(axis=1)
+
+
+def s50_of(frame: pd.DataFrame, score_of: dict) -> float:
+    """E0's point s50 of one cell (NaN when not estimable)."""
+    x = np.log(frame.mu_norm.map(score_of).to_numpy())
+    fit = fit_logistic_threshold(x, (frame.test_acc >= LEARNED).to_numpy())
+    return float(np.exp(fit.x50)) if fit.rises_through_half() else math.nan
+
+
+def plan_commit() -> str:
+    """The last commit that changed the plan (git), recorded with the runs it plans."""
+    done = subprocess.run(["git", "log", "-1", "--format=%h", "--", PLAN], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    return done.stdout.strip() or "unknown"
+
+
+def main(argv=None) -> None:
+    p = parser(__doc__)
+    p.add_argument("--only", default="E0,E1,E2,W,H", help="experiments to run, in this order: E0,E1,E2,W (E1's wider m),H (E0 at loss 0.01)")
+    args = p.parse_args(argv)
+    rec = Recorder("sweeps/regime_boundary.py", args, "regime_boundary")
+    s = SIZES[rec.size]
+    only = set(args.only.upper().split(","))
+    seeds_default = args.seeds or s["seeds"]
+    inits = [Init("c", c) for c in s["e0_c"]] + [Init("fixed", CONTRAST_SCALE)]
+    chosen = Init("c", 1.0)  # the plan's pre-declared choice (E0 may overrule it: see below)
+    scores = [2.0**k for k in s["e0_exponents"]]
+    probe = setting(s["e0_dims"][0], WIDTH, rec.size)[0]
+    base_meta = dict(
+        n_train=N_TRAIN,
+        sigma_noise=SIGMA_NOISE,
+        lr_scale=LR_SCALE,
+        learned=LEARNED,
+        plan=PLAN,
+        plan_commit=plan_commit(),
+        optimizer=probe.optimizer,
+        engine=probe.engine,
+        test_eval=getattr(probe, "test_eval", "sampled"),
+    )
+
+    def e0_sweep(key, dim, loss_tol, seeds, which):
+        config, params = setting(dim, WIDTH, rec.size, loss_tol)
+        mus = [mu_for_score(b, dim) for b in scores]
+        sigmas = [i.sigma_init(dim) for i in which]
+        return rec.sweep(
+            key,
+            config,
+            {"mu_norm": mus, "sigma_init": sigmas},
+            seeds,
+            params,
+            experiment="E0" if key.startswith("e0") else "H",
+            dim=dim,
+            width=WIDTH,
+            loss_tol=loss_tol,
+            scores=scores,
+            mus=mus,
+            inits={i.label: i.sigma_init(dim) for i in which},
+            scales={i.label: i.scale(dim) for i in which},
+            **base_meta,
+        )
+
+    s50 = {}
+    for dim in s["e0_dims"]:
+        if "E0" in only or dim in s["e1_dims"] + s["e2_dims"]:
+            seeds = args.seeds or s["e0_seeds"].get(dim, seeds_default)
+            frame = jaxprune.final(e0_sweep(f"e0-d{dim}", dim, 0.1, seeds, inits))
+            score_of = dict(zip([mu_for_score(b, dim) for b in scores], scores, strict=True))
+            s50[dim] = s50_of(frame[np.isclose(frame.sigma_init, chosen.sigma_init(dim))], score_of)
+            print(f"E0 d = {dim}: s50 at {chosen.label} = {s50[dim]:.3g}", file=sys.stderr)
+    for dim in s["e1_dims"] + s["e2_dims"]:
+        if dim not in s50:
+            seeds = args.seeds or s["e0_seeds"].get(dim, seeds_default)
+            frame = jaxprune.final(e0_sweep(f"e0-d{dim}", dim, 0.1, seeds, inits))
+            score_of = dict(zip([mu_for_score(b, dim) for b in scores], scores, strict=True))
+            s50[dim] = s50_of(frame[np.isclose(frame.sigma_init, chosen.sigma_init(dim))], score_of)
+
+    def center(dim):
+        value = s50.get(dim, math.nan)
+        return float(f"{value:.3g}") if np.isfinite(value) else 1.0
+
+    live_rows = []
+    if "E1" in only:
+        for dim in s["e1_dims"]:
+            seeds = args.seeds or s["e1_seeds"]
+            e1_scores = [center(dim) * 2.0**k for k in s["e1_exponents"]]
+            mus = [mu_for_score(b, dim) for b in e1_scores]
+            sigma0 = chosen.sigma_init(dim)
+            config, params = setting(dim, WIDTH, rec.size)
+            params = params.replace(sigma_init=sigma0)
+            meta = dict(
+                experiment="E1", dim=dim, width=WIDTH, scores=e1_scores, mus=mus, s50_e0=center(dim),
+                init=chosen.label, sigma_init=sigma0, loss_tol=0.1, **base_meta,
+            )  # fmt: skip
+            rec.sweep(f"e1-d{dim}", config, {"mu_norm": mus, "prune_frac": s["e1_p"]}, seeds,
+                      params, role="pruned", **meta)  # fmt: skip
+            shrunk = [round(sigma0 * math.sqrt(1 - q), 12) for q in s["e1_p"] if q]
+            rec.sweep(f"e1-d{dim}-control", config, {"mu_norm": mus, "sigma_init": shrunk},
+                      seeds, params, role="control: dense at sigma_0 sqrt(1 - p)",
+                      control_p=[q for q in s["e1_p"] if q], **meta)  # fmt: skip
+            for q in s["e1_p"]:
+                for seed in range(seeds):
+                    live_rows.append(("E1", dim, WIDTH, q, seed, config, params))
+
+    if "E2" in only:
+        for dim in s["e2_dims"]:
+            score = 2.0 ** round(math.log2(8 * center(dim)))
+            seeds = args.seeds or s["e2_seeds"]
+            for width in s["e2_widths"]:
+                config, params = setting(dim, width, rec.size, 0.01, s["e2_steps"])
+                params = params.replace(
+                    sigma_init=chosen.sigma_init(dim), mu_norm=mu_for_score(score, dim)
+                )
+                ps = [0.0] + [round(p_live(width, q), 6) for q in s["e2_q"]]
+                for q in ps:
+                    run_params = params.replace(lr=params.lr / (1 - q))
+                    rec.sweep(
+                        f"e2-d{dim}-m{width}-p{q:g}", config, {"prune_frac": [q]}, seeds,
+                        run_params, experiment="E2", dim=dim, width=width, score=score,
+                        mu=params.mu_norm, prune_frac=q, p_live=p_live(width), q_grid=s["e2_q"],
+                        init=chosen.label, sigma_init=params.sigma_init, loss_tol=0.01,
+                        lr=run_params.lr, s50_e0=center(dim), **base_meta,
+                    )  # fmt: skip
+                    for seed in range(seeds):
+                        live_rows.append(("E2", dim, width, q, seed, config, params))
+
+    if "W" in only:
+        wide_dim, wide_m, wide_seeds = s["e1_wide"]
+        e1_scores = [center(wide_dim) * 2.0**k for k in s["e1_exponents"]]
+        mus = [mu_for_score(b, wide_dim) for b in e1_scores]
+        wconfig, wparams = setting(wide_dim, wide_m, rec.size)
+        wparams = wparams.replace(sigma_init=chosen.sigma_init(wide_dim))
+        rec.sweep(f"e1-d{wide_dim}-m{wide_m}", wconfig, {"mu_norm": mus, "prune_frac": s["e1_p"]},
+                  args.seeds or wide_seeds, wparams, role="width control", experiment="E1",
+                  dim=wide_dim, width=wide_m, scores=e1_scores, mus=mus, s50_e0=center(wide_dim),
+                  init=chosen.label, sigma_init=wparams.sigma_init, loss_tol=0.1, **base_meta)  # fmt: skip
+        for q in s["e1_p"]:
+            for seed in range(args.seeds or wide_seeds):
+                live_rows.append(("E1", wide_dim, wide_m, q, seed, wconfig, wparams))
+
+    if live_rows:
+        t0 = time.perf_counter()
+        rows = []
+        for experiment, dim, width, q, seed, config, params in live_rows:
+            counts = live_neurons(config, params.replace(prune_frac=q), seed)
+            rows += [
+                dict(experiment=experiment, dim=dim, width=width, prune_frac=q, seed=seed,
+                     **{"class": k, "live": int(c)})
+                for k, c in enumerate(counts)
+            ]  # fmt: skip
+        live = pd.DataFrame(rows)
+        path = rec.out / "live.parquet"
+        if path.exists():  # keep the rows of experiments not run in this invocation
+            old = pd.read_parquet(path)
+            old = old[~old.experiment.isin(live.experiment.unique())]
+            live = pd.concat([old, live], ignore_index=True)
+        live.to_parquet(path)
+        rec.record_pass("live", len(live_rows), len(live_rows), time.perf_counter() - t0,
+                        {"purpose": "live signal neurons per class from each run's init"})  # fmt: skip
+
+    if "H" in only:
+        dim = s["horizon_dim"]
+        e0_sweep(f"h-d{dim}", dim, 0.01, args.seeds or s["horizon_seeds"], [chosen])
+    write_json(rec.out / "s50_e0.json", {str(k): v for k, v in s50.items()})
+    rec.done()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""jaxprune.experiment, what the experiment scripts share: their command line and sizes, the run
+record (run.json) a Recorder keeps, and the table of invocations the reports print."""
+
+import json
+
+import pytest
+
+import jaxprune
+from jaxprune import experiment
+
+
+def _args(*argv):
+    return experiment.parser("A test script.\n\nMore.").parse_args(list(argv))
+
+
+def test_sizes_and_output_directories():
+    assert experiment.size_of(_args()) == "full"
+    assert experiment.size_of(_args("--quick")) == "quick"
+    assert experiment.size_of(_args("--smoke", "--seeds", "3")) == "smoke"
+    assert str(experiment.out_dir("kou", _args())) == "results/kou"
+    assert str(experiment.out_dir("kou", _args("--quick"))) == "results/kou-quick"
+    assert str(experiment.out_dir("kou", _args("--smoke", "--out", "x/y"))) == "x/y"
+    with pytest.raises(SystemExit):  # one size at a time
+        _args("--quick", "--smoke")
+
+
+def test_recorder_counts_trained_and_resumed_runs(tmp_path, tiny, tiny_params, monkeypatch):
+    """A sweep's runs are recorded with those trained by this invocation; a second invocation
+    resumes them all (trained 0); the table gives one row per invocation."""
+    monkeypatch.setattr("sys.argv", ["sweeps/demo.py", "--smoke"])
+    grid = {"prune_frac": [0.0, 0.5]}
+    for _ in range(2):
+        recorder = experiment.Recorder("sweeps/demo.py", _args("--smoke", "--out", str(tmp_path)), "demo")
+        frame = recorder.sweep("first", tiny, grid, 2, tiny_params, purpose="a test")
+        recorder.done()
+    assert len(jaxprune.final(frame)) == 4
+    record = json.loads((tmp_path / experiment.RUN_FILE).read_text())
+    assert record["script"] == "sweeps/demo.py" and record["size"] == "smoke"
+    assert record["sweeps"] == {"first": {"purpose": "a test"}}
+    first, again = record["invocations"]
+    assert first["command"] == "python sweeps/demo.py --smoke"
+    assert first["sweeps"]["first"]["runs"] == first["sweeps"]["first"]["trained"] == 4
+    assert again["sweeps"]["first"]["trained"] == 0
+    assert first["hardware"]["cpu_count"] >= 1 and first["hardware"]["backend"] == "cpu"
+    table = experiment.invocation_table(record)
+    assert list(table["runs trained"]) == [4, 0]
+    assert list(table["command"]) == ["`python sweeps/demo.py --smoke`"] * 2
+    assert experiment.runs_on_disk(tmp_path / "first") == 4
+    assert experiment.runs_on_disk(tmp_path / "missing") == 0
+
+
+def test_recorder_refuses_results_of_another_size(tmp_path):
+    (tmp_path / experiment.RUN_FILE).write_text(
+        json.dumps({"script": "sweeps/demo.py", "size": "quick", "invocations": []})
+    )
+    with pytest.raises(SystemExit, match="of size 'quick', not sweeps/demo.py 'smoke'"):
+        experiment.Recorder("sweeps/demo.py", _args("--smoke", "--out", str(tmp_path)), "demo")
+    overwritten = experiment.Recorder(
+        "sweeps/demo.py", _args("--smoke", "--out", str(tmp_path), "--overwrite"), "demo"
+    )
+    assert overwritten.record["size"] == "smoke"
