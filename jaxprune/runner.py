@@ -287,7 +287,7 @@ def sweep(
     check_chunk_options(chunk_size, memory_budget_gb, chunk_seconds)
     if not collect and out is None:
         raise InvalidValue("collect", False, "needs {0}: a sweep kept nowhere would be lost.",
-                           Option("out"))  # fmt: skip
+                           Option("out", quoted=False))  # fmt: skip
     if jax.process_count() > 1 and out is None:
         raise InvalidValue("out", None, "is invalid under jax.distributed: give a shared directory.")
     groups = grid_lib.plan(config, grid, seeds, base, buckets, derived)
