@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import TYPE_CHECKING
 
 from jaxprune import cache
 
@@ -20,6 +21,16 @@ from jaxprune import cache
 # or a column), and every sweep records it; resuming a sweep computed by another version is
 # refused (docs/output.md).
 __version__ = "0.2.0"
+
+if TYPE_CHECKING:  # the public names for static readers (type checkers, the API reference)
+    from jaxprune import (  # noqa: F401
+        cache, data, evaluation, masks, metrics, model, optimizers, outcomes, presets, state,
+        theory, training,
+    )  # fmt: skip
+    from jaxprune.config import Config, Params
+    from jaxprune.results import final, load
+    from jaxprune.runner import sweep, train
+    from jaxprune.state import RunState
 
 # The public names and the modules that define them, imported on first use.
 _NAMES = {

@@ -15,10 +15,8 @@ the chunks i, i + n, i + 2n, ... of n processes, and an error on one stops all.
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import functools
-import json
 import os
 import time
 import warnings
@@ -32,7 +30,7 @@ import numpy as np
 import pandas as pd
 from jax.sharding import AxisType, PartitionSpec
 
-from jaxprune import chunking, results, stopping
+from jaxprune import chunking, results, resume, stopping
 from jaxprune import grid as grid_lib
 from jaxprune.chunking import Chunk, ChunkPlan, ChunkShape, check_chunk_options
 from jaxprune.config import PARAMS_FIELDS, SHAPE_FIELDS, Config, Dims, InvalidValue, Option, Params
@@ -135,7 +133,7 @@ def _run_columns(group: grid_lib.RunGroup, chunk: Chunk) -> dict[str, np.ndarray
     outermost), each (R,). A loss_tol of None is written as NaN, so the column stays float."""
     seeds = group.seeds[chunk.seed_slice]
     columns = {
-        "run": _chunk_runs(group, chunk),
+        "run": group.run_ids(chunk.point_slice, chunk.seed_slice),
         "seed": np.tile(seeds, chunk.num_points),
     }
     for name in PARAMS_FIELDS:
@@ -220,84 +218,6 @@ def _shape_lists(plan: ChunkPlan) -> list[list[int]]:
     return [[shape.points, shape.seeds] for shape in plan.shapes]
 
 
-def _open_out(
-    out: Path, spec: dict, plan: ChunkPlan, replan, metadata_of, chunk_size, overwrite
-) -> tuple[ChunkPlan, list[dict]]:
-    """Process 0 creates `out`, or finds the same sweep there to resume with its chunks, or
-    refuses; every process hears its outcome. Returns the plan to follow (the recorded chunks
-    of a resumed sweep) and the invocations recorded before (to which `metadata_of(plan)`
-    adds this one in out/_sweep.json)."""
-    error, before = None, []
-    if jax.process_index() == 0:
-        try:
-            recorded = results.prepare_out(out, spec, overwrite)
-            if recorded is not None:
-                if chunk_size is not None and recorded["chunk_shapes"] != _shape_lists(plan):
-                    raise InvalidValue(
-                        "chunk_size",
-                        chunk_size,
-                        f"differs from the chunks {recorded['chunk_shapes']} (points x seeds) of "
-                        f"the same sweep already in {out}: {{0}} to resume it, or {{1}}.",
-                        Option("chunk_size", None),
-                        Option("overwrite", True),
-                    )
-                plan = replan(recorded)
-                before = recorded.get("invocations", [])
-            results.write_json(out / SPEC_FILE, metadata_of(plan, before))
-        except Exception as refused:  # noqa: BLE001 (every process raises it: `agree`)
-            error = refused
-    stopping.agree(error, lambda: error)
-    if jax.process_index() != 0:
-        plan = replan(json.loads((out / SPEC_FILE).read_text()))
-    return plan, before
-
-
-def _chunk_runs(group: grid_lib.RunGroup, chunk: Chunk) -> np.ndarray:
-    """The run ids of a chunk, points outermost (R,)."""
-    return group.run_ids(chunk.point_slice, chunk.seed_slice)
-
-
-def _verified(out: Path, groups, plan: ChunkPlan, mine, spec_hash: str, note) -> set:
-    """The (group, index) of this process's chunks already in `out` and sound (readable, with
-    the chunk's rows and runs, of this sweep: `results.check_chunk`). An unreadable or short
-    one is left to be recomputed, with one line through `note`; a chunk file of another sweep,
-    or one that is no chunk of this sweep, is refused (ValueError naming it)."""
-    per_group = collections.Counter(chunk.group for chunk in plan.chunks)
-    for path in results.chunk_files(out):
-        group, index = map(int, results.directory.CHUNK_PATTERN.fullmatch(path.name).groups())
-        if index >= per_group.get(group, 0):
-            found = results.read_metadata(path).get("spec_hash") if path.exists() else None
-            owner = "another sweep" if found != spec_hash else "no chunk of this sweep"
-            raise InvalidValue(
-                None,
-                None,
-                f"{path} belongs to {owner} (spec_hash {found}, this sweep's {spec_hash}): "
-                f"move it out of {out}, or {{0}} to replace the sweep.",
-                Option("overwrite", True),
-            )
-    done = set()
-    for chunk in mine:
-        path = results.chunk_path(out, chunk.group, chunk.index)
-        if not path.exists():
-            continue
-        group = groups[chunk.group]
-        rows = chunk.num_runs * len(group.config.logged_steps())
-        try:
-            results.check_chunk(path, spec_hash, _chunk_runs(group, chunk), rows)
-        except results.ChunkError as bad:
-            if bad.kind == "foreign":
-                raise InvalidValue(
-                    None,
-                    None,
-                    f"{bad}: move it out of {out}, or {{0}} to replace the sweep.",
-                    Option("overwrite", True),
-                ) from None
-            note(f"{bad}: recomputing it")
-            continue
-        done.add((chunk.group, chunk.index))
-    return done
-
-
 def engines(groups: list[grid_lib.RunGroup]) -> list[dict]:
     """The engine that trains each group (`engine.resolve` of its bucket's Config), with the
     Config values the grid gives the group, and for swept shape fields the values its bucket
@@ -367,7 +287,7 @@ def sweep(
     check_chunk_options(chunk_size, memory_budget_gb, chunk_seconds)
     if not collect and out is None:
         raise InvalidValue("collect", False, "needs {0}: a sweep kept nowhere would be lost.",
-                           Option("out"))  # fmt: skip
+                           Option("out", quoted=False))  # fmt: skip
     if jax.process_count() > 1 and out is None:
         raise InvalidValue("out", None, "is invalid under jax.distributed: give a shared directory.")
     groups = grid_lib.plan(config, grid, seeds, base, buckets, derived)
@@ -397,7 +317,7 @@ def sweep(
         def opened(plan: ChunkPlan, before: list[dict]) -> dict:
             return metadata_of(plan, [*before, invocation])
 
-        plan, before = _open_out(out, spec, plan, replan, opened, chunk_size, overwrite)
+        plan, before = resume.open_out(out, spec, plan, replan, opened, chunk_size, overwrite)
     metadata = metadata_of(plan)
 
     process, num_processes = jax.process_index(), jax.process_count()
@@ -411,7 +331,7 @@ def sweep(
             done = set()
             if out is not None:
                 notice = bar.note if progress else lambda text: warnings.warn(text, stacklevel=4)
-                done = _verified(out, groups, plan, mine, spec["spec_hash"], notice)
+                done = resume.verified(out, groups, plan, mine, spec["spec_hash"], notice)
             estimates = {}  # group -> the cost model's seconds of one of its chunks
             for chunk, seconds in zip(plan.chunks, plan.seconds or (), strict=False):
                 estimates.setdefault(chunk.group, seconds)

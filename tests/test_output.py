@@ -355,16 +355,17 @@ def test_default_chunks_hold_a_bounded_number_of_rows(tiny):
 
 
 def test_help_and_version_do_not_import_jax():
-    """`jaxprune --help` and `--version` answer without importing JAX (lazy imports)."""
+    """`jaxprune --help` and `--version` answer without importing JAX (lazy imports), imported
+    as the console script imports it."""
     import subprocess
     import sys
 
     code = (
         "import sys, contextlib, io\n"
-        "from jaxprune import cli\n"
+        "from jaxprune.cli import main\n"
         "for argv in (['--help'], ['--version'], ['sweep', '--help']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
-        "        try: cli.main(argv)\n"
+        "        try: main(argv)\n"
         "        except SystemExit: pass\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'numpy')))\n"
     )
