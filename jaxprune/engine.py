@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 from jaxprune.config import Config
 from jaxprune.data import num_noise_rows
+from jaxprune.optimizers import PARAMETER_COPIES
 
 FLOP_RATE = 1.5e11  # FLOP/s of the products
 BYTE_RATE = 2.0e10  # bytes/s of the elementwise passes
@@ -50,11 +51,21 @@ class Engine(NamedTuple):
     (indices (B,) of the minibatch, or None for the full batch). run_state(states) ->
     RunState (R, ...): the runs as the dense engine holds them (weights (K, m, d) ...), for
     the measurements and for the caller.
+
+    For gradient flow (`jaxprune.flow`), per run: variables, the names of the state's fields
+    that training moves (e.g. ('weights', 'bias')); constants, the engine's per-run constants
+    (leaves (R, ...), or None); gradient(params, dims, constants, state) -> (loss, direction):
+    the full-batch training loss of one run's state and the direction (a dict over
+    `variables`) that a 'gd' step moves them against, variables <- variables - lr direction
+    (masked: pruned weights get none).
     """
 
     initial: Any
     step: Callable[[Any, Any], Any]
     run_state: Callable[[Any], Any]
+    variables: tuple[str, ...]
+    constants: Any
+    gradient: Callable[[Any, Any, Any, Any], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +93,7 @@ def costs(config: Config) -> dict[str, Cost]:
     q = num_noise_rows(config)
     batch = n if config.batch_size is None else config.batch_size
     steps, logs = config.steps, len(config.logged_steps())
-    moments = {"gd": 0, "momentum": 1, "adam": 2}[config.optimizer]
+    moments = PARAMETER_COPIES[config.optimizer]
     neurons, rows = k * m, gram_rows(config)
     pairs = n * q * (n * q + 1) / 2
     patches = config.num_patches
