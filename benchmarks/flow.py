@@ -12,7 +12,8 @@ prints:
   training loss over runs and times, and the largest difference of the cell-mean test accuracy;
 - the GD-to-flow gap (the largest relative training-loss difference) at eta, eta/2 and eta/4
   (STEPS and LOG_EVERY scaled up, so the logged times are the same), and its ratios;
-- per-run wall time of GD and of flow (a second call of each sweep: compilation excluded).
+- per-run wall time of GD and of flow at eta (a second call of each sweep: compilation
+  excluded).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ STEPS, LOG_EVERY = 5000, 250  # at eta; runs reach loss 0.1 in 700-4300 steps
 
 
 def sweep(config, params, seeds, optimizer, halvings=0):
-    """The frame of the cell's runs trained by `optimizer` at lr = eta / 2^halvings (seconds
-    per run of a second, compiled call)."""
+    """The frame of the cell's runs trained by `optimizer` at lr = eta / 2^halvings, and its
+    seconds per run (at eta: of a second, compiled call; else None)."""
     scale = 2**halvings
     config = config.replace(
         optimizer=optimizer, steps=STEPS * scale, log_every=LOG_EVERY * scale
@@ -45,7 +46,9 @@ def sweep(config, params, seeds, optimizer, halvings=0):
     run = lambda: jaxprune.sweep(  # noqa: E731
         config, {"prune_frac": PRUNE_FRACS}, seeds, base=params, progress=False
     )
-    run()
+    frame = run()
+    if halvings:
+        return frame, None
     start = time.perf_counter()
     frame = run()
     return frame, (time.perf_counter() - start) / (len(PRUNE_FRACS) * seeds)

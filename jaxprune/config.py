@@ -180,9 +180,9 @@ class Config:
     batch_size: int | None = None
     engine: str = "auto"
     matmul_precision: str = "float32"
-    flow_rtol: float = 1e-6
-    flow_atol: float = 1e-9
-    flow_max_steps: int = 4096
+    flow_rtol: float = 1e-5
+    flow_atol: float = 1e-8
+    flow_max_steps: int = 65536
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
