@@ -215,6 +215,7 @@ def test_automatic_chunks_fit_budget_and_waste_little(tiny, num_points, num_seed
         assert chunking.chunk_bytes(config, bigger, 1) > budget_gb * 2**30
 
 
+@pytest.mark.slow  # compiles a chunk per case to read XLA's memory analysis
 @pytest.mark.parametrize(
     "changes",
     [
