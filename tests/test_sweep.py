@@ -316,6 +316,7 @@ def test_default_chunks_at_paper_size_hold_at_most_the_time_bound(bound):
     assert 0.7 < sum(plan.seconds) / (96 / 2.16) < 1.4
 
 
+@pytest.mark.slow  # compiles time-bounded chunk shapes
 def test_time_bound_cuts_chunks_without_changing_results(reference, tiny, tiny_params):
     frame = jaxprune.sweep(
         tiny, GRID, seeds=[4, 7], base=tiny_params, chunk_seconds=1e-9, progress=False

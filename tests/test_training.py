@@ -10,7 +10,9 @@ from conftest import assert_same_runs
 from jaxprune.metrics import METRIC_NAMES
 
 
-@pytest.mark.parametrize("mask", ["bernoulli", "exact"])
+@pytest.mark.parametrize(
+    "mask", ["bernoulli", pytest.param("exact", marks=pytest.mark.slow)]  # a compile each
+)
 def test_pruned_weights_exactly_zero_after_training(tiny, tiny_params, mask):
     config = tiny.replace(mask=mask, bias=True, steps=40)  # 20 halved the loss before the
     # coordinate-stable draws; with them this seed needs 40 (0.718 -> 0.294; 0.416 at 20)
