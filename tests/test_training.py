@@ -65,6 +65,7 @@ def test_measurements_of_initial_state(tiny, tiny_params):
     assert first.test_acc == first.test_acc_clean  # no label noise
 
 
+@pytest.mark.slow  # compiles its own Config
 def test_signal_max_and_noise_max_against_numpy(tiny, tiny_params):
     """Recompute signal_max and noise_max of the final state from the run's own data."""
     config = tiny.replace(num_classes=3, dim=12)
