@@ -1,13 +1,13 @@
 """Tidy result frames, and a sweep's output directory: its files, specification, resume and
-loading (SPEC §3–§4).
+loading (docs/schema.md, docs/scale.md).
 
 A frame has one row per (run, logged step): `run` (the run's position in its sweep's run order),
-`seed`, `step`, every Params field, the Config fields a sweep varied, the measurements of §2.5 and
-the theory columns of §2.6; a sweep's rows are in (run, step) order. On disk a sweep is a
-directory holding `_sweep.json` (its specification, chunk shapes and size) and chunk files
-`part-*.parquet`, each a plain parquet file whose schema metadata holds the same under the key
-'jaxprune'; `pandas.read_parquet(directory)` reads it, `load` reads it in run order and refuses an
-incomplete one unless asked.
+`seed`, `step`, every Params field, the Config fields a sweep varied, the measurements
+(docs/concepts/model.md#measurements) and the theory columns (docs/schema.md); a sweep's rows are in
+(run, step) order. On disk a sweep is a directory holding `_sweep.json` (its specification, chunk
+shapes and size) and chunk files `part-*.parquet`, each a plain parquet file whose schema metadata
+holds the same under the key 'jaxprune'; `pandas.read_parquet(directory)` reads it, `load` reads it
+in run order and refuses an incomplete one unless asked.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """One training run as a pure function: sample, prune, masked (minibatch) gradient steps of the
-run's optimizer, measure (SPEC §2.4).
+run's optimizer, measure (docs/concepts/model.md#training).
 
 `make_run(config)` returns `run(params, seed) -> (history, final_state)`. It is written for one
 run; the sweep vmaps it over the Params of runs that share a seed, so everything drawn from the
