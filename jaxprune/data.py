@@ -1,4 +1,5 @@
-"""Data of the paper's model: a sparse class signal patch among Gaussian noise patches (SPEC §2.1).
+"""Data of the paper's model: a sparse class signal patch among Gaussian noise patches
+(docs/concepts/model.md#data).
 
 A data set is drawn in two layers. `draw_sample` takes every random variate of a seed's data set
 from its key: labels, standard-normal noise rows, the uniforms that decide label flips. It knows
@@ -10,7 +11,8 @@ draws stay unbatched: they are made once per seed and shared by every run of tha
 Training never forms x. The class signal is 1-sparse, so its inner product with a filter is one
 weight (`model.preactivations` gathers it), and the noise enters through one matrix product of
 the shared standard rows with the filters of all runs at once. `dataset` gives the dense view
-(x, y, noise) of SPEC §2.1, for inspection and for the reference model in the tests.
+(x, y, noise) of docs/concepts/model.md#data, for inspection and for the reference model in the
+tests.
 """
 
 from __future__ import annotations
@@ -155,6 +157,6 @@ def dataset(config: Config, params: Params, sample: Sample) -> Dataset:
 
 
 def sample_dataset(config: Config, params: Params, key: jax.Array, n: int) -> Dataset:
-    """Draw n samples of the model of SPEC §2.1 as a dense Dataset (pure; vmappable over key
-    and params)."""
+    """Draw n samples of the model of docs/concepts/model.md#data as a dense Dataset (pure;
+    vmappable over key and params)."""
     return dataset(config, params, draw_sample(config, key, n))

@@ -1,12 +1,12 @@
 """The engines that train a run (`Config.engine`): their interface, their cost model, and the
 choice that 'auto' makes.
 
-Both engines compute the same masked training (SPEC §2.4). 'dense' steps the (K, m, d) filters;
-'gram' (`jaxprune.gram`) steps their coefficients over the training patches with per-neuron
-masked Gram matrices. Per run, with K classes, m neurons, n samples (b per step), Q noise rows
-per sample, d dimensions, S steps, L measurements, n_test test samples, B = n Q + C Gram rows
-(C = K signal coordinates, or 1 for antipodal signals), T = n Q (n Q + 1) / 2 distinct noise
-pairs and o = 0, 1 optimizer moments ('gd', 'momentum'):
+Both engines compute the same masked training (docs/concepts/model.md#training). 'dense' steps the
+(K, m, d) filters; 'gram' (`jaxprune.gram`) steps their coefficients over the training patches with
+per-neuron masked Gram matrices. Per run, with K classes, m neurons, n samples (b per step), Q noise
+rows per sample, d dimensions, S steps, L measurements, n_test test samples, B = n Q + C Gram rows
+(C = K signal coordinates, or 1 for antipodal signals), T = n Q (n Q + 1) / 2 distinct noise pairs
+and o = 0, 1 optimizer moments ('gd', 'momentum'):
 
     dense:  S (4 b Q d K m FLOPs + (6 + 2 o) K m d words)          steps: two products; the
                                                                     filters' elementwise passes

@@ -7,7 +7,8 @@ default `results/NAME` (`results/NAME-quick`, `results/NAME-smoke`), one subdire
 (jaxprune's resumable parquet output), plus `run.json`: the script, its size, and for every
 invocation the command line, the wall time, the runs of its sweeps and those it trained (not
 resumed from disk), and the hardware.
-The repository's `analysis/report.py` reads `run.json` (through `invocation_table`) to say which size and commands made the report.
+The repository's `analysis/report.py` reads `run.json` (through `invocation_table`) to say which
+size and commands made the report.
 """
 
 from __future__ import annotations

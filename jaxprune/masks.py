@@ -1,5 +1,5 @@
-"""Pruning masks chosen at initialization (SPEC §2.3): random, structured, and the criteria
-magnitude, SNIP, GraSP and SynFlow.
+"""Pruning masks chosen at initialization (docs/concepts/masks.md): random, structured, and the
+criteria magnitude, SNIP, GraSP and SynFlow.
 
 A run draws one Uniform(0, 1) per first-layer weight from its mask key: Params-free, so shared by
 the runs of a seed. Every mask is then a threshold of a ranking:

@@ -1,4 +1,5 @@
-"""Measurements of one run at one step (SPEC §2.5), as a pytree of scalars."""
+"""Measurements of one run at one step (docs/concepts/model.md#measurements), as a pytree of
+scalars."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The two-layer CNN with a fixed second layer (SPEC §2.2).
+"""The two-layer CNN with a fixed second layer (docs/concepts/model.md#network).
 
     F_k(W, x) = scale * sum_r reduce_q act(<w_{k,r} ⊙ M_{k,r}, x_q> + b_{k,r})
 

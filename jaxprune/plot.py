@@ -319,8 +319,9 @@ def _draw_panel(ax, means, contour_fields, xaxis: Axis, yaxis: Axis, cmap, norm)
 def _fit_cell_labels(ax, labels, xaxis: Axis, yaxis: Axis) -> None:
     """Size each cell's value label to its cell as the Axes is finally laid out: at most
     CELL_FONT_SIZE points, upright when that is larger (a narrow cell, such as p = 0 and 0.2 on a
-    log(1 - p) axis), so that no label spills into its neighbours'. A label is centred on its grid
-    value, which need not be its cell's centre: the room is twice the distance to the nearer edge."""
+    log(1 - p) axis), so that no label spills into its neighbours'. A label is centred on its
+    grid value, which need not be its cell's centre: its room is twice the distance to the nearer
+    edge."""
     box = ax.get_position()  # in figure fractions
     width, height = ax.figure.get_size_inches() * 72  # points
 

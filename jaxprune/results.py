@@ -1,9 +1,10 @@
 """Tidy result frames, and a sweep's results on disk: writing chunks (one Arrow schema per
-sweep), verifying and loading them, the spec and provenance they record (SPEC §3–§4).
+sweep), verifying and loading them, the spec and provenance they record (docs/output.md,
+docs/schema.md).
 
 A frame has one row per (run, logged step): `run` (the run's position in its sweep's run order),
 `seed`, `step`, every Params field, the Config fields a sweep varied, the grid's variables, the
-measurements of §2.5 and the theory columns of §2.6; a sweep's rows are in (run, step) order. On
+measurements and the theory columns (docs/schema.md); a sweep's rows are in (run, step) order. On
 disk a sweep is a directory (see `jaxprune.directory` for its files and how overwrite and resume
 treat them) holding `_sweep.json` and chunk files `part-*.parquet`, each a plain parquet file
 whose key-value metadata holds the sweep's metadata under the key 'jaxprune'. `load` verifies

@@ -1,4 +1,4 @@
-"""The one place confidence intervals come from (SPEC §1: CIs from one place).
+"""The one place confidence intervals come from (docs/science.md#statistics: CIs from one place).
 
 Every report, figure caption and `jaxprune.plot` takes its intervals from here: Student-t
 intervals of a mean over seeds, on `scipy.stats`. `analysis/stats.py` builds the report's

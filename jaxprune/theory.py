@@ -1,4 +1,4 @@
-"""Theory quantities a phase diagram can overlay (SPEC §2.6).
+"""Theory quantities a phase diagram can overlay (docs/schema.md).
 
 Each is a plain formula of a run's parameters and works elementwise on floats, NumPy arrays and
 pandas Series alike.

@@ -1,5 +1,5 @@
 """The training of a seed's runs as one pure function: init, a `lax.scan` over the logged
-blocks, the history it returns (SPEC §2.4).
+blocks, the history it returns (docs/concepts/model.md#training).
 
 `make_seed_runs(config)` returns `runs(points, dims, seed) -> (history, states)`, which trains
 the R runs (Params `points`) of one seed: they share the seed's draws (data, test set, initial

@@ -224,6 +224,7 @@ def test_prune_fraction_is_traced_not_a_python_int():
             assert kept.min() > np.asarray(scores).ravel()[mask.ravel() == 0].max()
 
 
+@pytest.mark.slow  # trains a criterion's run (its own compile)
 def test_criterion_run_uses_its_own_init_and_data():
     """A SNIP run's mask is prune_mask of that run's initial weights and training data; pruned
     weights stay exactly zero through training; density is exact."""

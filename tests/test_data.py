@@ -1,4 +1,4 @@
-"""Sampled data against the distribution of SPEC §2.1."""
+"""Sampled data against the distribution of docs/concepts/model.md#data."""
 
 import jax
 import numpy as np

@@ -30,7 +30,8 @@ def test_recorder_counts_trained_and_resumed_runs(tmp_path, tiny, tiny_params, m
     monkeypatch.setattr("sys.argv", ["sweeps/demo.py", "--smoke"])
     grid = {"prune_frac": [0.0, 0.5]}
     for _ in range(2):
-        recorder = experiment.Recorder("sweeps/demo.py", _args("--smoke", "--out", str(tmp_path)), "demo")
+        args = _args("--smoke", "--out", str(tmp_path))
+        recorder = experiment.Recorder("sweeps/demo.py", args, "demo")
         frame = recorder.sweep("first", tiny, grid, 2, tiny_params, purpose="a test")
         recorder.done()
     assert len(jaxprune.final(frame)) == 4

@@ -97,6 +97,7 @@ def test_gram_equals_dense_in_float64(case):
         assert_same_training(BASE.replace(**CASES[case]), rtol=1e-9)
 
 
+@pytest.mark.slow  # trains with both engines
 def test_reconstructed_state_is_pruned_and_holds_the_coefficients():
     config = BASE.replace(engine="gram", optimizer="momentum", mask="exact")
     params = jaxprune.Params(prune_frac=0.6, lr=0.3)

@@ -105,6 +105,7 @@ def test_logits_match_a_direct_loop():
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+@pytest.mark.slow  # compiles a training step of its own
 def test_gd_step_is_masked_gradient_descent(tiny, tiny_params):
     config = tiny.replace(bias=True, init="uniform_fan_in")
     key = jax.random.key(7)
@@ -144,6 +145,7 @@ LAYOUTS = [
 ]
 
 
+@pytest.mark.slow  # compiles per layout and option (~25 CPU s under load)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("act,bias,output_scale,patch_reduce", OPTIONS[::3])
 def test_training_path_equals_the_dense_model(layout, act, bias, output_scale, patch_reduce):

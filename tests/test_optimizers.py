@@ -48,6 +48,7 @@ def direct_optax_loop(config, params, seed):
     return w, b
 
 
+@pytest.mark.slow  # a compile per optimizer and an op-by-op optax loop (~23 CPU s under load)
 @pytest.mark.parametrize(
     "optimizer,batch_size,lr",
     [("momentum", None, 0.2), ("adam", 3, 0.05)],
@@ -103,6 +104,7 @@ def test_minibatch_is_shared_by_the_runs_of_a_seed(tiny):
     assert all(len(a) == 3 for a, _ in noise)  # never a (runs, n, Q, d) operand
 
 
+@pytest.mark.slow  # compiles its own Config
 def test_minibatch_loss_tol_applies_to_the_full_loss_at_logged_steps(tiny, tiny_params):
     config = tiny.replace(batch_size=4, steps=60, log_every=4, loss_tol=0.1)
     frame, state = jaxprune.train(config, tiny_params.replace(lr=2.0), 0, return_state=True)

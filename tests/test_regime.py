@@ -122,6 +122,7 @@ def test_paired_slopes_average_the_per_seed_slopes():
 TINY = dict(dim=40, n_train=4, width=3, n_test=20, steps=5, log_every=5)
 
 
+@pytest.mark.slow  # trains and compiles its own runs
 def test_coefficients_against_a_direct_dense_computation():
     """gamma and rho from `theory_regime.coefficients` equal the projections of w(t) - w(0)
     onto the dense signal and noise patches, with w(t) from plain dense GD on the dense loss."""
@@ -157,6 +158,7 @@ def test_coefficients_against_a_direct_dense_computation():
     assert frame.signal_max.iloc[-1] == pytest.approx(signal_max, rel=1e-4)
 
 
+@pytest.mark.slow  # trains and compiles its own runs
 def test_class_outcomes_agree_with_the_run():
     """The per-class accuracies, weighted by class size, give the run's test_acc; the realised
     per-class signal neurons average to its signal_neurons; and a class without a live signal

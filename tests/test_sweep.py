@@ -113,6 +113,7 @@ def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
         chex.clear_trace_counter()
 
 
+@pytest.mark.slow  # compiles chunks of 5 (the resume test writes and loads in the fast tier)
 def test_parquet_output_metadata_and_load(tmp_path, reference, tiny, tiny_params):
     out = tmp_path / "sweep"
     frame = jaxprune.sweep(
@@ -215,6 +216,7 @@ def test_automatic_chunks_fit_budget_and_waste_little(tiny, num_points, num_seed
         assert chunking.chunk_bytes(config, bigger, 1) > budget_gb * 2**30
 
 
+@pytest.mark.slow  # compiles a chunk per case to read XLA's memory analysis
 @pytest.mark.parametrize(
     "changes",
     [
@@ -252,6 +254,7 @@ def test_a_run_that_does_not_fit_the_budget_is_refused(tiny):
         jaxprune.sweep(config, {}, seeds=2, memory_budget_gb=need / 2, progress=False)
 
 
+@pytest.mark.slow  # compiles its own Config group
 def test_config_grid_with_optional_loss_tol_on_disk(tmp_path, tiny, tiny_params):
     """loss_tol None is written as NaN: the column stays float and plain pandas reads it."""
     out = tmp_path / "tol"
@@ -269,6 +272,7 @@ def test_config_grid_with_optional_loss_tol_on_disk(tmp_path, tiny, tiny_params)
     assert (last[last.loss_tol == 0.6].converged_step > 0).all()
 
 
+@pytest.mark.slow  # compiles seeds vmapped together
 def test_seeds_vmapped_together_give_the_same_results(reference, tiny, tiny_params, monkeypatch):
     """The accelerator path (all seeds of a chunk in one vmap) computes the same runs as the
     CPU path (one seed at a time)."""
@@ -312,6 +316,7 @@ def test_default_chunks_at_paper_size_hold_at_most_the_time_bound(bound):
     assert 0.7 < sum(plan.seconds) / (96 / 2.16) < 1.4
 
 
+@pytest.mark.slow  # compiles time-bounded chunk shapes
 def test_time_bound_cuts_chunks_without_changing_results(reference, tiny, tiny_params):
     frame = jaxprune.sweep(
         tiny, GRID, seeds=[4, 7], base=tiny_params, chunk_seconds=1e-9, progress=False

@@ -1,4 +1,4 @@
-"""Theory columns: the formulas of SPEC §2.6, and their presence in result frames."""
+"""Theory columns: the formulas of docs/schema.md, and their presence in result frames."""
 
 import numpy as np
 import pandas as pd

@@ -10,7 +10,9 @@ from conftest import assert_same_runs
 from jaxprune.metrics import METRIC_NAMES
 
 
-@pytest.mark.parametrize("mask", ["bernoulli", "exact"])
+@pytest.mark.parametrize(
+    "mask", ["bernoulli", pytest.param("exact", marks=pytest.mark.slow)]  # a compile each
+)
 def test_pruned_weights_exactly_zero_after_training(tiny, tiny_params, mask):
     config = tiny.replace(mask=mask, bias=True, steps=40)  # 20 halved the loss before the
     # coordinate-stable draws; with them this seed needs 40 (0.718 -> 0.294; 0.416 at 20)
@@ -53,6 +55,7 @@ def test_same_seed_same_numbers(tiny, tiny_params):
     assert (a.train_loss.to_numpy()[1:] != b.train_loss.to_numpy()[1:]).all()
 
 
+@pytest.mark.slow  # compiles its own Config (10-20 CPU s under load)
 def test_measurements_of_initial_state(tiny, tiny_params):
     frame, state = jaxprune.train(tiny.replace(steps=5), tiny_params, 3, return_state=True)
     first = frame.iloc[0]
@@ -62,6 +65,7 @@ def test_measurements_of_initial_state(tiny, tiny_params):
     assert first.test_acc == first.test_acc_clean  # no label noise
 
 
+@pytest.mark.slow  # compiles its own Config
 def test_signal_max_and_noise_max_against_numpy(tiny, tiny_params):
     """Recompute signal_max and noise_max of the final state from the run's own data."""
     config = tiny.replace(num_classes=3, dim=12)
@@ -84,6 +88,7 @@ def test_signal_max_and_noise_max_against_numpy(tiny, tiny_params):
     np.testing.assert_allclose(frame.noise_max.iloc[-1], np.mean(ratios), rtol=1e-5)
 
 
+@pytest.mark.slow  # compiles its own Config (10-20 CPU s under load)
 def test_loss_tol_freezes_and_records_first_step(tiny, tiny_params):
     config = tiny.replace(steps=60, log_every=1, loss_tol=0.2)
     frame, state = jaxprune.train(config, tiny_params, 0, return_state=True)
@@ -101,6 +106,7 @@ def test_loss_tol_freezes_and_records_first_step(tiny, tiny_params):
     np.testing.assert_allclose(state.weights, stopped.weights, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow  # compiles its own Config (10-20 CPU s under load)
 def test_early_exit_of_frozen_runs_changes_no_number(tiny, tiny_params):
     """A run trained alone stops once it converges; inside a sweep whose other run never
     converges, the loop goes on and the run stays frozen: the histories are the same."""
@@ -114,6 +120,7 @@ def test_early_exit_of_frozen_runs_changes_no_number(tiny, tiny_params):
     assert len(skipped) >= 3 and (skipped.train_loss == skipped.train_loss.iloc[0]).all()
 
 
+@pytest.mark.slow  # compiles its own Config (10-20 CPU s under load)
 def test_divergence_is_flagged_and_isolated(tiny, tiny_params):
     config = tiny.replace(activation="relu_pow", act_power=4.0)
     frame = jaxprune.sweep(config, {"lr": [0.5, 1e30]}, seeds=2, progress=False)
@@ -124,6 +131,7 @@ def test_divergence_is_flagged_and_isolated(tiny, tiny_params):
     assert_same_runs(frame[frame.lr == 0.5], alone)
 
 
+@pytest.mark.slow  # compiles its own Config (10-20 CPU s under load)
 def test_antipodal_signal_max_uses_the_class_sign(tiny, tiny_params):
     config = tiny.replace(signal="antipodal", noise_orthogonal=False)
     frame, state = jaxprune.train(config, tiny_params, 2, return_state=True)
@@ -133,6 +141,7 @@ def test_antipodal_signal_max_uses_the_class_sign(tiny, tiny_params):
     assert frame.signal_max.iloc[-1] > 5 * abs(frame.signal_max.iloc[0])  # the signal is learned
 
 
+@pytest.mark.slow  # compiles its own Config (10-20 CPU s under load)
 def test_label_noise_test_accuracy(tiny, tiny_params):
     """A strong signal is learned despite 30% flipped labels: the clean accuracy is near 1 and
     the accuracy against observed labels near 0.7, within a binomial band for n_test = 2000."""
@@ -144,12 +153,14 @@ def test_label_noise_test_accuracy(tiny, tiny_params):
     assert abs(last.test_acc - 0.7) <= band
 
 
+@pytest.mark.slow  # compiles its own Config (10-20 CPU s under load)
 def test_fewer_steps_than_log_every(tiny, tiny_params):
     frame = jaxprune.train(tiny.replace(steps=3, log_every=10), tiny_params, 0)
     np.testing.assert_array_equal(frame.step, [0, 3])
     assert frame.train_loss.iloc[1] < frame.train_loss.iloc[0]
 
 
+@pytest.mark.slow  # compiles its own Config (10-20 CPU s under load)
 def test_convergence_at_step_zero_and_at_the_last_step(tiny, tiny_params):
     frame, state = jaxprune.train(tiny.replace(loss_tol=10.0), tiny_params, 0, return_state=True)
     assert (frame.converged_step == 0).all() and int(state.converged_step) == 0
@@ -161,6 +172,7 @@ def test_convergence_at_step_zero_and_at_the_last_step(tiny, tiny_params):
     assert frame.converged_step.iloc[-1] == conv == int(state.converged_step)
 
 
+@pytest.mark.slow  # compiles its own Config (10-20 CPU s under load)
 def test_divergence_is_flagged_from_the_first_measurement(tiny, tiny_params):
     """An input so large that the loss is non-finite at initialization: flagged on row 0, and
     the run's weights stay the finite initial ones."""

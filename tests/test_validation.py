@@ -1,4 +1,5 @@
-"""Every bad input of SPEC §5 is a ValueError that names the field, raised before compiling."""
+"""Every bad input of docs/bad-input.md is a ValueError that names the field, raised before
+compiling."""
 
 import math
 from pathlib import Path
@@ -212,7 +213,7 @@ def _readme_bad_inputs() -> list[tuple[str, str]]:
 README_BAD_INPUTS = _readme_bad_inputs()
 
 
-def test_the_readme_table_covers_spec_section_5():
+def test_the_bad_input_table_covers_every_required_case():
     inputs = " ".join(code for code, _ in README_BAD_INPUTS)
     spec_cases = [
         "prune_frac=1.0", "prune_frac=-0.1", "num_classes=1", "dim=2, num_classes=3",
