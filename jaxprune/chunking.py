@@ -27,6 +27,7 @@ from jaxprune import engine, evaluation
 from jaxprune.config import Config, InvalidValue, Option
 from jaxprune.data import num_noise_rows
 from jaxprune.gram import BLOCK_WORDS
+from jaxprune.optimizers import PARAMETER_COPIES
 
 BYTES_PER_FLOAT = 4
 # A default chunk holds at most this many seconds of estimated work (override: `sweep(...,
@@ -78,7 +79,7 @@ def estimate_seed_bytes(config: Config) -> int:
 
 def estimate_run_bytes(config: Config) -> int:
     """Bytes one run needs besides its seed's draws: 2 copies of its weights (K m d: weights
-    and gradient), 2 more per moment of the optimizer (one for momentum, two for Adam), the
+    and gradient), 2 more per moment of the optimizer (`optimizers.PARAMETER_COPIES`), the
     scores and ranks of a pruning criterion (4 more), 3 copies of its pre-activations on the
     training and test sets (n P K m: values, gradient or activation, and their product with the
     neuron validity of shape buckets), and its logged metrics; with a 25% margin. All at the
@@ -90,7 +91,7 @@ def estimate_run_bytes(config: Config) -> int:
     rows (2 K m B²: built, then kept), the pairs accumulated while forming them (K m T,
     T = nQ (nQ + 1) / 2), and coefficients with their gradient and moments ((2 + 2 o) K m B)."""
     k, d, m = config.num_classes, config.dim, config.width
-    moments = {"gd": 0, "momentum": 1, "adam": 2}[config.optimizer]
+    moments = PARAMETER_COPIES[config.optimizer]
     criterion = 0 if config.mask in ("bernoulli", "exact", "structured") else 4
     weights = (2 + 2 * moments + criterion) * k * m * d
     if engine.resolve(config) == "gram":

@@ -26,7 +26,7 @@ OUTPUT_SCALES = ("mean", "sum")
 PATCH_REDUCES = ("sum", "mean")
 MASKS = ("bernoulli", "exact", "structured", "magnitude", "snip", "grasp", "synflow")
 MASK_SCOPES = ("neuron", "layer")
-OPTIMIZERS = ("gd", "momentum", "adam")
+OPTIMIZERS = ("gd", "momentum", "adam", "flow")
 ENGINES = ("auto", "dense", "gram")
 TEST_EVALS = ("auto", "draw", "projected")
 # The names of `jax_default_matmul_precision`: full float32, TF32 passes, one bfloat16 pass.
@@ -78,6 +78,7 @@ _INT_MINIMUMS = {
     "log_every": 1,
     "synflow_rounds": 1,
     "batch_size": 1,
+    "flow_max_steps": 1,
 }
 # Fields for which None is a valid value (no tolerance, full batch).
 _OPTIONAL = ("loss_tol", "batch_size")
@@ -85,6 +86,8 @@ _FLOAT_RULES = {
     "act_power": ("must be a finite number >= 1", lambda v: v >= 1),
     "leaky_slope": ("must be a finite number >= 0", lambda v: v >= 0),
     "loss_tol": ("must be None or a finite number > 0", lambda v: v > 0),
+    "flow_rtol": ("must be a finite number > 0", lambda v: v > 0),
+    "flow_atol": ("must be a finite number > 0", lambda v: v > 0),
 }
 _CHOICES = {
     "activation": ACTIVATIONS,
@@ -139,7 +142,13 @@ class Config:
     removed per neuron) or over the whole 'layer' (round(p K m d) removed in all).
     synflow_rounds: pruning rounds of SynFlow (exponential schedule; Tanaka et al. use 100).
     optimizer: 'gd' (the paper's), 'momentum' (heavy ball, 0.9) or 'adam', all with lr from
-    Params. batch_size: samples per step, drawn afresh each step; None for the full batch.
+    Params; or 'flow', gradient flow, the limit lr -> 0 of 'gd' at fixed time t = lr * steps,
+    solved by an adaptive ODE solver (see `jaxprune.flow`), logged at the same steps (times
+    lr * step). batch_size: samples per step, drawn afresh each step; None for the full batch
+    (the only choice under 'flow').
+    flow_rtol, flow_atol: relative and absolute tolerances of the 'flow' solver's step-size
+    control. flow_max_steps: the most solver steps between two logged steps; a run that needs
+    more stops there, flagged `solver_failed` (never silently truncated).
     engine: how the steps are computed, with the same results: 'dense' on the (K, m, d) filters,
     'gram' on their coefficients over the training patches with per-neuron masked Gram matrices
     (a step's cost independent of d; see `jaxprune.gram`; 'gd' and 'momentum' only), or 'auto'
@@ -180,6 +189,9 @@ class Config:
     engine: str = "auto"
     matmul_precision: str = "float32"
     test_eval: str = "auto"
+    flow_rtol: float = 1e-5
+    flow_atol: float = 1e-8
+    flow_max_steps: int = 65536
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -219,6 +231,13 @@ class Config:
                 f"must be None (full batch) or at most n_train ({self.n_train})",
             )
 
+        if self.optimizer == "flow" and self.batch_size is not None:
+            _fail(
+                "Config",
+                "batch_size",
+                self.batch_size,
+                "optimizer='flow' needs None (gradient flow is the full-batch limit of 'gd')",
+            )
         if self.engine == "gram" and self.optimizer == "adam":
             _fail(
                 "Config",

@@ -23,6 +23,10 @@ cannot train the Config (optimizer 'adam'). At large d, where formation dominate
 dense/gram FLOPs (the common measurements left out) tend to 4 S b Q / (nQ (nQ + 1) + 2 nQ (1 +
 L)), about 4 S / (n + 3 + 2 L) with a full batch and Q = 1 (78 for S = 1000, n = 50, L = 2);
 the issue's rougher 2 S / (n P) counts the n P patches and no symmetry of G.
+
+Under 'flow' S is the number of gradient evaluations: FLOW_EVALUATIONS_PER_STEP per solver
+step, of `flow_solver_steps` steps (measured per GD-equivalent step, scaled by the
+tolerance).
 """
 
 from __future__ import annotations
@@ -33,8 +37,15 @@ from typing import Any, NamedTuple
 
 from jaxprune.config import Config
 from jaxprune.data import num_noise_rows
+from jaxprune.optimizers import PARAMETER_COPIES
 
 FLOP_RATE = 1.5e11  # FLOP/s of the products
+# Gradient evaluations per solver step of 'flow' (Tsit5: 7 stages, the first the last's) and
+# solver steps (accepted and rejected) per GD-equivalent step at the default tolerance:
+# measured 10,000 to 34,000 for 8,000 GD-equivalent steps in the theory_regime setting at
+# d = 1000, p = 0, 0.5, 0.9 (ReLU's kinks, where the gradient jumps, hold the steps short).
+FLOW_EVALUATIONS_PER_STEP = 6
+FLOW_SOLVER_STEPS_PER_STEP = 2.5
 BYTE_RATE = 2.0e10  # bytes/s of the elementwise passes
 BYTES_PER_WORD = 4
 
@@ -50,11 +61,21 @@ class Engine(NamedTuple):
     (indices (B,) of the minibatch, or None for the full batch). run_state(states) ->
     RunState (R, ...): the runs as the dense engine holds them (weights (K, m, d) ...), for
     the measurements and for the caller.
+
+    For gradient flow (`jaxprune.flow`), per run: variables, the names of the state's fields
+    that training moves (e.g. ('weights', 'bias')); constants, the engine's per-run constants
+    (leaves (R, ...), or None); gradient(params, dims, constants, state) -> (loss, direction):
+    the full-batch training loss of one run's state and the direction (a dict over
+    `variables`) that a 'gd' step moves them against, variables <- variables - lr direction
+    (masked: pruned weights get none).
     """
 
     initial: Any
     step: Callable[[Any, Any], Any]
     run_state: Callable[[Any], Any]
+    variables: tuple[str, ...]
+    constants: Any
+    gradient: Callable[[Any, Any, Any, Any], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +96,18 @@ def gram_rows(config: Config) -> int:
     return config.n_train * num_noise_rows(config) + signals
 
 
+def flow_solver_steps(config: Config) -> float:
+    """Estimated solver steps (accepted and rejected) of one 'flow' run:
+    FLOW_SOLVER_STEPS_PER_STEP per GD-equivalent step at the default tolerance, growing like
+    1 / flow_rtol (as measured: ReLU's kinks make the solver's error first order in its step
+    where a pre-activation crosses 0), a few more per logged block (each restarts the step-size
+    control), never more than flow_max_steps per block."""
+    blocks = len(config.logged_steps()) - 1
+    rate = FLOW_SOLVER_STEPS_PER_STEP * Config().flow_rtol / config.flow_rtol
+    estimate = rate * config.steps + 4 * blocks
+    return min(estimate, config.flow_max_steps * blocks)
+
+
 def costs(config: Config) -> dict[str, Cost]:
     """Estimated cost of one run of `config` by each engine (see the module docstring); the
     masks, data draws and readout, the same for both, are left out."""
@@ -82,7 +115,9 @@ def costs(config: Config) -> dict[str, Cost]:
     q = num_noise_rows(config)
     batch = n if config.batch_size is None else config.batch_size
     steps, logs = config.steps, len(config.logged_steps())
-    moments = {"gd": 0, "momentum": 1, "adam": 2}[config.optimizer]
+    if config.optimizer == "flow":  # a gradient evaluation costs what a GD step does
+        steps = FLOW_EVALUATIONS_PER_STEP * flow_solver_steps(config)
+    moments = PARAMETER_COPIES[config.optimizer]
     neurons, rows = k * m, gram_rows(config)
     pairs = n * q * (n * q + 1) / 2
     patches = config.num_patches

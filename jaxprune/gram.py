@@ -262,6 +262,15 @@ def make_engine(
             ),
         )
 
+    def gradient(params: Params, dims: Dims, run: GramRun, state: GramState):
+        """The full-batch loss of one run's state and the direction of a 'gd' step in its
+        coefficients and bias (for flow): ∂L/∂v and ∂L/∂b, as in `step`."""
+        v = run.initial + jnp.einsum("kmab,kmb->kma", run.gram, state.coefficients)
+        value, (grad_v, grad_b) = jax.value_and_grad(loss, argnums=(2, 3))(
+            params, dims, v, state.bias, None
+        )
+        return value, {"coefficients": grad_v, "bias": grad_b}
+
     runs, initial = jax.vmap(init)(points, dims)
     return Engine(
         initial=initial,
@@ -269,4 +278,7 @@ def make_engine(
             points, dims, runs, states
         ),
         run_state=lambda states: jax.vmap(run_state)(points, runs, states),
+        variables=("coefficients", "bias"),
+        constants=runs,
+        gradient=gradient,
     )

@@ -51,19 +51,26 @@ def history_frame(
     """The tidy frame of R runs logged at T steps.
 
     run_columns: `run` (int64), `seed`, every Params field and the varied Config fields, each (R,).
-    steps: (T,) logged steps. history: each measurement, (R, T).
+    steps: (T,) logged steps. history: each measurement (every name of METRIC_NAMES, and
+    any others the training loop logs), (R, T). `time` is lr x step: the time of gradient
+    flow that a GD run at that step approximates (and a 'flow' run is logged at).
     """
     num_runs, num_steps = len(run_columns["seed"]), len(steps)
     columns = {
         name: np.repeat(np.asarray(values), num_steps) for name, values in run_columns.items()
     }
+    step = np.tile(steps, num_runs)
     columns = {
         "run": columns.pop("run"),
         "seed": columns.pop("seed"),
-        "step": np.tile(steps, num_runs),
+        "step": step,
+        **({"time": columns["lr"] * step} if "lr" in columns else {}),
         **columns,
     }
-    columns.update({name: np.asarray(history[name]).reshape(-1) for name in METRIC_NAMES})
+    missing = [name for name in METRIC_NAMES if name not in history]
+    if missing:
+        raise ValueError(f"history lacks the measurements {missing}.")
+    columns.update({name: np.asarray(values).reshape(-1) for name, values in history.items()})
     frame = pd.DataFrame(columns)
     # The frame's own columns (a grid over dim, say) take precedence over the Config's values,
     # which become columns too, so theory columns are computed alike (array powers) either way.

@@ -33,13 +33,21 @@ from jax.sharding import AxisType, PartitionSpec
 from jaxprune import chunking, results, resume, stopping
 from jaxprune import grid as grid_lib
 from jaxprune.chunking import Chunk, ChunkPlan, ChunkShape, check_chunk_options
-from jaxprune.config import PARAMS_FIELDS, SHAPE_FIELDS, Config, Dims, InvalidValue, Option, Params
+from jaxprune.config import (
+    PARAMS_FIELDS,
+    SHAPE_FIELDS,
+    Config,
+    Dims,
+    InvalidValue,
+    Option,
+    Params,
+    validate_params,
+)
 from jaxprune.engine import resolve as resolve_engine
-from jaxprune.metrics import METRIC_NAMES
 from jaxprune.progress import ProgressBar
 from jaxprune.results import SPEC_FILE, STOP_FILE
 from jaxprune.stopping import SweepInterrupted
-from jaxprune.training import make_seed_runs
+from jaxprune.training import HISTORY_NAMES, make_seed_runs
 
 RUN_AXIS = "runs"
 
@@ -120,6 +128,7 @@ def executable(
 def clear_compiled() -> None:
     """Forget every compiled chunk function (the next sweep traces and compiles anew)."""
     compiled_chunk.cache_clear()
+    _compiled_run.cache_clear()
     _EXECUTABLES.clear()
 
 
@@ -181,11 +190,21 @@ def _frame(group: grid_lib.RunGroup, chunk: Chunk, outputs, with_state: bool = F
         values = np.swapaxes(np.asarray(values)[:num_seeds, :num_points], 0, 1)
         return values.reshape(num_points * num_seeds, *values.shape[2:])
 
-    history = {name: rows(getattr(history, name)) for name in METRIC_NAMES}
+    history = {name: rows(getattr(history, name)) for name in HISTORY_NAMES}
     frame = results.history_frame(
         group.config, _run_columns(group, chunk), group.config.logged_steps(), history
     )
     return frame, None if states is None else jax.tree.map(rows, states)
+
+
+@functools.cache
+def _compiled_run(config: Config):
+    """`training.make_seed_runs(config)` vmapped over seeds (S,) and jitted: (Params (R,),
+    Dims (R,), seeds (S,)) -> history and states with leading axes (S, R). `train` calls it
+    with one seed, a batch of one as a CPU sweep's chunk computes each seed (`lax.map` in
+    batches of `chunking.seeds_vmapped`), so that it compiles to the same numbers, bit for
+    bit."""
+    return jax.jit(jax.vmap(make_seed_runs(config), in_axes=(None, None, 0)))
 
 
 def train(config: Config, params: Params, seed: int, return_state: bool = False):
@@ -193,15 +212,31 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     its final RunState (weights (K, m, d), bias (K, m), mask (K, m, d), ...; with the Gram
     engine also its `coefficients`). frame.attrs["engines"] records the engine that trained it.
 
-    It is the run `sweep` computes for the same (config, params, seed): the same random draws,
-    the same steps, numbers equal up to float32 rounding (its `run` column is 0).
+    It calls the seed function `training.make_seed_runs(config)`, jitted, on this one run (no
+    planner, chunks or threads): the run `sweep` computes for the same (config, params, seed),
+    with the same random draws and the same steps, equal on CPU bit for bit (its `run` column
+    is 0).
     """
-    (group,) = grid_lib.plan(config, {}, grid_lib.normalize_seeds([seed]), params)
-    shape = ChunkShape(1, 1, 1)
-    (chunk,) = chunking.chunks_of(0, 1, 1, shape)
-    outputs = _dispatch(group, chunk, shape, with_state=return_state)
-    frame, states = _frame(group, chunk, outputs, with_state=return_state)
-    frame.attrs["engines"] = engines([group])
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a jaxprune.Config, got {type(config).__name__}.")
+    params = validate_params(params)
+    for name in PARAMS_FIELDS:
+        if np.ndim(getattr(params, name)) != 0:
+            raise ValueError(
+                f"params.{name} = {getattr(params, name)!r} is invalid: must be a scalar; "
+                f"use sweep for several values."
+            )
+    (seed,) = grid_lib.normalize_seeds([seed])
+    values = {name: np.float64(getattr(params, name)) for name in PARAMS_FIELDS}
+    points = Params(**{name: jnp.asarray([v], jnp.float32) for name, v in values.items()})
+    dims = jax.tree.map(lambda v: jnp.asarray([v], jnp.int32), Dims.of(config))
+    history, states = _compiled_run(config)(points, dims, jnp.asarray([seed], jnp.int32))
+    history, states = jax.tree.map(lambda v: v[0], (history, states))
+    columns = {"run": np.zeros(1, np.int64), "seed": np.asarray([seed], np.int64)}
+    columns.update({name: np.asarray([v]) for name, v in values.items()})
+    logs = {name: np.asarray(getattr(history, name)) for name in HISTORY_NAMES}
+    frame = results.history_frame(config, columns, config.logged_steps(), logs)
+    frame.attrs["engines"] = [{"engine": resolve_engine(config)}]
     if not return_state:
         return frame
     return frame, jax.tree.map(lambda v: v[0], states)

@@ -1,21 +1,24 @@
-"""One training run as a pure function: sample, prune, masked (minibatch) gradient steps of the
-run's optimizer, measure (SPEC §2.4).
+"""The training of a seed's runs as one pure function: init, a `lax.scan` over the logged
+blocks, the history it returns (SPEC §2.4).
 
-`make_run(config)` returns `run(params, seed) -> (history, final_state)`. It is written for one
-run; the sweep vmaps it over the Params of runs that share a seed, so everything drawn from the
-seed (data, test set, initial weights, mask uniforms, minibatch indices) is drawn once and
-shared, and the noise enters as one matrix product for all of those runs (see
-`jaxprune.data`). The Python control flow depends on `config` only.
+`make_seed_runs(config)` returns `runs(points, dims, seed) -> (history, states)`, which trains
+the R runs (Params `points`) of one seed: they share the seed's draws (data, test set, initial
+weights, mask uniforms, minibatch indices), drawn once, and their steps are vmapped over the
+points. `runner.sweep` maps it over the seeds of a chunk; `runner.train` jits it for one run.
+`make_run(config)` is the same for one run (scalar Params). The steps are those of an engine
+(`jaxprune.engine`): `make_dense_engine` (here, `gd_step` on the filters) or
+`jaxprune.gram.make_engine`. The Python control flow depends on `config` only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jaxprune import gram, model
+from jaxprune import cache, flow, gram, model
 from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, draw_sample
 from jaxprune.engine import Engine, resolve
@@ -31,6 +34,9 @@ from jaxprune.state import (
     settle,
     step_unless_frozen,
 )
+
+# Every compiled path imports this module: the persistent compilation cache is set up first.
+cache.configure()
 
 
 def gd_step(
@@ -67,17 +73,126 @@ def make_dense_engine(
 ) -> Engine:
     """The dense engine (`jaxprune.engine.Engine`) of the runs `points` (leaves (R,)) of the
     seed whose root key is `key` and training draws `train`, with their own shapes `dims`
-    (leaves (R,)) in the bucket `config`: `init_state`, then `gd_step` on the filters."""
+    (leaves (R,)) in the bucket `config`: `init_state`, then `gd_step` on the filters (for
+    gradient flow: the masked gradient in the filters and biases)."""
 
     def step(states: RunState, indices) -> RunState:
         batch = train if indices is None else minibatch(train, indices)
         update = jax.vmap(lambda params, dims, state: gd_step(config, params, batch, state, dims))
         return update(points, dims, states)
 
+    def gradient(params: Params, dims: Dims, constants: None, state: RunState):
+        """The full-batch loss L(W ⊙ M) of one run's state and the direction of a 'gd' step,
+        {'weights': M ⊙ grad_W L, 'bias': grad_b L}."""
+        loss, (grad_w, grad_b) = jax.value_and_grad(model.sample_loss, argnums=(2, 3))(
+            config, params, state.weights, state.bias, train, dims
+        )
+        return loss, {"weights": grad_w * state.mask, "bias": grad_b}
+
     initial = jax.vmap(lambda params, dims: init_state(config, params, key, train, dims))(
         points, dims
     )
-    return Engine(initial=initial, step=step, run_state=lambda states: states)
+    return Engine(
+        initial=initial,
+        step=step,
+        run_state=lambda states: states,
+        variables=("weights", "bias"),
+        constants=None,
+        gradient=gradient,
+    )
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How the runs' training ended so far, beyond their states (leaves (R,)).
+
+    converged_at: float32, the GD-equivalent step at which the run's training loss reached
+    loss_tol (under 'flow' the event's time s*, under the other optimizers converged_step), or
+    NaN. solver_failed: bool, the 'flow' solver hit Config.flow_max_steps (False otherwise)."""
+
+    converged_at: jax.Array
+    solver_failed: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class History(Metrics):
+    """What the training loop logs: every `Metrics` field, then converged_time (lr x
+    Outcome.converged_at: the time t at which the loss reached loss_tol, NaN before) and
+    solver_failed (`Outcome`); leaves (R, T) over `Config.logged_steps()` for R runs."""
+
+    converged_time: jax.Array
+    solver_failed: jax.Array
+
+
+HISTORY_NAMES = tuple(f.name for f in dataclasses.fields(History))
+
+
+def make_gd_advance(config: Config, engine: Engine, key: jax.Array):
+    """advance(states, outcome, start, length) -> (states, outcome): the runs' optimizer steps
+    start, ..., start + length - 1 (`engine.step`), or fewer once every run is frozen (a
+    `while_loop` checked at every step). The step counter is shared by the runs (not batched),
+    so step t's minibatch (`optimizers.minibatch_indices` from fold_in(key, BATCH_STREAM) and
+    t) is one gather for all of them."""
+    batch_key = jax.random.fold_in(key, BATCH_STREAM)
+
+    def step(carry: tuple[jax.Array, Any]) -> tuple[jax.Array, Any]:
+        t, states = carry
+        indices = None
+        if config.batch_size is not None:
+            indices = minibatch_indices(config, batch_key, t)
+        return t + 1, engine.step(states, indices)
+
+    def advance(states: Any, outcome: Outcome, start: jax.Array, length: int):
+        def going(carry: tuple[jax.Array, Any]) -> jax.Array:
+            t, states = carry
+            return (t < start + length) & ~states.frozen.all()
+
+        return jax.lax.while_loop(going, step, (start, states))[1], outcome
+
+    return advance
+
+
+def make_flow_advance(config: Config, engine: Engine, points: Params, dims: Dims):
+    """advance(states, outcome, start, length) -> (states, outcome): each run's gradient flow
+    from GD-equivalent step `start` to start + length (`flow.solve`, vmapped over the runs,
+    each with its own solver steps), or to its loss_tol event, where it freezes with
+    converged_step = ceil(s*); a run the solver cannot finish is flagged solver_failed and
+    frozen. Frozen runs keep their state; once all are frozen nothing is solved (`lax.cond`).
+    Every run's step becomes start + length."""
+
+    def advance(states: Any, outcome: Outcome, start: jax.Array, length: int):
+        active = ~(states.frozen | outcome.solver_failed)
+        return jax.lax.cond(
+            active.any(), solve, lambda *_: (states, outcome), states, outcome, start, length
+        )
+
+    def solve(states: Any, outcome: Outcome, start: jax.Array, length: int):
+        end = start + length
+        one = flow.solve(config, engine, start.astype(jnp.float32), end.astype(jnp.float32))
+        solved, stop, reached, failed = jax.vmap(one)(points, dims, engine.constants, states)
+        active = ~(states.frozen | outcome.solver_failed)
+
+        def keep(new: jax.Array, old: jax.Array) -> jax.Array:
+            return jnp.where(active.reshape(active.shape + (1,) * (new.ndim - 1)), new, old)
+
+        reached &= active
+        states = dataclasses.replace(
+            states,
+            **{n: keep(getattr(solved, n), getattr(states, n)) for n in engine.variables},
+            step=jnp.full_like(states.step, end),
+            converged_step=jnp.where(
+                reached, jnp.ceil(stop).astype(states.step.dtype), states.converged_step
+            ),
+        )
+        outcome = Outcome(
+            converged_at=jnp.where(reached, stop, outcome.converged_at),
+            solver_failed=outcome.solver_failed | (active & failed),
+        )
+        return states, outcome
+
+    return advance
 
 
 def make_seed_runs(config: Config):
@@ -85,112 +200,116 @@ def make_seed_runs(config: Config):
 
     runs(points, dims, seed) -> (history, states): `points` is Params with leaves (R,), `dims`
     the runs' own shapes, Dims with int leaves (R,), each at most `config`'s (the bucket: see
-    `jaxprune.grid`), `seed` an int scalar; `history` is Metrics with leaves (R, T) over
-    `config.logged_steps()`, `states` the final RunStates with a leading axis (R,), padded to
-    the bucket's shape (padding pruned and zero).
+    `jaxprune.grid`), `seed` an int scalar; `history` is a `History` (Metrics and the runs'
+    outcome) with leaves (R, T) over `config.logged_steps()`, `states` the final RunStates
+    with a leading axis (R,), padded to the bucket's shape (padding pruned and zero).
+
+    A run, top to bottom:
+
+    1. Init. The seed's draws (training set, test set, initial weights, mask uniforms,
+       minibatch indices) depend on no Params, so the R runs share them: drawn once, with
+       the runs' steps vmapped over the points and the draws unbatched (the noise enters as
+       one matrix product for all R runs). The engine `engine.resolve(config)`
+       (`make_dense_engine`, or `gram.make_engine`) prunes the initial weights.
+    2. Log step 0, then the loop: a `lax.scan` over the config.steps // config.log_every
+       blocks; a block advances the runs log_every steps and logs them. Under 'gd',
+       'momentum' and 'adam' the advance is `make_gd_advance` (a `while_loop` of steps that
+       stops once every run is frozen, i.e. converged to loss_tol or diverged); under 'flow'
+       it is `make_flow_advance` (the ODE solved to the block's end or the loss_tol event).
+       Once every run is frozen a block advances nothing, so a sweep with loss_tol steps as
+       far as its slowest run needs, not the step cap; its logs are still measured (a frozen
+       run's measurement equals its last). (Skipping them by `lax.cond` would save the
+       measurements but changes how XLA compiles them on CPU, and with it their last bits.)
+       A trailing partial block of config.steps % config.log_every steps ends the loop.
+    3. Log: `metrics.measure` of every run on its `RunState` (`engine.run_state`); the runs are
+       then settled with the measured training loss (a run whose loss reached loss_tol, or
+       turned non-finite, is frozen from this step).
+    4. Return: the history is what the loop returns, the logs stacked over the logged steps;
+       the final states, as the dense engine holds them, with step = config.steps.
 
     Every draw is made at the bucket's shape and is coordinate-stable (see
     `data.draw_sample`, `model.neuron_draws`), so a run equals the same run drawn alone at its
     own shape; padded coordinates, neurons and samples are masked out of the network, the loss
-    and every measurement. Every matrix product runs at config.matmul_precision. With
-    config.batch_size set, dims.n_train must equal config.n_train (minibatches are drawn from
-    all n_train samples).
-
-    The R runs share the seed's draws (data, test set, initial weights, mask uniforms and
-    minibatch indices: none depends on Params), so they are drawn once and the runs' steps are
-    vmapped over the points with the draws unbatched: the noise enters as one matrix product
-    for all R runs. The steps run in `while_loop`s that end once every run is frozen (converged
-    to loss_tol, or diverged), checked at every step: a frozen run no longer changes, so the
-    measurements it skips equal its last one and are filled in from it, and a sweep with
-    loss_tol costs what its slowest run needs, not the step cap. The loop's counters are shared
-    by the runs (not batched), so step t's minibatch stays one gather for all of them.
+    and every measurement. Every matrix product runs at config.matmul_precision.
 
     With config.batch_size set, step t uses the minibatch `optimizers.minibatch_indices` draws
-    from fold_in(key(seed), BATCH_STREAM) and t. loss_tol then applies to the full training loss
-    at the logged measurements: a run freezes at the first logged step whose training loss is
-    <= loss_tol, and records it as converged_step.
-
-    The steps are those of the engine `engine.resolve(config)`: `make_dense_engine`, or
-    `gram.make_engine`; either way the measurements are taken on the run's `RunState`.
+    from fold_in(key(seed), BATCH_STREAM) and t, and dims.n_train must equal config.n_train.
+    loss_tol then applies to the full training loss at the logged measurements: a run freezes
+    at the first logged step whose training loss is <= loss_tol, and records it as
+    converged_step. With full batches a run freezes at the first step whose loss is <=
+    loss_tol (`state.step_unless_frozen`), or under 'flow' at the event.
     """
     make_engine = gram.make_engine if resolve(config) == "gram" else make_dense_engine
-    full_blocks, rest = divmod(config.steps, config.log_every)
-    num_logs = len(config.logged_steps())
+    blocks, rest = divmod(config.steps, config.log_every)
+    starts = jnp.arange(blocks, dtype=jnp.int32) * config.log_every
 
-    def runs(points: Params, dims: Dims, seed: jax.Array) -> tuple[Metrics, RunState]:
+    def runs(points: Params, dims: Dims, seed: jax.Array) -> tuple[History, RunState]:
         with (
             jax.default_matmul_precision(config.matmul_precision),
             jax.threefry_partitionable(True),
         ):
-            return seed_runs(points, dims, seed)
+            # 1. Init: the seed's draws and the runs' pruned initial states.
+            key = jax.random.key(seed)
+            train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
+            test = draw_test(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
+            engine = make_engine(config, key, train, points, dims)
+            if config.optimizer == "flow":
+                advance = make_flow_advance(config, engine, points, dims)
+            else:
+                advance = make_gd_advance(config, engine, key)
+            outcome = Outcome(
+                converged_at=jnp.full(points.lr.shape, jnp.nan, jnp.float32),
+                solver_failed=jnp.zeros(points.lr.shape, bool),
+            )
 
-    def seed_runs(points: Params, dims: Dims, seed: jax.Array) -> tuple[Metrics, RunState]:
-        key = jax.random.key(seed)
-        train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
-        test = draw_test(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
-        batch_key = jax.random.fold_in(key, BATCH_STREAM)
-        engine = make_engine(config, key, train, points, dims)
+            def log(states: Any, outcome: Outcome) -> tuple[Any, Outcome, History]:
+                """3. Measure the runs, then settle them with the measured training loss."""
+                run_states = engine.run_state(states)
+                metrics = jax.vmap(
+                    lambda params, dims, state: measure(config, params, state, train, test, dims)
+                )(points, dims, run_states)
+                settled = jax.vmap(
+                    lambda state, loss: settle(config, state, loss, state.weights, state.bias)
+                )(run_states, metrics.train_loss)
+                ended = dict(converged_step=settled.converged_step, diverged=settled.diverged)
+                states = dataclasses.replace(states, **ended)
+                converged = jnp.isnan(outcome.converged_at) & (settled.converged_step >= 0)
+                outcome = dataclasses.replace(
+                    outcome,
+                    converged_at=jnp.where(
+                        converged, settled.converged_step.astype(jnp.float32), outcome.converged_at
+                    ),
+                )
+                measured = {f.name: getattr(metrics, f.name) for f in dataclasses.fields(metrics)}
+                history = History(
+                    **{**measured, **ended},
+                    converged_time=points.lr * outcome.converged_at,
+                    solver_failed=outcome.solver_failed,
+                )
+                return states, outcome, history
 
-        def log(points: Params, states):
-            """Measure, and settle the states with the measurement (a run whose loss reached
-            loss_tol, or turned non-finite, is frozen from this step)."""
-            run_states = engine.run_state(states)
-            metrics = jax.vmap(
-                lambda params, dims, state: measure(config, params, state, train, test, dims)
-            )(points, dims, run_states)
-            settled = jax.vmap(
-                lambda state, loss: settle(config, state, loss, state.weights, state.bias)
-            )(run_states, metrics.train_loss)
-            outcome = dict(converged_step=settled.converged_step, diverged=settled.diverged)
-            return dataclasses.replace(states, **outcome), dataclasses.replace(metrics, **outcome)
+            def block(carry: tuple[Any, Outcome, History], start: jax.Array, length: int):
+                """Advance `length` steps from `start` (nothing once every run is frozen), log."""
+                states, outcome, _ = carry
+                logged = log(*advance(states, outcome, start, length))
+                return logged, logged[-1]
 
-        def step(carry: tuple[jax.Array, RunState]) -> tuple[jax.Array, RunState]:
-            t, states = carry
-            indices = None
-            if config.batch_size is not None:
-                indices = minibatch_indices(config, batch_key, t)
-            return t + 1, engine.step(states, indices)
+            # 2. The loop: step 0, the full blocks, the partial one.
+            carry = log(engine.initial, outcome)
+            first = carry[-1]
+            carry, logs = jax.lax.scan(
+                lambda carry, start: block(carry, start, config.log_every), carry, starts
+            )
+            logs = [jax.tree.map(lambda v: v[None], first), logs]
+            if rest:
+                carry, last = block(carry, jnp.int32(blocks * config.log_every), rest)
+                logs.append(jax.tree.map(lambda v: v[None], last))
 
-        def advance(states: RunState, start: jax.Array, length: int) -> RunState:
-            """Steps start, ..., start + length - 1, or fewer once every run is frozen."""
-
-            def going(carry: tuple[jax.Array, RunState]) -> jax.Array:
-                t, states = carry
-                return (t < start + length) & ~states.frozen.all()
-
-            return jax.lax.while_loop(going, step, (start, states))[1]
-
-        def block(carry: tuple[jax.Array, RunState, Metrics]):
-            logged, states, history = carry
-            start = (logged - 1) * config.log_every
-            states, metrics = log(points, advance(states, start, config.log_every))
-            history = jax.tree.map(lambda h, v: h.at[:, logged].set(v), history, metrics)
-            return logged + 1, states, history
-
-        def unfinished(carry: tuple[jax.Array, RunState, Metrics]) -> jax.Array:
-            logged, states, _ = carry
-            return (logged <= full_blocks) & ~states.frozen.all()
-
-        states = engine.initial
-        states, first = log(points, states)
-        history = jax.tree.map(lambda v: jnp.zeros(v.shape + (num_logs,), v.dtype), first)
-        history = jax.tree.map(lambda h, v: h.at[:, 0].set(v), history, first)
-        logged, states, history = jax.lax.while_loop(
-            unfinished, block, (jnp.int32(1), states, history)
-        )
-        # Every run is frozen: the measurements it skipped equal its last one.
-        skipped = jnp.arange(num_logs) >= logged
-        history = jax.tree.map(
-            lambda h: jnp.where(skipped, jax.lax.dynamic_slice_in_dim(h, logged - 1, 1, 1), h),
-            history,
-        )
-        if rest:
-            start = jnp.int32(full_blocks * config.log_every)
-            states, last = log(points, advance(states, start, rest))
-            history = jax.tree.map(lambda h, v: h.at[:, -1].set(v), history, last)
-        states = engine.run_state(states)
-        steps = jnp.full_like(states.step, config.steps)
-        return history, dataclasses.replace(states, step=steps)
+            # 4. Return: the history (R, T) and the final states.
+            history = jax.tree.map(lambda *v: jnp.moveaxis(jnp.concatenate(v), 0, 1), *logs)
+            states = engine.run_state(carry[0])
+            steps = jnp.full_like(states.step, config.steps)
+            return history, dataclasses.replace(states, step=steps)
 
     return runs
 
@@ -199,12 +318,12 @@ def make_run(config: Config):
     """Factory: the pure single-run function for `config`, `make_seed_runs` of one point.
 
     run(params, seed) -> (history, state): `params` holds scalar leaves, `seed` is an int scalar;
-    `history` is Metrics with a leading axis (T,) over `config.logged_steps()`, `state` the final
-    RunState.
+    `history` is a `History` with a leading axis (T,) over `config.logged_steps()`, `state` the
+    final RunState.
     """
     runs = make_seed_runs(config)
 
-    def run(params: Params, seed: jax.Array) -> tuple[Metrics, RunState]:
+    def run(params: Params, seed: jax.Array) -> tuple[History, RunState]:
         one = jax.tree.map(lambda v: jnp.asarray(v)[None], (params, Dims.of(config)))
         history, states = runs(*one, seed)
         return jax.tree.map(lambda v: v[0], (history, states))
