@@ -179,7 +179,7 @@ def open_directory(out: Path, spec_hash: str, overwrite: bool) -> dict | None:
             str(out),
             f"holds no jaxprune sweep but holds {_listing(foreign)}: choose a new or empty "
             f"directory ({{0}} only ever removes a sweep's own files).",
-            Option("overwrite"),
+            Option("overwrite", quoted=False),
         )
     if overwrite:
         remove_own_files(out)
