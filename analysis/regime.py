@@ -8,6 +8,9 @@ law from d ~ 10^4).
 `compute` reads the sweep directories, `classes.parquet`, `coefficients.parquet` and `run.json`
 and computes every number with the statistics of `analysis.stats` (`fit_logistic_threshold`,
 `paired_slopes`) and scipy's chi-square and Fisher tails.
+
+Length: ~500 lines, kept whole as the superseded section's computation (no new work goes here;
+the E0-E2 section replaces it); its text, figures and statistics live elsewhere.
 """
 
 from __future__ import annotations

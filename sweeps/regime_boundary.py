@@ -343,7 +343,7 @@ def main(argv=None) -> None:
             live = pd.concat([pd.read_parquet(path), live], ignore_index=True)
             live = live.drop_duplicates(keys, keep="last").reset_index(drop=True)
         live.to_parquet(path)
-        rec.record_pass("live", len(live_rows), len(live_rows), time.perf_counter() - t0,
+        rec.record_pass("live", len(live_rows), 0, time.perf_counter() - t0,  # no training
                         {"purpose": "live signal neurons per class from each run's init"})  # fmt: skip
 
     if "H" in only:
