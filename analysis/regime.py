@@ -1,7 +1,8 @@
 """The superseded regime section's numbers: Yang et al.'s claims at sigma_0 sigma sqrt(d) = 0.1,
 from the results of `sweeps/theory_regime.py` (`analysis.regime_render` formats them; the E0-E2
-section, `analysis.boundary`, replaces the section because that init scale breaks the unpruned
-law from d ~ 10^4).
+section, `analysis.boundary`, replaces it: that init scale lies above the Kou-type condition
+sigma_0 sigma sqrt(d) <~ sqrt(n/d) from d ~ 800 at n = 8, and m = 5 leaves mask combinatorics to
+decide most outcomes).
 
     result = compute("results/theory_regime")      # RegimeResult: numbers and verdicts
 
