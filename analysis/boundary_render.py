@@ -34,7 +34,7 @@ def theorist_paragraph(result: BoundaryResult) -> str:
     parts = []
     for label, status in result.e0_verdicts.items():
         rows = e0[(e0.init == label)]
-        parts.append(f"at {label} the collapse {status} (s50 from {rows.s50.iloc[0]:.2g} at "
+        parts.append(f"at {label} the collapse verdict is '{status}' (s50 from {rows.s50.iloc[0]:.2g} at "
                      f"d = {rows.dim.iloc[0]:g} to {rows.s50.iloc[-1]:.2g} at d = "
                      f"{rows.dim.iloc[-1]:g})")  # fmt: skip
     text = (f"At {s['size']} size (n = {s['n_train']}, K = 2, GD on the Gram engine, eta sigma^2 d "

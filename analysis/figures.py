@@ -2,6 +2,9 @@
 
 Every function takes frames (or the tables of `stats`) and a path, and writes one readable figure:
 labelled axes with units, legends and colour bars.
+
+Length: the one figures module of the report (every section's figures) is longer than ~400
+lines on purpose.
 """
 
 from __future__ import annotations

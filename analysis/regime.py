@@ -1,13 +1,17 @@
 """The superseded regime section's numbers: Yang et al.'s claims at sigma_0 sigma sqrt(d) = 0.1,
 from the results of `sweeps/theory_regime.py` (`analysis.regime_render` formats them; the E0-E2
-section, `analysis.boundary`, replaces the section because that init scale breaks the unpruned
-law from d ~ 10^4).
+section, `analysis.boundary`, replaces it: that init scale lies above the Kou-type condition
+sigma_0 sigma sqrt(d) <~ sqrt(n/d) from d ~ 800 at n = 8, and m = 5 leaves mask combinatorics to
+decide most outcomes).
 
     result = compute("results/theory_regime")      # RegimeResult: numbers and verdicts
 
 `compute` reads the sweep directories, `classes.parquet`, `coefficients.parquet` and `run.json`
 and computes every number with the statistics of `analysis.stats` (`fit_logistic_threshold`,
 `paired_slopes`) and scipy's chi-square and Fisher tails.
+
+Length: ~500 lines, kept whole as the superseded section's computation (no new work goes here;
+the E0-E2 section replaces it); its text, figures and statistics live elsewhere.
 """
 
 from __future__ import annotations

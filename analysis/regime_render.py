@@ -1,7 +1,8 @@
 """The superseded regime section's text (`sweeps/theory_regime.py`, sigma_0 sigma sqrt(d) = 0.1
 at every d): `render` formats an `analysis.regime.RegimeResult` and draws its figures
 (`analysis.figures.regime_*`); `summary` is its paragraph for a theorist. The E0-E2 section
-(`analysis.boundary`) replaces it: that init scale breaks the unpruned law from d ~ 10^4.
+(`analysis.boundary`) replaces it: that init scale lies above the Kou-type condition
+sigma_0 sigma sqrt(d) <~ sqrt(n/d) at the section's n = 8 from d ~ 800.
 """
 
 from __future__ import annotations

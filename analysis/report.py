@@ -48,7 +48,7 @@ SCRIPTS = {
 N_BOOT = {"full": 2000, "quick": 1000, "smoke": 50}
 SUPERSEDED = (
     "**Stale: superseded by the E0-E2 section above.** These runs hold sigma_0 sigma sqrt(d) = "
-    "0.1 at every d, an initial scale the theorems exclude from d ~ 10^4 (E0)."
+    "0.1 at every d, above the Kou-type condition sqrt(n/d) once d > 100 n (n = 8: d > 800)."
 )
 
 

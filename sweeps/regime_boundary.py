@@ -338,12 +338,12 @@ def main(argv=None) -> None:
             ]  # fmt: skip
         live = pd.DataFrame(rows)
         path = rec.out / "live.parquet"
-        if path.exists():  # keep the rows of experiments not run in this invocation
-            old = pd.read_parquet(path)
-            old = old[~old.experiment.isin(live.experiment.unique())]
-            live = pd.concat([old, live], ignore_index=True)
+        if path.exists():  # keep the rows of runs not counted in this invocation
+            keys = ["experiment", "dim", "width", "prune_frac", "seed", "class"]
+            live = pd.concat([pd.read_parquet(path), live], ignore_index=True)
+            live = live.drop_duplicates(keys, keep="last").reset_index(drop=True)
         live.to_parquet(path)
-        rec.record_pass("live", len(live_rows), len(live_rows), time.perf_counter() - t0,
+        rec.record_pass("live", len(live_rows), 0, time.perf_counter() - t0,  # no training
                         {"purpose": "live signal neurons per class from each run's init"})  # fmt: skip
 
     if "H" in only:

@@ -44,7 +44,8 @@ fitted its training set). Results under DIR (default results/theory_regime[-quic
   (a run is deterministic per seed, so training for t steps reproduces its trajectory at t).
 
 Re-running the same command resumes the sweeps and reuses the parquet files of a finished
-pass; `analysis/regime.py` (compute, render) turns DIR into the report's regime section.
+pass; `analysis/regime.py` (compute) and `analysis/regime_render.py` (render) turn DIR into the
+report's superseded regime section (the E0-E2 section of `sweeps/regime_boundary.py` replaces it).
 """
 
 from __future__ import annotations
