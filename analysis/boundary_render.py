@@ -2,7 +2,7 @@
 draws its figures (`analysis.figures.boundary_*`); `theorist_paragraph` says what holds, what
 fails and what the simulation cannot decide.
 
-    PYTHONPATH=. python -m analysis.boundary_render DIR [--out FOLDER] [--n-boot N]
+    python -m analysis.boundary_render DIR [--out FOLDER] [--n-boot N]
 """
 
 from __future__ import annotations

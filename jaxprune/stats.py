@@ -7,7 +7,11 @@ statistics (paired contrasts, family-wise control, bootstrap) on top of these.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
+from scipy import optimize as _scipy_optimize
 from scipy import stats as _scipy_stats
 
 LEVEL = 0.95
@@ -56,3 +60,75 @@ def grouped_mean_ci(series, by, level: float = LEVEL):
     with np.errstate(invalid="ignore", divide="ignore"):
         half = t_quantile(np.maximum(n - 1, 1), level) * groups.std(ddof=1) / np.sqrt(n)
     return pd.DataFrame({"mean": groups.mean(), "half_width": half.where(n >= 2), "n": n})
+
+
+@dataclasses.dataclass(frozen=True)
+class LogisticFit:
+    """P(y = 1 | x) = sigmoid(a + b x) fitted by maximum likelihood to n binary outcomes.
+
+    x50 = -a / b (where P = 1/2) with its Wald interval [x50_low, x50_high] at `level` (delta
+    method from the inverse observed information). When the maximum-likelihood estimate does
+    not exist (no outcomes, a single x value, all outcomes equal, or outcomes separated by x),
+    `estimable` is False, a and b are NaN, and [x50_low, x50_high] is the bracket that the data
+    allow: between the last x with a success and the first x with a failure (+-inf where open),
+    with x50 its midpoint (NaN when open). x_min, x_max: the range of the data's x."""
+
+    a: float
+    b: float
+    x50: float
+    x50_low: float
+    x50_high: float
+    n: int
+    successes: int
+    estimable: bool
+    x_min: float
+    x_max: float
+
+    def rises_through_half(self) -> bool:
+        """Whether the fitted curve rises (b > 0) through 1/2 inside the data's x range: only
+        then is x50 a threshold. A curve that falls, or crosses 1/2 outside the data (outcomes
+        that barely change with x), gives an extrapolated x50 that means nothing."""
+        return self.estimable and self.b > 0 and self.x_min <= self.x50 <= self.x_max
+
+
+def fit_logistic_threshold(x, y, level: float = LEVEL, trials=None) -> LogisticFit:
+    """Fit P(y = 1) = sigmoid(a + b x) to outcomes y in {0, 1} at x (finite values only); with
+    `trials`, y[i] successes out of trials[i] at x[i] (the same likelihood on counts)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    t = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y) & (t > 0)
+    x, y, t = x[ok], y[ok], t[ok]
+    n, k = int(t.sum()), int(y.sum())
+    ones, zeros = x[y > 0], x[y < t]
+    span = (float(x.min()), float(x.max())) if len(x) else (math.nan, math.nan)
+    if (
+        k in (0, n)
+        or len(np.unique(x)) < 2
+        or ones.min() >= zeros.max()
+        or ones.max() <= zeros.min()
+    ):
+        low, high = -math.inf, math.inf
+        if 0 < k < n and ones.min() >= zeros.max():  # successes at large x
+            low, high = float(zeros.max()), float(ones.min())
+        elif 0 < k < n and ones.max() <= zeros.min():
+            low, high = float(ones.max()), float(zeros.min())
+        mid = (low + high) / 2 if np.isfinite(low + high) else math.nan
+        return LogisticFit(math.nan, math.nan, mid, low, high, n, k, False, *span)
+    design = np.column_stack([np.ones(len(x)), x])
+
+    def negloglik(theta):
+        z = design @ theta
+        return float(np.sum(t * np.logaddexp(0, z) - y * z))
+
+    def gradient(theta):
+        return design.T @ (t * _scipy_stats.logistic.cdf(design @ theta) - y)
+
+    theta = _scipy_optimize.minimize(negloglik, np.zeros(2), jac=gradient, method="BFGS").x
+    prob = _scipy_stats.logistic.cdf(design @ theta)
+    info = design.T @ (design * (t * prob * (1 - prob))[:, None])
+    cov = np.linalg.inv(info)
+    a, b = theta
+    x50 = -a / b
+    grad = np.array([-1 / b, a / b**2])
+    half = float(t_quantile(np.inf, level)) * math.sqrt(float(grad @ cov @ grad))
+    return LogisticFit(float(a), float(b), float(x50), x50 - half, x50 + half, n, k, True, *span)

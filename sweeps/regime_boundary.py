@@ -1,6 +1,6 @@
 """The paper's claims in the theorems' form: E0, E1 and E2 of report/plan.md.
 
-    PYTHONPATH=. python sweeps/regime_boundary.py [--out DIR] [--quick | --smoke] [--only E0,E1,E2,H]
+    python sweeps/regime_boundary.py [--out DIR] [--quick | --smoke] [--only E0,E1,E2,H]
 
 The paper's model (`yang2023`: K = 2 orthogonal 1-sparse signals, noise orthogonal to them, ReLU
 CNN with the second layer fixed to 1/m, Bernoulli masks) at n = N_TRAIN, sigma = 1, with the
@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 
 import jaxprune
-from analysis.stats import fit_logistic_threshold
+from jaxprune.experiment import Recorder, parser
 from jaxprune.results import write_json
 from jaxprune.state import init_state
-from jaxprune.experiment import Recorder, parser
+from jaxprune.stats import fit_logistic_threshold
 
 N_TRAIN = 16
 WIDTH = 40
