@@ -45,18 +45,24 @@ def initial_state(config: Config, params: Params, seed: int) -> RunState:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class ClassOutcomes:
-    """Per class k, (K,) each. test_acc: accuracy on the test samples of true class k (their
-    prediction against k; NaN for a class without test samples). test_samples: their number.
+    """Per class k, (K,) each. test_correct: the test samples of true class k predicted as k;
+    test_samples: their number (`test_acc`: the fraction, NaN for a class without samples).
     signal_neurons: the class's neurons whose mask keeps its signal coordinate. live_neurons:
     those of them positive at init, <w_{k,r}(0) ⊙ M, mu_k> > 0 (with ReLU and noise orthogonal
     to the signals, the others are inactive on k's signal patch and never learn mu_k).
     signal_max: max_r <w_{k,r} ⊙ M, mu_k> / ||mu_k|| at the state measured."""
 
-    test_acc: jax.Array
+    test_correct: jax.Array
     test_samples: jax.Array
     signal_neurons: jax.Array
     live_neurons: jax.Array
     signal_max: jax.Array
+
+    @property
+    def test_acc(self) -> jax.Array:
+        """(K,): accuracy on the test samples of true class k, NaN where it has none."""
+        samples = self.test_samples
+        return jnp.where(samples > 0, self.test_correct / jnp.maximum(samples, 1), jnp.nan)
 
 
 def own_signal_alignment(config: Config, w_eff: jax.Array) -> jax.Array:
@@ -97,7 +103,7 @@ def class_outcomes(
     live = kept & (own_signal_alignment(config, initial.weights) > 0)
     alignment = jnp.where(valid, own_signal_alignment(config, state.weights), -jnp.inf)
     return ClassOutcomes(
-        test_acc=jnp.where(count > 0, correct / jnp.where(count > 0, count, 1), jnp.nan),
+        test_correct=correct.astype(jnp.int32),
         test_samples=count.astype(jnp.int32),
         signal_neurons=kept.sum(axis=1),
         live_neurons=live.sum(axis=1),

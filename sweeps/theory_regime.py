@@ -175,9 +175,9 @@ def class_outcomes(
     last = frame.iloc[-1]
     test = test_sample(config, seed) if test is None else test
     result = outcomes.class_outcomes(config, params, state, start, test)
-    counts = np.asarray(result.test_samples)
-    class_acc = np.asarray(result.test_acc, np.float64)
-    correct = np.rint(class_acc * counts)  # per class, exact integers
+    counts, correct = np.asarray(result.test_samples), np.asarray(result.test_correct)
+    with np.errstate(invalid="ignore"):  # a class without test samples: NaN
+        class_acc = correct / counts
     return pd.DataFrame(
         {
             "seed": seed,
