@@ -31,7 +31,6 @@ from typing import Any
 
 import diffrax
 import jax
-import jax.numpy as jnp
 import optimistix as optx
 
 from jaxprune.config import Config, Dims, Params

@@ -120,5 +120,7 @@ def test_gd_frames_get_time_and_flow_keeps_gd_step_columns(tiny, tiny_params):
     assert steps == pytest.approx(jaxprune.engine.FLOW_SOLVER_STEPS_PER_STEP * 10**4 + 4)
     assert jaxprune.engine.flow_solver_steps(flow.replace(flow_rtol=1e-6)) > 9 * steps
     assert jaxprune.engine.flow_solver_steps(flow.replace(flow_max_steps=100)) == 100
-    gd = jaxprune.engine.costs(flow.replace(optimizer="gd", steps=int(6 * steps)))["gram"]
+    evaluations = int(jaxprune.engine.FLOW_EVALUATIONS_PER_STEP * steps)  # as many GD steps
+    gd = flow.replace(optimizer="gd", steps=evaluations, log_every=evaluations)
+    gd = jaxprune.engine.costs(gd)["gram"]
     assert jaxprune.engine.costs(flow)["gram"].flops == pytest.approx(gd.flops)
