@@ -89,7 +89,7 @@ def check_choices(
     """Refuse a phase diagram of `frame` that names unknown columns or would average silently
     over a field that varies and is on no axis (ValueError naming the fields and the remedy)."""
     fields = swept_fields(frame)
-    identity = {*run_id_columns(frame), "seed", "step", "run"}
+    identity = {*run_id_columns(frame), "seed", "step", "time", "run"}  # time: lr x step
     measured = [  # numbers, and flags such as `diverged` (a cell shows their fraction)
         c for c in frame.columns if c not in identity and pd.api.types.is_numeric_dtype(frame[c])
     ]
