@@ -141,7 +141,7 @@ def _horizon(directory: Path, record: dict, logs: dict, n_boot: int) -> pd.DataF
     for key, meta in record["sweeps"].items():
         if not key.startswith("h-d") or not (directory / key).exists():
             continue
-        (label, sigma), dim = next(iter(meta["inits"].items())), meta["dim"]
+        label, dim = next(iter(meta["inits"])), meta["dim"]
         last = _final(directory, key)
         _, out = _outcomes(last, "mu_norm", meta["mus"])
         weights = seed_weights(out.shape[0], n_boot, seed=dim + 1)

@@ -33,8 +33,8 @@ from analysis.stats import (
     seed_weights,
     threshold_replicates,
 )
-from jaxprune.stats import LEVEL, mean_ci, t_quantile
 from jaxprune.experiment import invocation_table
+from jaxprune.stats import LEVEL, mean_ci, t_quantile
 
 CHANCE = 0.5  # K = 2
 LEARNED = 0.75  # a run (class) has learned when its test accuracy is >= this, midway to 1

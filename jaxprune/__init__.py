@@ -24,13 +24,23 @@ __version__ = "0.2.0"
 
 if TYPE_CHECKING:  # the public names for static readers (type checkers, the API reference)
     from jaxprune import (  # noqa: F401
-        cache, data, evaluation, masks, metrics, model, optimizers, outcomes, presets, state,
-        theory, training,
+        cache,
+        data,
+        evaluation,
+        masks,
+        metrics,
+        model,
+        optimizers,
+        outcomes,
+        presets,
+        state,
+        theory,
+        training,
     )  # fmt: skip
-    from jaxprune.config import Config, Params
-    from jaxprune.results import final, load
-    from jaxprune.runner import sweep, train
-    from jaxprune.state import RunState
+    from jaxprune.config import Config, Params  # noqa: F401 (for type checkers and mkdocstrings)
+    from jaxprune.results import final, load  # noqa: F401
+    from jaxprune.runner import sweep, train  # noqa: F401
+    from jaxprune.state import RunState  # noqa: F401
 
 # The public names and the modules that define them, imported on first use.
 _NAMES = {

@@ -42,7 +42,6 @@ from jaxprune.metrics import METRIC_NAMES
 from jaxprune.stopping import SweepInterrupted  # noqa: F401 (its home before)
 
 
-
 def history_frame(
     config: Config,
     run_columns: dict[str, np.ndarray],

@@ -29,8 +29,8 @@ Re-running the same command resumes; `python -m analysis.report --size SIZE` bui
 from __future__ import annotations
 
 import jaxprune
-from jaxprune.theory import init_matched_sigma
 from jaxprune.experiment import Recorder, parser
+from jaxprune.theory import init_matched_sigma
 
 LOSS_TOL = 0.05  # train until the mean training cross-entropy reaches this (or the step cap)
 

@@ -61,8 +61,8 @@ import pandas as pd
 import jaxprune
 from jaxprune import outcomes
 from jaxprune.data import observed_labels
-from jaxprune.results import write_json
 from jaxprune.experiment import Recorder, parser
+from jaxprune.results import write_json
 
 N_TRAIN = 8  # fixed n: d / n^2 >= 16 from d = 1000 up
 WIDTH = 5  # fixed m: (1 - p) m = 1 at p = 0.8, p^m = 1/2 at p = 0.87

@@ -402,7 +402,7 @@ def test_ctrl_c_during_compilation_exits_at_once(tmp_path):
     _, stderr = child.communicate(timeout=60)
     waited = time.perf_counter() - start
     assert child.returncode == 130 and "Traceback" not in stderr
-    assert stderr.splitlines()[-1].startswith(f"jaxprune sweep: interrupted: 0 of 1 chunks saved")
+    assert stderr.splitlines()[-1].startswith("jaxprune sweep: interrupted: 0 of 1 chunks saved")
     assert waited < 10, waited  # far below a compilation's time
     assert json.loads((out / "_sweep.json").read_text())["invocations"][0]["status"] == (
         "interrupted"

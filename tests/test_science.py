@@ -19,8 +19,8 @@ from scipy import stats as scipy_stats
 
 import jaxprune
 from analysis import grasp, mild, stats
-from jaxprune.stats import mean_ci
 from jaxprune import experiment
+from jaxprune.stats import mean_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 
