@@ -1,6 +1,14 @@
+import os
+
 import pytest
 
-from jaxprune import Config, Params
+# The suite compiles afresh, in this process and the subprocesses it starts: a persistent cache
+# warmed by earlier runs makes two jax.distributed processes start at different times (one
+# loads, the other compiles), and the suite's results must not depend on what an earlier run
+# left in ~/.cache. tests/test_cache.py sets its own cache directories.
+os.environ.setdefault("JAXPRUNE_NO_CACHE", "1")
+
+from jaxprune import Config, Params  # noqa: E402
 
 # Small enough to compile and train in about a second on a 2-core CPU.
 TINY = Config(
