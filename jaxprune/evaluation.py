@@ -21,13 +21,15 @@ exact in distribution at each measurement (not draw for draw; across measurement
 normals are mapped by each measurement's own factor, so the joint law of a run's test
 trajectory is not that of one fixed test set: each logged point is exact on its own).
 
-The factor is the triangular R of a QR decomposition of Uᵀ (`noise_factor`): Rᵀ R = U Uᵀ to float
-rounding, and the QR is backward stable even where U Uᵀ is singular (a neuron pruned whole,
-padded, or a combination of others, e.g. more neurons than the filters' span), where a Cholesky
-of U Uᵀ divides rounding noise by rounding noise. Each neuron's normals are drawn from its own
-key (`model.neuron_draws`) and the all-zero neurons are put last, so a run padded into a larger
-bucket (more neurons, coordinates or test samples) gets the same test draws as alone, to float
-rounding.
+The factor is a semidefinite Cholesky factor (`cholesky_factor`): U Uᵀ is singular whenever a
+neuron is pruned whole, padded (a bucket's padding) or a combination of others (e.g. more
+neurons than the filters' span), which LAPACK's Cholesky refuses and a jitter would alter. A
+pivot at or below K m eps times its diagonal drops its column (in exact arithmetic it is 0),
+so L Lᵀ = U Uᵀ to float rounding (Cholesky is backward stable on positive semidefinite
+matrices) without altering any variance. Ordered by neuron (k, r) with each neuron's normals
+drawn from its own key (`model.neuron_draws`), a run padded into a larger bucket (more
+neurons, coordinates or test samples) gets the same test draws as alone: its padded neurons
+have zero pivots and columns.
 
 'projected' is valid for every Config of this model (the test noise is Gaussian and
 independent of the filters whatever the mask criterion, activation, layout or signal). 'auto'
@@ -145,31 +147,35 @@ def noise_covariance(config: Config, w_eff: jax.Array) -> jax.Array:
     return u @ u.T
 
 
-def noise_factor(config: Config, w_eff: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(R, order): R (k, K m) with Rᵀ R = U_order U_orderᵀ, k = min(d, K m), U = `noise_filters`
-    of the masked filters w_eff (K, m, d) with its rows in `order` (K m,): the neurons whose
-    filter is not all zero first, in (k, r) order, then the zero ones (pruned whole or padded).
-    R is the triangular factor of a QR decomposition of U_orderᵀ (d, K m): backward stable
-    without forming U Uᵀ, so a singular U Uᵀ (zero rows, more neurons than the filters' span)
-    gives entries of R at rounding size where a Cholesky of U Uᵀ would divide rounding noise by
-    rounding noise. Zero rows last make R's columns of the nonzero neurons independent of how
-    many zero neurons a bucket pads in."""
-    u = noise_filters(config, w_eff)
-    zero = ~(u != 0).any(axis=1)
-    order = jnp.argsort(zero, stable=True)
-    return jnp.linalg.qr(u[order].T, mode="r"), order
+def cholesky_factor(covariance: jax.Array) -> jax.Array:
+    """Lower-triangular L (N, N) with L Lᵀ = covariance (N, N), positive semidefinite, possibly
+    singular: column j is dropped (zero) where its pivot is <= N eps covariance[j, j] (exactly
+    where a row is zero, e.g. a pruned or padded neuron; in exact arithmetic wherever neuron
+    j is a combination of neurons before it). Left-looking, one column per loop step."""
+    size = covariance.shape[-1]
+    diagonal = jnp.diagonal(covariance)
+    tolerance = size * jnp.finfo(covariance.dtype).eps
+    below = jnp.arange(size)
+
+    def column(j: jax.Array, factor: jax.Array) -> jax.Array:
+        residual = covariance[:, j] - factor @ factor[j]  # (N,): column j of the Schur complement
+        pivot = residual[j]
+        keep = pivot > tolerance * diagonal[j]
+        values = residual / jnp.sqrt(jnp.where(keep, pivot, 1.0))
+        return factor.at[:, j].set(jnp.where(keep & (below >= j), values, 0.0))
+
+    return jax.lax.fori_loop(0, size, column, jnp.zeros_like(covariance))
 
 
 def projected_noise_preactivations(
     config: Config, w_eff: jax.Array, test: ProjectedTest
 ) -> jax.Array:
     """The filters' products with the test set's standard noise rows, (n, Q, K, m), for masked
-    filters w_eff (K, m, d): each neuron's normals mapped by the factor R of `noise_factor`.
+    filters w_eff (K, m, d): the normals mapped by the `cholesky_factor` of `noise_covariance`.
     The law of `model.noise_preactivations(w_eff, draw_sample(...))`."""
     n, q, k, m = test.normals.shape
-    factor, order = noise_factor(config, w_eff)  # (rows, K m), rows = min(d, K m)
-    normals = test.normals.reshape(n, q, k * m)[..., order][..., : factor.shape[0]]
-    mapped = (normals @ factor)[..., jnp.argsort(order)]  # back to (k, r) order
+    factor = cholesky_factor(noise_covariance(config, w_eff))
+    mapped = test.normals.reshape(n, q, k * m) @ factor.T
     return mapped.reshape(n, q, k, m)
 
 

@@ -58,7 +58,10 @@ VARIANTS = [
     ("exact", True, "draw"),
     ("snip", False, "projected"),
 ]
-FIELDS = {"dim": [6, 9, 12], "width": [1, 2, 3], "n_train": [3, 4, 6], "n_test": [5, 7, 10]}
+# dim >= K m + K: the projected test set's covariance U U^T (K m = 6 neurons, the K signal
+# coordinates removed) is nonsingular at every value; where it is singular (d - K < K m) its
+# semidefinite Cholesky is not draw-for-draw stable under padding (docs/test-eval.md).
+FIELDS = {"dim": [8, 11, 16], "width": [1, 2, 3], "n_train": [3, 4, 6], "n_test": [5, 7, 10]}
 FIELD_MASKS = {
     "dim": ("bernoulli", "exact", "snip"),
     "width": ("bernoulli", "exact", "snip"),

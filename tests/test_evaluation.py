@@ -78,23 +78,20 @@ def test_explicit_samples_have_the_projected_covariance():
     np.testing.assert_allclose(np.cov(products.T), a @ a.T, atol=0.05 * scale, rtol=0)
 
 
-def test_noise_factor_of_singular_covariances():
-    """Rᵀ R = U Uᵀ (in the factor's order) for filters with a zero row and a dependent row; the
-    zero row goes last; a positive definite U Uᵀ gives LAPACK's Cholesky factor up to signs."""
+def test_cholesky_factor_of_singular_matrices():
+    """L Lᵀ = C for C positive semidefinite with zero rows and dependent rows; zero rows give
+    zero rows of L; a positive definite C gives LAPACK's Cholesky factor."""
     rng = np.random.default_rng(0)
-    config = jaxprune.Config(num_classes=2, width=4, dim=9, noise_orthogonal=False)
-    u = rng.normal(size=(8, 9)).astype(np.float32)
+    u = rng.normal(size=(7, 4)).astype(np.float32)
     u[2] = 0.0  # a pruned neuron
     u[5] = 2.0 * u[1] - u[3]  # a combination of earlier ones
-    factor, order = (np.asarray(a) for a in evaluation.noise_factor(config, u.reshape(2, 4, 9)))
-    assert list(order) == [0, 1, 3, 4, 5, 6, 7, 2]
-    c = u[order] @ u[order].T
-    np.testing.assert_allclose(factor.T @ factor, c, atol=1e-5 * float(np.abs(c).max()))
-    assert not factor[:, -1].any()  # the zero neuron's column
-    full = rng.normal(size=(8, 9)).astype(np.float32)
-    r, _ = evaluation.noise_factor(config, full.reshape(2, 4, 9))
+    c = jnp.asarray(u @ u.T)
+    factor = np.asarray(evaluation.cholesky_factor(c))
+    np.testing.assert_allclose(factor @ factor.T, c, atol=1e-5 * float(np.abs(c).max()))
+    assert not factor[2].any() and not factor[:, 2].any()
+    spd = jnp.asarray(u[:4].T @ u[:4] + np.eye(4, dtype=np.float32))
     np.testing.assert_allclose(
-        np.abs(np.asarray(r).T), np.abs(np.linalg.cholesky(full @ full.T)), rtol=1e-4, atol=1e-5
+        evaluation.cholesky_factor(spd), jnp.linalg.cholesky(spd), rtol=1e-5, atol=1e-6
     )
 
 
