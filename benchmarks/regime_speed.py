@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from bench import median_time  # benchmarks/ is this script's directory, as for gram.py
 
 import jaxprune
 from jaxprune import runner
@@ -51,15 +51,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_OPTIMIZER = "flow" if "flow" in OPTIMIZERS else "gd"
 KOU_DIMS = list(range(100, 1100, 10))
 KOU_MUS = np.round(np.arange(0, 10, 0.1), 1).tolist()
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def regime(dim: int, optimizer: str, test_eval: str):
