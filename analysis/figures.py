@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from jaxprune.plot import label, save_phase_diagram  # noqa: E402
+from jaxprune.cells import label  # noqa: E402
+from jaxprune.plot import save_phase_diagram  # noqa: E402
 from jaxprune.stats import grouped_mean_ci  # noqa: E402
 
 DPI = 130

@@ -13,7 +13,7 @@ seed, one compiled function per engine and d runs the engine's initialization (t
 forms its matrices there), L measurements and S steps with L and S as arguments, so one
 compilation times init, a measurement and a step apart (medians). Time per run of W3 =
 (init + 2 measurements + 1000 steps) / runs. Prints a table with the cost model's prediction
-(`jaxprune.engine.costs`), saves a log-log plot of time per run against d.
+(`jaxprune.engines.costs`), saves a log-log plot of time per run against d.
 """
 
 from __future__ import annotations
@@ -30,13 +30,11 @@ import pandas as pd
 from bench import median_time  # benchmarks/ is this script's directory, as for profile.py
 
 import jaxprune
-from jaxprune import engine
+from jaxprune import engines
 from jaxprune.config import PARAMS_FIELDS, Dims, Params
 from jaxprune.data import draw_sample
-from jaxprune.gram import make_engine as make_gram_engine
 from jaxprune.metrics import measure
 from jaxprune.state import TEST_STREAM, TRAIN_STREAM
-from jaxprune.training import make_dense_engine
 
 PRUNE = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
 SHORT = 20
@@ -74,7 +72,7 @@ def w3_figures(smoke: bool, full: bool, repeats: int) -> dict:
         per_step = (three - one) / (2 * short)
         dense_s = one + (config.steps - short) * per_step
         how = f"timed at {short} and {3 * short} steps, scaled to {config.steps} by steps"
-    costs = engine.costs(config)
+    costs = engines.costs(config)
     return {
         "runs": len(prune) * seeds,
         "gram_s": gram_s,
@@ -82,7 +80,7 @@ def w3_figures(smoke: bool, full: bool, repeats: int) -> dict:
         "dense_how": how,
         "measured_ratio": dense_s / gram_s,
         "model_ratio": costs["dense"].seconds / costs["gram"].seconds,
-        "auto": engine.resolve(config),
+        "auto": engines.resolve(config).name,
     }
 
 
@@ -109,14 +107,14 @@ def choice_figures(smoke: bool, repeats: int) -> pd.DataFrame:
             times[eng] = median_time(lambda a=args, k=kwargs: jaxprune.sweep(*a, **k), repeats)
         faster = min(times, key=times.get)
         rows.append({"config": name, "dense_s": times["dense"], "gram_s": times["gram"],
-                     "faster": faster, "auto": engine.resolve(config)})  # fmt: skip
+                     "faster": faster, "auto": engines.resolve(config).name})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def parts_function(config: jaxprune.Config, name: str):
     """jit(points, seed, logs, steps) -> a checksum: the engine's init, `logs` measurements of
     the seed's runs, `steps` steps (both counts traced: one compilation)."""
-    make = make_gram_engine if name == "gram" else make_dense_engine
+    make = engines.ENGINES[name].make
 
     @jax.jit
     def parts(points: Params, seed: jax.Array, logs: jax.Array, steps: jax.Array) -> jax.Array:
@@ -167,7 +165,7 @@ def scan_row(dim: int, name: str, runs: int, repeats: int, probe: int, n_test: i
         "log_ms_per_run": 1e3 * log / runs,
         "step_us_per_run": 1e6 * step / runs,
         "w3_s_per_run": total / runs,
-        "model_s_per_run": engine.costs(config)[name].seconds,
+        "model_s_per_run": engines.costs(config)[name].seconds,
         "compile_s": compile_s,
     }
 

@@ -22,9 +22,9 @@ from bench import matmul_peak, workloads
 
 from jaxprune.config import PARAMS_FIELDS, Params
 from jaxprune.data import draw_sample, num_noise_rows
+from jaxprune.dense import gd_step
 from jaxprune.metrics import measure
 from jaxprune.state import TEST_STREAM, TRAIN_STREAM, init_state
-from jaxprune.training import gd_step
 
 
 def timed(fn, *args, repeats: int = 7) -> float:

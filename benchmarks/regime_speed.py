@@ -6,7 +6,7 @@
 
 (a) One `sweeps/theory_regime.py` run to training loss 0.1 at d = 10^5 (n = 8, m = 5,
     n_test = 1000, eta sigma^2 d = 1, sigma_0 sigma sqrt(d) = 0.1, benign score 1): seconds per
-    run with the fast path (optimizer 'flow' where `jaxprune.config.OPTIMIZERS` has it, else
+    run with the fast path (optimizer 'flow' where `jaxprune.optimizers.OPTIMIZERS` has it, else
     'gd'; test_eval 'projected') against GD with the explicit test set ('draw'). Median over
     repeats of the compiled sweep of `--seeds` runs (compilation excluded).
 (b) With the fast path, seconds per run at d = 10^6 against 2 x (seconds to draw one run's
@@ -14,7 +14,7 @@
 (c) The Kou et al. grid (`kou2023` preset, 100 signal strengths x 10 seeds) on `--kou-dims` of
     its 100 dimensions, end to end from a cold start (compilation included), against a lean
     per-run loop of the same model: one `jax.jit` of draw, init, `lax.fori_loop` of
-    `training.gd_step` and the final test accuracy on the explicit test set, compiled once per
+    `dense.gd_step` and the final test accuracy on the explicit test set, compiled once per
     dimension (timed) and run on `--lean-runs` runs per dimension (extrapolated to the grid's
     1,000 per dimension).
 cache: `sweeps/kou2023_heatmap.py --quick --out NEW_DIR` twice in fresh processes sharing a
@@ -40,11 +40,11 @@ from bench import median_time  # benchmarks/ is this script's directory, as for 
 
 import jaxprune
 from jaxprune import runner
-from jaxprune.config import OPTIMIZERS
 from jaxprune.data import draw_sample
+from jaxprune.dense import gd_step
 from jaxprune.metrics import test_outputs
+from jaxprune.optimizers import OPTIMIZERS
 from jaxprune.state import TEST_STREAM, TRAIN_STREAM, init_state
-from jaxprune.training import gd_step
 from sweeps import theory_regime
 
 ROOT = Path(__file__).resolve().parents[1]

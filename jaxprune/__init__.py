@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the public names for static readers (type checkers, the API
     from jaxprune import (  # noqa: F401
         cache,
         data,
+        engines,
         evaluation,
         masks,
         metrics,
@@ -38,6 +39,9 @@ if TYPE_CHECKING:  # the public names for static readers (type checkers, the API
         training,
     )  # fmt: skip
     from jaxprune.config import Config, Params  # noqa: F401 (for type checkers and mkdocstrings)
+    from jaxprune.engines import register_engine  # noqa: F401
+    from jaxprune.masks import register_criterion  # noqa: F401
+    from jaxprune.optimizers import register_optimizer  # noqa: F401
     from jaxprune.results import final, load  # noqa: F401
     from jaxprune.runner import sweep, train  # noqa: F401
     from jaxprune.state import RunState  # noqa: F401
@@ -51,9 +55,12 @@ _NAMES = {
     "load": "results",
     "sweep": "runner",
     "train": "runner",
+    "register_engine": "engines",
+    "register_optimizer": "optimizers",
+    "register_criterion": "masks",
 }
-_MODULES = ("cache", "data", "evaluation", "masks", "metrics", "model", "optimizers", "outcomes",
-            "presets", "state", "theory", "training")  # fmt: skip
+_MODULES = ("cache", "data", "engines", "evaluation", "masks", "metrics", "model",
+            "optimizers", "outcomes", "presets", "state", "theory", "training")  # fmt: skip
 
 __all__ = sorted([*_NAMES, *_MODULES])
 

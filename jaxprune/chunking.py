@@ -23,11 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune import engine, evaluation
+from jaxprune import engines, evaluation
 from jaxprune.config import Config, InvalidValue, Option
 from jaxprune.data import num_noise_rows
-from jaxprune.gram import BLOCK_WORDS
-from jaxprune.optimizers import PARAMETER_COPIES
 
 BYTES_PER_FLOAT = 4
 # A default chunk holds at most this many seconds of estimated work (override: `sweep(...,
@@ -64,40 +62,27 @@ def estimate_seed_bytes(config: Config) -> int:
     """Bytes of one seed's shared draws in flight: the training and test noise rows (n Q d
     each; a projected test set's rows are its K m normals, see `jaxprune.evaluation`) with the
     random bits and temporaries that drawing them takes (about 7 copies, measured with
-    `memory_analysis` of compiled chunks), initial weights and mask uniforms."""
+    `memory_analysis` of compiled chunks), initial weights and mask uniforms, and what the
+    engine holds per seed (`EngineKind.seed_words`)."""
     test_row = config.dim
     if evaluation.resolve(config) == "projected":
         test_row = config.num_classes * config.width
     rows = num_noise_rows(config)
     samples = config.n_train * (rows * config.dim + 8) + config.n_test * (rows * test_row + 8)
     weights = 4 * config.num_classes * config.width * config.dim
-    if engine.resolve(config) == "gram":  # one d-block of the noise rows' outer products
-        rows = config.n_train * num_noise_rows(config)
-        weights += min(BLOCK_WORDS, rows * (rows + 1) // 2 * config.dim)
+    weights += engines.resolve(config).seed_words(config)
     return int(7 * samples + weights) * BYTES_PER_FLOAT
 
 
 def estimate_run_bytes(config: Config) -> int:
-    """Bytes one run needs besides its seed's draws: 2 copies of its weights (K m d: weights
-    and gradient), 2 more per moment of the optimizer (`optimizers.PARAMETER_COPIES`), the
-    scores and ranks of a pruning criterion (4 more), 3 copies of its pre-activations on the
-    training and test sets (n P K m: values, gradient or activation, and their product with the
-    neuron validity of shape buckets), and its logged metrics; with a 25% margin. All at the
-    bucket's (padded) shape. (Calibrated with XLA's `memory_analysis` of compiled chunks,
-    which it overestimates by up to 2x.)
-
-    The Gram engine (`engine.resolve`) keeps instead the initial filters, the mask, and the
-    filters rebuilt at a measurement with a temporary (4 K m d), the Gram matrices of the B
-    rows (2 K m B²: built, then kept), the pairs accumulated while forming them (K m T,
-    T = nQ (nQ + 1) / 2), and coefficients with their gradient and moments ((2 + 2 o) K m B)."""
-    k, d, m = config.num_classes, config.dim, config.width
-    moments = PARAMETER_COPIES[config.optimizer]
-    criterion = 0 if config.mask in ("bernoulli", "exact", "structured") else 4
-    weights = (2 + 2 * moments + criterion) * k * m * d
-    if engine.resolve(config) == "gram":
-        rows, noise = engine.gram_rows(config), config.n_train * num_noise_rows(config)
-        coefficients = (2 + 2 * moments) * rows + 2 * rows**2 + noise * (noise + 1) // 2
-        weights = (4 + criterion) * k * m * d + coefficients * k * m
+    """Bytes one run needs besides its seed's draws: its engine's parameters, gradient,
+    optimizer moments and criterion scores (`EngineKind.run_words`), 3 copies of its
+    pre-activations on the training and test sets (n P K m: values, gradient or activation,
+    and their product with the neuron validity of shape buckets), and its logged metrics;
+    with a 25% margin. All at the bucket's (padded) shape. (Calibrated with XLA's
+    `memory_analysis` of compiled chunks, which it overestimates by up to 2x.)"""
+    k, m = config.num_classes, config.width
+    weights = engines.resolve(config).run_words(config)
     activations = 3 * (config.n_train + config.n_test) * config.num_patches * k * m
     history = 16 * len(config.logged_steps())
     return int(1.25 * (weights + activations + history)) * BYTES_PER_FLOAT
@@ -324,9 +309,9 @@ def current_speed() -> Speed:
 
 def run_cost(config: Config) -> tuple[float, float]:
     """(matrix-product FLOPs, elementwise bytes) of training and measuring one run to the end,
-    besides its seed's draws, by the engine that trains it: `engine.costs`, the one cost model
+    besides its seed's draws, by the engine that trains it: `engines.costs`, the one cost model
     (the one 'auto' chooses by). An upper bound under loss_tol (a frozen run stops early)."""
-    cost = engine.costs(config)[engine.resolve(config)]
+    cost = engines.costs(config)[engines.resolve(config).name]
     return float(cost.flops), float(cost.bytes)
 
 

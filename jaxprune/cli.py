@@ -156,7 +156,8 @@ def _image_formats() -> set[str]:
 
 
 def _plot(args) -> None:
-    from jaxprune.plot import as_fields, save_phase_diagram
+    from jaxprune.cells import as_fields
+    from jaxprune.plot import save_phase_diagram
     from jaxprune.results import load
 
     args.mean_over = list(as_fields(args.mean_over))

@@ -24,10 +24,7 @@ LAYOUTS = ("patches", "additive")
 INITS = ("normal", "uniform_fan_in")
 OUTPUT_SCALES = ("mean", "sum")
 PATCH_REDUCES = ("sum", "mean")
-MASKS = ("bernoulli", "exact", "structured", "magnitude", "snip", "grasp", "synflow")
 MASK_SCOPES = ("neuron", "layer")
-OPTIMIZERS = ("gd", "momentum", "adam", "flow")
-ENGINES = ("auto", "dense", "gram")
 TEST_EVALS = ("auto", "draw", "projected")
 # The names of `jax_default_matmul_precision`: full float32, TF32 passes, one bfloat16 pass.
 MATMUL_PRECISIONS = ("float32", "tensorfloat32", "bfloat16")
@@ -96,10 +93,7 @@ _CHOICES = {
     "init": INITS,
     "output_scale": OUTPUT_SCALES,
     "patch_reduce": PATCH_REDUCES,
-    "mask": MASKS,
     "mask_scope": MASK_SCOPES,
-    "optimizer": OPTIMIZERS,
-    "engine": ENGINES,
     "test_eval": TEST_EVALS,
     "matmul_precision": MATMUL_PRECISIONS,
 }
@@ -116,7 +110,31 @@ def normalize_config_value(name: str, value: Any) -> Any:
         return _check_float(name, value, *_FLOAT_RULES[name])
     if name in _CHOICES:
         return _check_choice(name, value, _CHOICES[name])
+    if name in _CATALOG_FIELDS:
+        return _check_choice(name, value, _catalog_names(name))
     return _check_bool(name, value)
+
+
+# The fields that name an entry of a catalog: an engine, an optimizer, a mask criterion
+# (docs/extending.md adds one).
+_CATALOG_FIELDS = ("mask", "optimizer", "engine")
+
+
+def _check_catalog_parts(config: Config) -> None:
+    """The catalogs' own checks of how the engine, optimizer and mask go together
+    (`jaxprune.engines.check`; imported here for the reason `_catalog_names` gives)."""
+    from jaxprune import engines
+
+    engines.check(config)
+
+
+def _catalog_names(name: str) -> tuple[str, ...]:
+    """The values Config.<name> accepts, from the catalogs (`jaxprune.engines.names`). The
+    catalogs are imported here, at the first check, not at the top of this module: their
+    definitions (the engines, optimizers and criteria) are built on Config."""
+    from jaxprune import engines
+
+    return engines.names(name)
 
 
 def _check_fields(owner: str, fields: tuple[str, ...], changes: dict) -> None:
@@ -151,8 +169,8 @@ class Config:
     more stops there, flagged `solver_failed` (never silently truncated).
     engine: how the steps are computed, with the same results: 'dense' on the (K, m, d) filters,
     'gram' on their coefficients over the training patches with per-neuron masked Gram matrices
-    (a step's cost independent of d; see `jaxprune.gram`; 'gd' and 'momentum' only), or 'auto'
-    (the cheaper by `jaxprune.engine.costs`).
+    (a step's cost independent of d; see `jaxprune.gram`; optimizers linear in the gradients),
+    or 'auto' (the cheaper by `jaxprune.engines.costs` of those that support the Config).
     matmul_precision: precision of every matrix product of training and measurement, a name of
     `jax_default_matmul_precision`: 'float32' (full), 'tensorfloat32' or 'bfloat16' (faster on
     GPUs, less accurate; on CPU all three compute in float32).
@@ -231,21 +249,7 @@ class Config:
                 f"must be None (full batch) or at most n_train ({self.n_train})",
             )
 
-        if self.optimizer == "flow" and self.batch_size is not None:
-            _fail(
-                "Config",
-                "batch_size",
-                self.batch_size,
-                "optimizer='flow' needs None (gradient flow is the full-batch limit of 'gd')",
-            )
-        if self.engine == "gram" and self.optimizer == "adam":
-            _fail(
-                "Config",
-                "engine",
-                self.engine,
-                "optimizer='adam' needs engine 'dense' or 'auto' (Adam rescales each weight, so "
-                "its update leaves the span of the training patches that 'gram' trains in)",
-            )
+        _check_catalog_parts(self)
 
     def replace(self, **changes) -> Config:
         """A copy with `changes` applied (validated like any new Config)."""

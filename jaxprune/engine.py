@@ -1,12 +1,13 @@
-"""The engines that train a run (`Config.engine`): their interface, their cost model, and the
-choice that 'auto' makes.
+"""What an engine is (`Config.engine`): the functions it gives the training loop (`Engine`), what
+it declares to the planner (`EngineKind`: its name, what it supports, its cost and memory
+models), and the cost model's shared parts. The engines are `jaxprune.dense` and
+`jaxprune.gram`, in the catalog `jaxprune.engines` (docs/extending.md adds one).
 
-Both engines compute the same masked training (docs/concepts/model.md#training). 'dense' steps the
-(K, m, d) filters; 'gram' (`jaxprune.gram`) steps their coefficients over the training patches with
-per-neuron masked Gram matrices. Per run, with K classes, m neurons, n samples (b per step), Q noise
-rows per sample, d dimensions, S steps, L measurements, n_test test samples, B = n Q + C Gram rows
-(C = K signal coordinates, or 1 for antipodal signals), T = n Q (n Q + 1) / 2 distinct noise pairs
-and o = 0, 1 optimizer moments ('gd', 'momentum'):
+Both engines compute the same masked training (docs/concepts/model.md#training). Per run, with K
+classes, m neurons, n samples (b per step), Q noise rows per sample, d dimensions, S gradient
+evaluations (`Optimizer.evaluations`: the steps, or flow's solver stages), L measurements,
+n_test test samples, B = n Q + C Gram rows (C = K signal coordinates, or 1 for antipodal
+signals), T = n Q (n Q + 1) / 2 distinct noise pairs and o optimizer moments:
 
     dense:  S (4 b Q d K m FLOPs + (6 + 2 o) K m d words)          steps: two products; the
                                                                     filters' elementwise passes
@@ -14,19 +15,15 @@ and o = 0, 1 optimizer moments ('gd', 'momentum'):
             + S (2 B² K m FLOPs + B² K m words)                     steps: one Gram product
             + L (2 n Q d K m FLOPs + 3 K m d words)                 rebuilding w at each log
     both:   L (2 (n + n_test) Q d K m FLOPs + 2 K m d words)        the measurements
+            + S (4 b P K m words)                                   each step's readout
 
 A word is 4 bytes. Time = FLOPs / FLOP_RATE + bytes / BYTE_RATE, rates calibrated on a 2-core
 CPU (benchmarks/profile.py: products at ~150 GFLOP/s, the filters' elementwise passes at ~20
 GB/s); an accelerator has a similar balance of the two, so the choice, which depends only on
-their ratio, is the same there. 'auto' takes the engine of the lower time, 'dense' where 'gram'
-cannot train the Config (optimizer 'adam'). At large d, where formation dominates the Gram side,
-dense/gram FLOPs (the common measurements left out) tend to 4 S b Q / (nQ (nQ + 1) + 2 nQ (1 +
-L)), about 4 S / (n + 3 + 2 L) with a full batch and Q = 1 (78 for S = 1000, n = 50, L = 2);
-the issue's rougher 2 S / (n P) counts the n P patches and no symmetry of G.
-
-Under 'flow' S is the number of gradient evaluations: FLOW_EVALUATIONS_PER_STEP per solver
-step, of `flow_solver_steps` steps (measured per GD-equivalent step, scaled by the
-tolerance).
+their ratio, is the same there. 'auto' takes the engine of the lower time among those that
+support the Config (`jaxprune.engines.resolve`). At large d, where formation dominates the Gram
+side, dense/gram FLOPs (the common measurements left out) tend to 4 S b Q / (nQ (nQ + 1) + 2 nQ
+(1 + L)), about 4 S / (n + 3 + 2 L) with a full batch and Q = 1 (78 for S = 1000, n = 50, L = 2).
 """
 
 from __future__ import annotations
@@ -37,15 +34,9 @@ from typing import Any, NamedTuple
 
 from jaxprune.config import Config
 from jaxprune.data import num_noise_rows
-from jaxprune.optimizers import PARAMETER_COPIES
+from jaxprune.optimizers import OPTIMIZERS
 
 FLOP_RATE = 1.5e11  # FLOP/s of the products
-# Gradient evaluations per solver step of 'flow' (Tsit5: 7 stages, the first the last's) and
-# solver steps (accepted and rejected) per GD-equivalent step at the default tolerance:
-# measured 10,000 to 34,000 for 8,000 GD-equivalent steps in the theory_regime setting at
-# d = 1000, p = 0, 0.5, 0.9 (ReLU's kinks, where the gradient jumps, hold the steps short).
-FLOW_EVALUATIONS_PER_STEP = 6
-FLOW_SOLVER_STEPS_PER_STEP = 2.5
 BYTE_RATE = 2.0e10  # bytes/s of the elementwise passes
 BYTES_PER_WORD = 4
 
@@ -89,67 +80,47 @@ class Cost:
     def seconds(self) -> float:
         return self.flops / FLOP_RATE + self.bytes / BYTE_RATE
 
-
-def gram_rows(config: Config) -> int:
-    """B: the rows of a neuron's Gram matrix, n Q noise rows and the C signal coordinates."""
-    signals = config.num_classes if config.signal == "orthogonal" else 1
-    return config.n_train * num_noise_rows(config) + signals
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.flops + other.flops, self.bytes + other.bytes)
 
 
-def flow_solver_steps(config: Config) -> float:
-    """Estimated solver steps (accepted and rejected) of one 'flow' run:
-    FLOW_SOLVER_STEPS_PER_STEP per GD-equivalent step at the default tolerance, growing like
-    1 / flow_rtol (as measured: ReLU's kinks make the solver's error first order in its step
-    where a pre-activation crosses 0), a few more per logged block (each restarts the step-size
-    control), never more than flow_max_steps per block."""
-    blocks = len(config.logged_steps()) - 1
-    rate = FLOW_SOLVER_STEPS_PER_STEP * Config().flow_rtol / config.flow_rtol
-    estimate = rate * config.steps + 4 * blocks
-    return min(estimate, config.flow_max_steps * blocks)
+def supports_all(config: Config) -> str | None:
+    """An engine's `supports` that trains every Config."""
+    return None
 
 
-def costs(config: Config) -> dict[str, Cost]:
-    """Estimated cost of one run of `config` by each engine (see the module docstring); the
-    masks, data draws and readout, the same for both, are left out."""
+@dataclasses.dataclass(frozen=True)
+class EngineKind:
+    """An engine, as the library asks it (one object per engine, in `jaxprune.engines`).
+
+    name: its `Config.engine` value. make(config, key, train, points, dims) -> Engine: the
+    factory of a seed's runs (see `Engine`). supports(config) -> None, or why it cannot train
+    `config` (the end of a sentence: "needs ..."). cost(config) -> Cost: its own work for one
+    run, the measurements and readout that every engine shares left out (`shared_cost`).
+    seed_words(config): words per seed it holds besides the seed's draws. run_words(config):
+    words per run of its parameters, their gradient, the optimizer's moments and the mask
+    criterion's scores (the memory model; `jaxprune.chunking` adds the activations)."""
+
+    name: str
+    make: Callable[..., Engine]
+    cost: Callable[[Config], Cost]
+    run_words: Callable[[Config], float]
+    seed_words: Callable[[Config], float] = lambda config: 0
+    supports: Callable[[Config], str | None] = supports_all
+
+
+def shared_cost(config: Config) -> Cost:
+    """The work of one run that is the same whatever the engine: the measurements at the L
+    logged steps (forward products on the training and test sets, then the readout's
+    elementwise work on (n, P, K, m)) and each step's readout (see the module docstring)."""
     k, m, d, n = config.num_classes, config.width, config.dim, config.n_train
-    q = num_noise_rows(config)
+    q, patches, neurons = num_noise_rows(config), config.num_patches, k * m
     batch = n if config.batch_size is None else config.batch_size
-    steps, logs = config.steps, len(config.logged_steps())
-    if config.optimizer == "flow":  # a gradient evaluation costs what a GD step does
-        steps = FLOW_EVALUATIONS_PER_STEP * flow_solver_steps(config)
-    moments = PARAMETER_COPIES[config.optimizer]
-    neurons, rows = k * m, gram_rows(config)
-    pairs = n * q * (n * q + 1) / 2
-    patches = config.num_patches
-    measure = Cost(  # forward products, then the readout's elementwise work on (n, P, K, m)
-        logs * 2 * (n + config.n_test) * q * d * neurons,
-        logs * (2 * neurons * d + 6 * (n + config.n_test) * patches * neurons) * BYTES_PER_WORD,
-    )
-    readout = steps * 4 * batch * patches * neurons * BYTES_PER_WORD  # each step's, both engines
-    dense = Cost(
-        steps * 4 * batch * q * d * neurons,
-        steps * (6 + 2 * moments) * neurons * d * BYTES_PER_WORD + readout,
-    )
-    gram = Cost(
-        2 * pairs * d * neurons
-        + 2 * n * q * d * neurons
-        + steps * 2 * rows**2 * neurons
-        + logs * 2 * n * q * d * neurons,
-        (neurons * d + steps * rows**2 * neurons + logs * 3 * neurons * d) * BYTES_PER_WORD
-        + readout,
-    )
-    return {
-        "dense": Cost(dense.flops + measure.flops, dense.bytes + measure.bytes),
-        "gram": Cost(gram.flops + measure.flops, gram.bytes + measure.bytes),
-    }
-
-
-def resolve(config: Config) -> str:
-    """The engine that trains `config`: config.engine, or for 'auto' the cheaper by `costs`
-    ('dense' when the optimizer is 'adam', which 'gram' cannot train)."""
-    if config.engine != "auto":
-        return config.engine
-    if config.optimizer == "adam":
-        return "dense"
-    estimate = costs(config)
-    return "gram" if estimate["gram"].seconds < estimate["dense"].seconds else "dense"
+    logs = len(config.logged_steps())
+    samples = n + config.n_test
+    steps = OPTIMIZERS[config.optimizer].evaluations(config)
+    return Cost(
+        logs * 2 * samples * q * d * neurons,
+        (logs * (2 * neurons * d + 6 * samples * patches * neurons)
+         + steps * 4 * batch * patches * neurons) * BYTES_PER_WORD,
+    )  # fmt: skip

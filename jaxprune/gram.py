@@ -39,8 +39,9 @@ import optax
 from jaxprune import model
 from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, num_noise_rows, observed_labels, signal_signs
-from jaxprune.engine import Engine
-from jaxprune.optimizers import minibatch, optimizer
+from jaxprune.engine import BYTES_PER_WORD, Cost, Engine, EngineKind
+from jaxprune.masks import CRITERIA
+from jaxprune.optimizers import OPTIMIZERS, minibatch, optimizer
 from jaxprune.state import RunState, init_state, step_unless_frozen
 
 # Words of one d-block of the outer products of the noise rows (T x block) in `masked_gram`.
@@ -215,7 +216,7 @@ def make_engine(
         return run, state
 
     def step(params: Params, dims: Dims, run: GramRun, state: GramState, indices) -> GramState:
-        """One step, as `training.gd_step` takes it on the filters."""
+        """One step, as `dense.gd_step` takes it on the filters."""
         v = run.initial + jnp.einsum("kmab,kmb->kma", run.gram, state.coefficients)
         value, grads = jax.value_and_grad(loss, argnums=(2, 3))(
             params, dims, v, state.bias, indices
@@ -282,3 +283,58 @@ def make_engine(
         constants=runs,
         gradient=gradient,
     )
+
+
+def gram_rows(config: Config) -> int:
+    """B: the rows of a neuron's Gram matrix, n Q noise rows and the C signal coordinates."""
+    signals = config.num_classes if config.signal == "orthogonal" else 1
+    return config.n_train * num_noise_rows(config) + signals
+
+
+def supports(config: Config) -> str | None:
+    """None where the optimizer's update is linear in the gradients (it stays in the span of
+    the training patches that the coefficients cover), else why not."""
+    if not OPTIMIZERS[config.optimizer].linear:
+        return (
+            f"optimizer={config.optimizer!r} is not linear in the gradients, so its update "
+            "leaves the span of the training patches that 'gram' trains in"
+        )
+    return None
+
+
+def cost(config: Config) -> Cost:
+    """One run: forming G (2 T d K m + 2 n Q d K m FLOPs, K m d words), S Gram steps (2 B² K m
+    FLOPs, B² K m words each) and rebuilding the filters at the L logs (2 n Q d K m FLOPs, 3 K m
+    d words each); T = n Q (n Q + 1) / 2, S = `Optimizer.evaluations`."""
+    neurons, d, rows = config.num_classes * config.width, config.dim, gram_rows(config)
+    noise = config.n_train * num_noise_rows(config)
+    steps = OPTIMIZERS[config.optimizer].evaluations(config)
+    logs = len(config.logged_steps())
+    return Cost(
+        2 * (noise * (noise + 1) / 2) * d * neurons
+        + 2 * noise * d * neurons
+        + steps * 2 * rows**2 * neurons
+        + logs * 2 * noise * d * neurons,
+        (neurons * d + steps * rows**2 * neurons + logs * 3 * neurons * d) * BYTES_PER_WORD,
+    )
+
+
+def seed_words(config: Config) -> float:
+    """One d-block of the noise rows' outer products (`masked_gram`)."""
+    noise = config.n_train * num_noise_rows(config)
+    return min(BLOCK_WORDS, noise * (noise + 1) // 2 * config.dim)
+
+
+def run_words(config: Config) -> float:
+    """The initial filters, the mask and the filters rebuilt at a measurement with a temporary
+    (4 K m d), the criterion's scores, the Gram matrices of the B rows (2 K m B²: built, then
+    kept), the pairs accumulated while forming them (K m T), and the coefficients with their
+    gradient and moments ((2 + 2 o) K m B)."""
+    neurons, rows = config.num_classes * config.width, gram_rows(config)
+    noise = config.n_train * num_noise_rows(config)
+    moments = OPTIMIZERS[config.optimizer].moments
+    coefficients = (2 + 2 * moments) * rows + 2 * rows**2 + noise * (noise + 1) // 2
+    return (4 + CRITERIA[config.mask].score_copies) * neurons * config.dim + coefficients * neurons
+
+
+GRAM = EngineKind("gram", make_engine, cost, run_words, seed_words, supports)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from jaxprune import derived as derived_lib
+from jaxprune import engines
 from jaxprune.config import (
     CONFIG_FIELDS,
     PARAMS_FIELDS,
@@ -59,7 +60,8 @@ PADDING_SLACK = 1.25
 class RunGroup:
     """The runs of a sweep that share one static Config.
 
-    config: that Config (for shape fields, the bucket: the largest value of the group).
+    config: that Config (for shape fields, the bucket: the largest value of the group), with
+    the engine that trains it named ('auto' resolved by `jaxprune.engines.resolve`).
     config_values: the grid's Config fields other than shape fields, and their values in this
     group. points: Params whose leaves are float64 arrays (N,), one entry per point (the
     group's shape values x the Params grid). dims: each point's own shape, Dims of int64 arrays
@@ -387,6 +389,8 @@ def plan(
                 changes[name] = max(r[i] for r in rows) if name in SHAPE_FIELDS else rows[0][i]
         shapes, num_shapes = _product_columns({key: block_of[key] for key in shape_keys})
         group_config = config.replace(**changes)
+        # 'auto' is resolved here, once per group: the planner and the training read the name.
+        group_config = group_config.replace(engine=engines.resolve(group_config).name)
         dims = Dims(
             **{
                 name: np.repeat(

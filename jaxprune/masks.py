@@ -26,14 +26,15 @@ ReLU, it equals magnitude pruning (see `synflow_scores`) and is therefore nested
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
 from jaxprune import model
 from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample
-
-RANDOM_MASKS = ("bernoulli", "exact", "structured")
 
 
 def mask_uniforms(config: Config, key: jax.Array) -> jax.Array:
@@ -97,29 +98,38 @@ def structured_mask(
 def mask_from_uniforms(
     config: Config, uniforms: jax.Array, prune_frac: jax.Array, dims: Dims | None = None
 ) -> jax.Array:
-    """The random masks, (K, m, d) in the uniforms' dtype, that remove a fraction `prune_frac`.
-
-    'bernoulli': each weight kept independently with probability 1 - p (M = [U >= p]).
-    'exact': the round(p * count) weights with the smallest uniforms of each neuron (or of the
-    layer, mask_scope='layer') are removed. 'structured': see `structured_mask`. Padding
-    beyond the run's own `dims` is always removed.
-    """
-    if config.mask == "bernoulli":
-        return (uniforms >= prune_frac).astype(uniforms.dtype) * model.weight_valid(config, dims)
-    if config.mask == "exact":
-        return mask_from_scores(config, uniforms, uniforms, prune_frac, dims)
-    return structured_mask(config, uniforms, prune_frac, dims)
+    """The random mask of config.mask, (K, m, d) in the uniforms' dtype, that removes a fraction
+    `prune_frac` (`Criterion.from_uniforms`; 'bernoulli', 'exact', 'structured'). Padding
+    beyond the run's own `dims` is always removed."""
+    criterion = CRITERIA[config.mask]
+    if criterion.from_uniforms is None:
+        random = ", ".join(repr(name) for name, c in CRITERIA.items() if c.random)
+        raise ValueError(
+            f"Config.mask = {config.mask!r} is invalid here: only the random masks ({random}) "
+            "are drawn from uniforms alone; use prune_mask for a criterion."
+        )
+    return criterion.from_uniforms(config, uniforms, prune_frac, dims)
 
 
 def sample_mask(config: Config, key: jax.Array, prune_frac: jax.Array) -> jax.Array:
     """A random mask (K, m, d): `mask_from_uniforms` of the uniforms drawn from `key`. The
     criteria need the run's weights and data: see `prune_mask`."""
-    if config.mask not in RANDOM_MASKS:
-        raise ValueError(
-            f"Config.mask = {config.mask!r} is invalid here: sample_mask draws the random masks "
-            f"{', '.join(map(repr, RANDOM_MASKS))}; use prune_mask for a criterion."
-        )
     return mask_from_uniforms(config, mask_uniforms(config, key), prune_frac)
+
+
+def bernoulli_mask(
+    config: Config, uniforms: jax.Array, prune_frac: jax.Array, dims: Dims | None = None
+) -> jax.Array:
+    """'bernoulli': each weight kept independently with probability 1 - p (M = [U >= p])."""
+    return (uniforms >= prune_frac).astype(uniforms.dtype) * model.weight_valid(config, dims)
+
+
+def exact_mask(
+    config: Config, uniforms: jax.Array, prune_frac: jax.Array, dims: Dims | None = None
+) -> jax.Array:
+    """'exact': the round(p * count) weights with the smallest uniforms of each neuron (or of
+    the layer, mask_scope='layer') are removed."""
+    return mask_from_scores(config, uniforms, uniforms, prune_frac, dims)
 
 
 def _weight_grad(
@@ -227,25 +237,76 @@ def prune_mask(
     train: Sample | None,
     dims: Dims | None = None,
 ) -> jax.Array:
-    """The run's mask (K, m, d) of kind config.mask, removing a fraction params.prune_frac.
+    """The run's mask (K, m, d) of kind config.mask (`CRITERIA`), removing a fraction
+    params.prune_frac.
 
     uniforms: the run's mask uniforms (K, m, d). weights (K, m, d) and bias (K, m): its unpruned
     initialization. train: its training draws (only 'snip' and 'grasp' use them; may be None for
     the others). dims: the run's own shape inside a padded bucket (default: unpadded). Pure
     and vmappable over params and dims.
     """
-    p = params.prune_frac
-    if config.mask in RANDOM_MASKS:
-        return mask_from_uniforms(config, uniforms, p, dims)
-    if config.mask == "synflow":
-        return synflow_mask(config, weights, bias, uniforms, p, dims)
-    if config.mask == "magnitude":
-        scores = magnitude_scores(weights)
-    else:
-        if train is None:
-            raise ValueError(f"Config.mask = {config.mask!r} needs the run's training draws.")
-        if config.mask == "snip":
-            scores = snip_scores(config, params, weights, bias, train, dims)
-        else:  # grasp: remove the largest S, keep the largest -S
-            scores = -grasp_scores(config, params, weights, bias, train, dims)
-    return mask_from_scores(config, scores, uniforms, p, dims)
+    criterion = CRITERIA[config.mask]
+    if criterion.from_uniforms is not None:
+        return criterion.from_uniforms(config, uniforms, params.prune_frac, dims)
+    if criterion.mask is not None:
+        return criterion.mask(config, params, uniforms, weights, bias, train, dims)
+    if criterion.needs_train and train is None:
+        raise ValueError(f"Config.mask = {config.mask!r} needs the run's training draws.")
+    scores = criterion.scores(config, params, weights, bias, train, dims)
+    return mask_from_scores(config, scores, uniforms, params.prune_frac, dims)
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    """A way of choosing the mask (`Config.mask`), as the library asks it.
+
+    name: its `Config.mask` value. from_uniforms(config, uniforms, p, dims) -> mask: a random
+    mask, drawn from the run's mask uniforms alone (None for a criterion). scores(config,
+    params, weights, bias, train, dims) -> (K, m, d): a criterion's scores, of which
+    `mask_from_scores` keeps the highest (ties by the uniforms); or a whole mask function
+    `mask(config, params, uniforms, weights, bias, train, dims)` where it is not one ranking
+    (SynFlow's rounds). needs_train: the scores read the training set. score_copies:
+    weight-sized arrays its scoring holds (memory model: scores, ranks, their temporaries)."""
+
+    name: str
+    from_uniforms: Callable | None = None
+    scores: Callable | None = None
+    mask: Callable | None = None
+    needs_train: bool = False
+    score_copies: int = 4
+
+    @property
+    def random(self) -> bool:
+        """Drawn from the mask uniforms alone (Params-free but for p)."""
+        return self.from_uniforms is not None
+
+
+CRITERIA: dict[str, Criterion] = {}
+
+
+def register_criterion(criterion: Criterion) -> Criterion:
+    """Add `criterion` to the catalog under its name (so `Config.mask` accepts it)."""
+    CRITERIA[criterion.name] = criterion
+    return criterion
+
+
+def _synflow(config, params, uniforms, weights, bias, train, dims):
+    return synflow_mask(config, weights, bias, uniforms, params.prune_frac, dims)
+
+
+def _magnitude(config, params, weights, bias, train, dims):
+    return magnitude_scores(weights)
+
+
+def _grasp(config, params, weights, bias, train, dims):
+    """GraSP removes the largest S: the mask keeps the largest -S."""
+    return -grasp_scores(config, params, weights, bias, train, dims)
+
+
+BERNOULLI = register_criterion(Criterion("bernoulli", bernoulli_mask, score_copies=0))
+EXACT = register_criterion(Criterion("exact", exact_mask, score_copies=0))
+STRUCTURED = register_criterion(Criterion("structured", structured_mask, score_copies=0))
+MAGNITUDE = register_criterion(Criterion("magnitude", scores=_magnitude))
+SNIP = register_criterion(Criterion("snip", scores=snip_scores, needs_train=True))
+GRASP = register_criterion(Criterion("grasp", scores=_grasp, needs_train=True))
+SYNFLOW = register_criterion(Criterion("synflow", mask=_synflow))

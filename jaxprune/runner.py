@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from jax.sharding import AxisType, PartitionSpec
 
-from jaxprune import chunking, results, resume, stopping
+from jaxprune import chunking, engines, results, resume, stopping
 from jaxprune import grid as grid_lib
 from jaxprune.chunking import Chunk, ChunkPlan, ChunkShape, check_chunk_options
 from jaxprune.config import (
@@ -43,7 +43,6 @@ from jaxprune.config import (
     Params,
     validate_params,
 )
-from jaxprune.engine import resolve as resolve_engine
 from jaxprune.progress import ProgressBar
 from jaxprune.results import SPEC_FILE, STOP_FILE
 from jaxprune.stopping import SweepInterrupted
@@ -236,7 +235,7 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     columns.update({name: np.asarray([v]) for name, v in values.items()})
     logs = {name: np.asarray(getattr(history, name)) for name in HISTORY_NAMES}
     frame = results.history_frame(config, columns, config.logged_steps(), logs)
-    frame.attrs["engines"] = [{"engine": resolve_engine(config)}]
+    frame.attrs["engines"] = [{"engine": engines.resolve(config).name}]
     if not return_state:
         return frame
     return frame, jax.tree.map(lambda v: v[0], states)
@@ -253,15 +252,15 @@ def _shape_lists(plan: ChunkPlan) -> list[list[int]]:
     return [[shape.points, shape.seeds] for shape in plan.shapes]
 
 
-def engines(groups: list[grid_lib.RunGroup]) -> list[dict]:
-    """The engine that trains each group (`engine.resolve` of its bucket's Config), with the
-    Config values the grid gives the group, and for swept shape fields the values its bucket
-    holds: [{"optimizer": "gd", "dim": [100, 110, 120], "engine": "gram"}, ...]."""
+def group_engines(groups: list[grid_lib.RunGroup]) -> list[dict]:
+    """The engine that trains each group (its bucket's Config names it: `grid.plan` resolves
+    'auto' once per group), with the Config values the grid gives the group, and for swept
+    shape fields the values its bucket holds: [{"optimizer": "gd", "dim": [100, 110, 120], "engine": "gram"}, ...]."""
     return [
         {
             **g.config_values,
             **{name: sorted(set(getattr(g.dims, name).tolist())) for name in g.shape_axes},
-            "engine": resolve_engine(g.config),
+            "engine": g.config.engine,
         }
         for g in groups
     ]
@@ -339,7 +338,7 @@ def sweep(
 
     def metadata_of(plan: ChunkPlan, invocations: list[dict] | None = None) -> dict:
         shapes = _shape_lists(plan)
-        metadata = results.sweep_metadata(spec, shapes, runs, len(plan.chunks), engines(groups))
+        metadata = results.sweep_metadata(spec, shapes, runs, len(plan.chunks), group_engines(groups))
         return metadata if invocations is None else {**metadata, "invocations": invocations}
 
     if out is not None:

@@ -6,8 +6,8 @@ the R runs (Params `points`) of one seed: they share the seed's draws (data, tes
 weights, mask uniforms, minibatch indices), drawn once, and their steps are vmapped over the
 points. `runner.sweep` maps it over the seeds of a chunk; `runner.train` jits it for one run.
 `make_run(config)` is the same for one run (scalar Params). The steps are those of an engine
-(`jaxprune.engine`): `make_dense_engine` (here, `gd_step` on the filters) or
-`jaxprune.gram.make_engine`. The Python control flow depends on `config` only.
+(`jaxprune.engines.resolve`: `jaxprune.dense`, `gd_step` on the filters, or `jaxprune.gram`).
+The Python control flow depends on `config` only.
 """
 
 from __future__ import annotations
@@ -18,88 +18,23 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxprune import cache, flow, gram, model
+from jaxprune import cache, engines, flow
 from jaxprune.config import Config, Dims, Params
-from jaxprune.data import Sample, draw_sample
-from jaxprune.engine import Engine, resolve
+from jaxprune.data import draw_sample
+from jaxprune.engine import Engine
 from jaxprune.evaluation import draw_test
 from jaxprune.metrics import Metrics, measure
-from jaxprune.optimizers import minibatch, minibatch_indices, optimizer
+from jaxprune.optimizers import OPTIMIZERS, minibatch_indices
 from jaxprune.state import (
     BATCH_STREAM,
     TEST_STREAM,
     TRAIN_STREAM,
     RunState,
-    init_state,
     settle,
-    step_unless_frozen,
 )
 
 # Every compiled path imports this module: the persistent compilation cache is set up first.
 cache.configure()
-
-
-def gd_step(
-    config: Config, params: Params, train: Sample, state: RunState, dims: Dims | None = None
-) -> RunState:
-    """One masked step of config.optimizer on the training set that `params` makes of `train`
-    (the full training draws, or this step's minibatch when config.batch_size is set).
-
-    The weights are kept equal to W ⊙ M: the loss is taken at them, its gradient masked, and the
-    optimizer's update masked, so pruned weights stay exactly zero whatever the optimizer. For
-    'gd' this is W <- W - lr * grad_W L(W ⊙ M) ⊙ M. A frozen run is returned unchanged but for
-    its step count; a run whose full-batch loss reaches loss_tol records the step and freezes (a
-    minibatch loss cannot: see `make_run`); a non-finite loss or update marks it diverged.
-    dims: the run's own shape in a padded bucket (default: unpadded)."""
-    loss, (grad_w, grad_b) = jax.value_and_grad(model.sample_loss, argnums=(2, 3))(
-        config, params, state.weights, state.bias, train, dims
-    )
-    (step_w, step_b), opt_state = optimizer(config, params.lr).update(
-        (grad_w * state.mask, grad_b), state.opt_state, (state.weights, state.bias)
-    )
-    return step_unless_frozen(
-        config,
-        state,
-        loss,
-        opt_state,
-        full_loss=config.batch_size is None,
-        weights=state.weights + step_w * state.mask,
-        bias=state.bias + step_b,
-    )
-
-
-def make_dense_engine(
-    config: Config, key: jax.Array, train: Sample, points: Params, dims: Dims
-) -> Engine:
-    """The dense engine (`jaxprune.engine.Engine`) of the runs `points` (leaves (R,)) of the
-    seed whose root key is `key` and training draws `train`, with their own shapes `dims`
-    (leaves (R,)) in the bucket `config`: `init_state`, then `gd_step` on the filters (for
-    gradient flow: the masked gradient in the filters and biases)."""
-
-    def step(states: RunState, indices) -> RunState:
-        batch = train if indices is None else minibatch(train, indices)
-        update = jax.vmap(lambda params, dims, state: gd_step(config, params, batch, state, dims))
-        return update(points, dims, states)
-
-    def gradient(params: Params, dims: Dims, constants: None, state: RunState):
-        """The full-batch loss L(W ⊙ M) of one run's state and the direction of a 'gd' step,
-        {'weights': M ⊙ grad_W L, 'bias': grad_b L}."""
-        loss, (grad_w, grad_b) = jax.value_and_grad(model.sample_loss, argnums=(2, 3))(
-            config, params, state.weights, state.bias, train, dims
-        )
-        return loss, {"weights": grad_w * state.mask, "bias": grad_b}
-
-    initial = jax.vmap(lambda params, dims: init_state(config, params, key, train, dims))(
-        points, dims
-    )
-    return Engine(
-        initial=initial,
-        step=step,
-        run_state=lambda states: states,
-        variables=("weights", "bias"),
-        constants=None,
-        gradient=gradient,
-    )
 
 
 @jax.tree_util.register_dataclass
@@ -129,7 +64,7 @@ class History(Metrics):
 HISTORY_NAMES = tuple(f.name for f in dataclasses.fields(History))
 
 
-def make_gd_advance(config: Config, engine: Engine, key: jax.Array):
+def make_gd_advance(config: Config, engine: Engine, key: jax.Array, points: Params, dims: Dims):
     """advance(states, outcome, start, length) -> (states, outcome): the runs' optimizer steps
     start, ..., start + length - 1 (`engine.step`), or fewer once every run is frozen (a
     `while_loop` checked at every step). The step counter is shared by the runs (not batched),
@@ -154,7 +89,7 @@ def make_gd_advance(config: Config, engine: Engine, key: jax.Array):
     return advance
 
 
-def make_flow_advance(config: Config, engine: Engine, points: Params, dims: Dims):
+def make_flow_advance(config: Config, engine: Engine, key: jax.Array, points: Params, dims: Dims):
     """advance(states, outcome, start, length) -> (states, outcome): each run's gradient flow
     from GD-equivalent step `start` to start + length (`flow.solve`, vmapped over the runs,
     each with its own solver steps), or to its loss_tol event, where it freezes with
@@ -209,8 +144,8 @@ def make_seed_runs(config: Config):
     1. Init. The seed's draws (training set, test set, initial weights, mask uniforms,
        minibatch indices) depend on no Params, so the R runs share them: drawn once, with
        the runs' steps vmapped over the points and the draws unbatched (the noise enters as
-       one matrix product for all R runs). The engine `engine.resolve(config)`
-       (`make_dense_engine`, or `gram.make_engine`) prunes the initial weights.
+       one matrix product for all R runs). The engine `engines.resolve(config)`
+       (`jaxprune.dense` or `jaxprune.gram`) prunes the initial weights.
     2. Log step 0, then the loop: a `lax.scan` over the config.steps // config.log_every
        blocks; a block advances the runs log_every steps and logs them. Under 'gd',
        'momentum' and 'adam' the advance is `make_gd_advance` (a `while_loop` of steps that
@@ -239,7 +174,8 @@ def make_seed_runs(config: Config):
     converged_step. With full batches a run freezes at the first step whose loss is <=
     loss_tol (`state.step_unless_frozen`), or under 'flow' at the event.
     """
-    make_engine = gram.make_engine if resolve(config) == "gram" else make_dense_engine
+    make_engine = engines.resolve(config).make
+    make_advance = make_flow_advance if OPTIMIZERS[config.optimizer].flow else make_gd_advance
     blocks, rest = divmod(config.steps, config.log_every)
     starts = jnp.arange(blocks, dtype=jnp.int32) * config.log_every
 
@@ -253,10 +189,7 @@ def make_seed_runs(config: Config):
             train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
             test = draw_test(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
             engine = make_engine(config, key, train, points, dims)
-            if config.optimizer == "flow":
-                advance = make_flow_advance(config, engine, points, dims)
-            else:
-                advance = make_gd_advance(config, engine, key)
+            advance = make_advance(config, engine, key, points, dims)
             outcome = Outcome(
                 converged_at=jnp.full(points.lr.shape, jnp.nan, jnp.float32),
                 solver_failed=jnp.zeros(points.lr.shape, bool),

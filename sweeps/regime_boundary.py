@@ -135,11 +135,13 @@ class Init:
         return round(self.scale(dim) / (SIGMA_NOISE * math.sqrt(dim)), 12)
 
 
-def fast_path(config: jaxprune.Config) -> jaxprune.Config:
+def fast_path(config: jaxprune.Config, size: str) -> jaxprune.Config:
     """Gradient flow and projected test evaluation where the library has them, else the Gram
-    engine with GD (exact, a step's cost independent of d)."""
+    engine with GD (exact, a step's cost independent of d). The smoke size (the test suite's
+    check of this script and its analysis end to end) trains with the Gram engine and GD, whose
+    compilation is a fraction of flow's; flow itself is tested in tests/test_flow.py."""
     changes = {}
-    if "flow" in jaxprune.config.OPTIMIZERS:
+    if "flow" in jaxprune.optimizers.OPTIMIZERS and size != "smoke":
         changes["optimizer"] = "flow"
     else:
         changes["engine"] = "gram"
@@ -163,7 +165,8 @@ def setting(dim: int, width: int, size: str, loss_tol: float = 0.1, steps=None):
             steps=steps,
             log_every=steps,
             loss_tol=loss_tol,
-        )
+        ),
+        size,
     )
     params = params.replace(sigma_noise=SIGMA_NOISE, lr=LR_SCALE / (SIGMA_NOISE**2 * dim))
     return config, params

@@ -139,7 +139,7 @@ def test_five_dims_compile_at_most_twice():
 DIM_GRID = {"dim": [8, 10, 12], "prune_frac": [0.0, 0.5]}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker (conftest: grouped)
 def dim_sweep():
     return jaxprune.sweep(SMALL, DIM_GRID, [1, 2, 5], base=PARAMS, progress=False)
 

@@ -17,7 +17,8 @@ import pytest
 
 import jaxprune
 from jaxprune import cli
-from jaxprune.plot import cell_stats, phase_diagram
+from jaxprune.cells import cell_stats
+from jaxprune.plot import phase_diagram
 from jaxprune.stats import ci_half_width, grouped_mean_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +29,7 @@ SPEC = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker (conftest: grouped)
 def swept(tmp_path_factory):
     """One tiny sweep from a JSON specification through `jaxprune sweep`, shared by the module:
     prune_frac x mu_norm x sigma_noise x 2 seeds (16 runs)."""

@@ -116,11 +116,11 @@ def test_gd_frames_get_time_and_flow_keeps_gd_step_columns(tiny, tiny_params):
     # The engine cost model prices flow by its gradient evaluations: 6 per solver step, the
     # steps growing like 1 / flow_rtol.
     flow = SMALL.replace(optimizer="flow", steps=10**4, log_every=10**4, flow_max_steps=10**6)
-    steps = jaxprune.engine.flow_solver_steps(flow)
-    assert steps == pytest.approx(jaxprune.engine.FLOW_SOLVER_STEPS_PER_STEP * 10**4 + 4)
-    assert jaxprune.engine.flow_solver_steps(flow.replace(flow_rtol=1e-6)) > 9 * steps
-    assert jaxprune.engine.flow_solver_steps(flow.replace(flow_max_steps=100)) == 100
-    evaluations = int(jaxprune.engine.FLOW_EVALUATIONS_PER_STEP * steps)  # as many GD steps
+    steps = jaxprune.optimizers.flow_solver_steps(flow)
+    assert steps == pytest.approx(jaxprune.optimizers.FLOW_SOLVER_STEPS_PER_STEP * 10**4 + 4)
+    assert jaxprune.optimizers.flow_solver_steps(flow.replace(flow_rtol=1e-6)) > 9 * steps
+    assert jaxprune.optimizers.flow_solver_steps(flow.replace(flow_max_steps=100)) == 100
+    evaluations = int(jaxprune.optimizers.FLOW_EVALUATIONS_PER_STEP * steps)  # as many GD steps
     gd = flow.replace(optimizer="gd", steps=evaluations, log_every=evaluations)
-    gd = jaxprune.engine.costs(gd)["gram"]
-    assert jaxprune.engine.costs(flow)["gram"].flops == pytest.approx(gd.flops)
+    gd = jaxprune.engines.costs(gd)["gram"]
+    assert jaxprune.engines.costs(flow)["gram"].flops == pytest.approx(gd.flops)

@@ -9,9 +9,9 @@ import pytest
 
 from jaxprune import Config, Params, model
 from jaxprune.data import dataset, draw_sample, sample_dataset
+from jaxprune.dense import gd_step
 from jaxprune.masks import sample_mask
 from jaxprune.state import init_state
-from jaxprune.training import gd_step
 
 OPTIONS = list(
     itertools.product(

@@ -185,7 +185,7 @@ def test_class_outcomes_agree_with_the_run():
 
 
 # ---------------------------------------------------------------------------- smoke
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker (conftest: grouped)
 def smoke(tmp_path_factory):
     base = tmp_path_factory.mktemp("regime")
     out, figures = base / "results", base / "figures"

@@ -39,7 +39,7 @@ def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
     return stdout + stderr
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker (conftest: grouped)
 def one_device():
     """The test sweep on this process's single CPU device, in memory."""
     config, grid, seeds, base = sweep_args()
@@ -48,7 +48,7 @@ def one_device():
 
 def test_four_devices_give_the_same_table(tmp_path, one_device):
     """The seeds of each chunk are sharded across 4 CPU devices: the table is identical."""
-    flags = "--xla_force_host_platform_device_count=4"
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
     log = _finish(_child(tmp_path / "out", "--chunk-size", 6, env={"XLA_FLAGS": flags}))
     assert "18 runs, 4 local devices" in log
     pd.testing.assert_frame_equal(jaxprune.load(tmp_path / "out"), one_device, check_exact=True)
@@ -58,7 +58,7 @@ def test_four_devices_give_the_same_table_for_a_grid_over_dim(tmp_path):
     """The same with dim in the grid (three dimensions padded into one bucket)."""
     config, grid, seeds, base = sweep_args(dims=True)
     one = jaxprune.sweep(config, grid, seeds, base=base, chunk_size=12, progress=False)
-    flags = "--xla_force_host_platform_device_count=4"
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
     log = _finish(_child(tmp_path / "out", "--chunk-size", 12, "--dims", env={"XLA_FLAGS": flags}))
     assert "54 runs, 4 local devices" in log
     pd.testing.assert_frame_equal(jaxprune.load(tmp_path / "out"), one, check_exact=True)
@@ -86,7 +86,7 @@ def test_two_processes_split_the_chunks(tmp_path, one_device):
 SLOW = 100_000  # steps: slow enough (about 0.5 s per chunk of one run on the idle CPU) to be killed midway
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker (conftest: grouped)
 def uninterrupted(tmp_path_factory):
     """The slow test sweep in chunks of one run, uninterrupted, as `load` reads it."""
     clean = tmp_path_factory.mktemp("clean") / "out"

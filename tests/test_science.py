@@ -35,7 +35,7 @@ def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker (conftest: grouped)
 def smoke(tmp_path_factory):
     """Both scripts at --smoke size, then the smoke report on their results."""
     base = tmp_path_factory.mktemp("science")

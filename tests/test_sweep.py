@@ -13,7 +13,7 @@ from jaxprune.config import PARAMS_FIELDS, SHAPE_FIELDS, Dims
 GRID = {"prune_frac": [0.0, 0.5, 0.9], "mu_norm": [0.5, 3.0]}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker (conftest: grouped)
 def reference(request):
     from conftest import TINY, TINY_PARAMS
 
