@@ -56,22 +56,24 @@ def assert_same_runs(actual, expected):
         )
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_itemcollected(item):
     """Under pytest-xdist (`-n auto`, with `--dist loadgroup` from pyproject), the tests that share
     a fixture of their module's computed once (a sweep, a science script at smoke size) run on one
-    worker; the other tests spread over the workers one by one. Those fixtures are session-scoped:
+    worker; the other tests spread over the workers one by one. The group is marked as each test
+    is collected, before xdist writes the groups into the node ids (in its
+    pytest_collection_modifyitems, which runs before a conftest's). (Under pytest 9.2 xdist's
+    groups are ignored, and the science smoke, 40-50 s, was computed on both workers: the test
+    extra keeps pytest below 9.2.) The fixtures are session-scoped:
     a worker may run other modules' tests between a group's, and a module-scoped fixture would
-    be torn down and computed again each time it comes back (measured: the science smoke, 53 s,
-    twice)."""
-    for item in items:
-        fixtures = getattr(item, "_fixtureinfo", None)
-        if fixtures is None:
-            continue
-        shared = sorted(
-            name
-            for name, definitions in fixtures.name2fixturedefs.items()
-            if definitions[-1].scope in ("module", "session")
-            and getattr(definitions[-1].func, "__module__", None) == item.module.__name__
-        )
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{','.join(shared)}"))
+    be torn down and computed again when the group comes back."""
+    fixtures = getattr(item, "_fixtureinfo", None)
+    if fixtures is None:
+        return
+    shared = sorted(
+        name
+        for name, definitions in fixtures.name2fixturedefs.items()
+        if definitions[-1].scope in ("module", "session")
+        and getattr(definitions[-1].func, "__module__", None) == item.module.__name__
+    )
+    if shared:
+        item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{','.join(shared)}"))

@@ -69,6 +69,7 @@ def test_beta_recovers_a_known_shift():
         np.testing.assert_allclose(reps, beta, atol=1e-12)
 
 
+@pytest.mark.slow  # compiles Configs of its own (the fast tier keeps the module's others)
 def test_p_live_against_the_package_draws():
     """At p_live(m), a class keeps no live signal neuron with probability 1/2: over 600 seeds of
     the package's init and mask draws (`regime_boundary.live_neurons`), about half of them."""

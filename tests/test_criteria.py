@@ -58,6 +58,7 @@ def dense(config, params, train):
     return np.asarray(data.x, np.float64), np.asarray(data.y)
 
 
+@pytest.mark.slow  # compiles Configs of its own (the fast tier keeps the module's others)
 def test_snip_scores_against_numpy():
     w, b, _, train = draws(SMALL)
     x, y = dense(SMALL, SMALL_PARAMS, train)

@@ -121,6 +121,7 @@ def test_projected_signal_term_is_the_explicit_signal_patch(signal, layout):
         "kmd,nd->nkm", w_eff, signal_directions(config)[explicit.y_true]), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow  # compiles Configs of its own (the fast tier keeps the module's others)
 def test_projected_test_is_prefix_stable():
     """A run padded into a bucket (more samples, neurons, coordinates) sees on its own prefix
     exactly the projected draws and, to rounding, the noise pre-activations it sees alone."""

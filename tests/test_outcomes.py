@@ -18,8 +18,10 @@ PARAMS = jaxprune.Params(prune_frac=0.5, mu_norm=1.5, sigma_noise=0.8, sigma_ini
 
 @pytest.mark.parametrize(
     "changes,flip",
-    [({"test_eval": "draw"}, 0.0), ({"test_eval": "projected"}, 0.2), ({"signal": "antipodal",
-      "num_classes": 2, "noise_orthogonal": False, "test_eval": "projected"}, 0.0)],
+    [({"test_eval": "draw"}, 0.0),
+     pytest.param({"test_eval": "projected"}, 0.2, marks=pytest.mark.slow),  # a Config of its own
+     pytest.param({"signal": "antipodal", "num_classes": 2, "noise_orthogonal": False,
+                   "test_eval": "projected"}, 0.0, marks=pytest.mark.slow)],
 )  # fmt: skip
 def test_class_outcomes_against_the_runs_metrics(changes, flip):
     """The class accuracies weighted by their test samples give the run's test_acc_clean (the

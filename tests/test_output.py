@@ -42,6 +42,7 @@ def assert_survive(folder: Path, foreign: dict[str, str]) -> None:
         assert (folder / name).read_text() == text, name
 
 
+@pytest.mark.slow  # compiles Configs of its own (the fast tier keeps the module's others)
 def test_foreign_files_survive_resume_refusal_overwrite_and_interrupt(
     tmp_path, tiny, tiny_params, monkeypatch
 ):
@@ -175,6 +176,7 @@ def test_corrupt_short_and_foreign_chunks_are_caught_on_load_and_resume(
         tiny_sweep(tiny, tiny_params, out)
 
 
+@pytest.mark.slow  # compiles Configs of its own (the fast tier keeps the module's others)
 def test_one_schema_across_chunks_read_by_pyarrow_polars_and_duckdb(tmp_path, tiny, tiny_params):
     """A None-able Config field in the grid: one Arrow type (int64 with nulls) in every chunk,
     so that pyarrow.dataset, polars and duckdb read the chunk files as one table."""
@@ -243,6 +245,7 @@ def test_provenance_outside_a_clone_is_none(monkeypatch):
 DERIVED = {"lr": "0.125 / (sigma_noise**2 * dim)", "sigma_init": "0.2 / (sigma_noise * sqrt(dim))"}
 
 
+@pytest.mark.slow  # compiles Configs of its own (the fast tier keeps the module's others)
 def test_a_derived_sweep_over_d_equals_the_per_d_sweeps_it_replaces(tmp_path, tiny, tiny_params):
     """lr and sigma_init tied to d in one sweep over d (one shape bucket: one compilation)
     equal, run for run, the sweeps with one d each and their lr and sigma_init computed by
@@ -273,6 +276,7 @@ def test_a_derived_sweep_over_d_equals_the_per_d_sweeps_it_replaces(tmp_path, ti
     assert figure.stat().st_size > 0
 
 
+@pytest.mark.slow  # compiles Configs of its own (the fast tier keeps the module's others)
 def test_zipped_axes_and_grid_variables(tmp_path, tiny, tiny_params):
     """A zipped axis varies two fields together; a grid variable (no field) feeds a derived
     field and is a column; the benign score sets mu_norm."""

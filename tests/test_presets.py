@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import pytest
 
 import jaxprune
 from jaxprune import model
@@ -29,6 +30,7 @@ def test_kou2023_settings():
     assert jaxprune.presets.kou2023(dim=300)[0].dim == 300
 
 
+@pytest.mark.slow  # compiles Configs of its own (the fast tier keeps the module's others)
 def test_kou2023_forward_equals_conv1d_rendering():
     """Conv1d(1, 2m, kernel=d, stride=d, bias) over the two patches laid end to end, ReLU,
     mean over the 2 output positions, sum over the m filters of each class."""
