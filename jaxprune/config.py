@@ -111,7 +111,7 @@ def normalize_config_value(name: str, value: Any) -> Any:
     if name in _CHOICES:
         return _check_choice(name, value, _CHOICES[name])
     if name in _CATALOG_FIELDS:
-        return _check_choice(name, value, _catalog_names(name))
+        return _check_choice(name, value, _catalogs().names(name))
     return _check_bool(name, value)
 
 
@@ -120,21 +120,13 @@ def normalize_config_value(name: str, value: Any) -> Any:
 _CATALOG_FIELDS = ("mask", "optimizer", "engine")
 
 
-def _check_catalog_parts(config: Config) -> None:
-    """The catalogs' own checks of how the engine, optimizer and mask go together
-    (`jaxprune.engines.check`; imported here for the reason `_catalog_names` gives)."""
-    from jaxprune import engines
-
-    engines.check(config)
-
-
-def _catalog_names(name: str) -> tuple[str, ...]:
-    """The values Config.<name> accepts, from the catalogs (`jaxprune.engines.names`). The
-    catalogs are imported here, at the first check, not at the top of this module: their
+def _catalogs():
+    """`jaxprune.engines`, which holds the catalogs' names and checks (`names`, `check`).
+    Imported here, at the first check, not at the top of this module: the catalogs'
     definitions (the engines, optimizers and criteria) are built on Config."""
     from jaxprune import engines
 
-    return engines.names(name)
+    return engines
 
 
 def _check_fields(owner: str, fields: tuple[str, ...], changes: dict) -> None:
@@ -249,7 +241,7 @@ class Config:
                 f"must be None (full batch) or at most n_train ({self.n_train})",
             )
 
-        _check_catalog_parts(self)
+        _catalogs().check(self)  # how the engine, optimizer and mask go together
 
     def replace(self, **changes) -> Config:
         """A copy with `changes` applied (validated like any new Config)."""

@@ -73,13 +73,13 @@ def check(config: Config) -> None:
             f"is invalid: optimizer={config.optimizer!r} needs None ({optimizer.full_batch_only}).",
             owner="Config",
         )  # fmt: skip
-    estimates = costs(config)
-    supported = [AUTO, *estimates] if estimates else []
-    if config.engine not in supported:
+    supported = [name for name, kind in ENGINES.items() if kind.supports(config) is None]
+    if config.engine not in (AUTO, *supported) or not supported:
         problem = ENGINES[config.engine].supports(config) if config.engine != AUTO else None
-        others = " or ".join(repr(name) for name in supported) or "one that supports it"
+        others = " or ".join(repr(name) for name in (AUTO, *supported)) if supported else None
         raise InvalidValue(
             "engine", config.engine,
-            f"is invalid: {problem or 'no engine supports this Config'}; use engine {others}.",
+            f"is invalid: {problem or 'no engine supports this Config'}; use engine "
+            f"{others or 'one that supports it'}.",
             owner="Config",
         )  # fmt: skip
