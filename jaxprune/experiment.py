@@ -47,6 +47,8 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: per size)")
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--memory-budget", type=float, default=None)
+    p.add_argument("--chunk-seconds", type=float, default=None,
+                   help="estimated seconds of work per chunk (default: the library's)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace different results at --out")
     return p
 
@@ -154,6 +156,7 @@ class Recorder:
                 out=self.out / key,
                 chunk_size=self.args.chunk_size,
                 memory_budget_gb=self.args.memory_budget,
+                chunk_seconds=self.args.chunk_seconds,
                 overwrite=self.args.overwrite,
             )
         except SweepInterrupted as stopped:  # Ctrl-C: one line saying how to resume, status 130

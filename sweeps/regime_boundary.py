@@ -209,6 +209,12 @@ def plan_commit() -> str:
 def main(argv=None) -> None:
     p = parser(__doc__)
     p.add_argument("--only", default="E0,E1,E2,W,H", help="experiments to run, in this order: E0,E1,E2,W (E1's wider m),H (E0 at loss 0.01)")
+    # The cost model prices a run at its step cap; these runs stop at loss_tol after about a
+    # tenth of it (flow at d = 10^4: 7.9 s measured for 36 runs the model put at 78 s), so the
+    # library's 10 s chunks would hold 2-4 runs and lose the vmap. A chunk of ~100 estimated
+    # seconds holds one seed's whole E0 row (36 runs, ~8 s) up to d = 10^5; at d = 10^6, where
+    # the estimate is close (the O(d) draws dominate), 12 runs of ~70 s.
+    p.set_defaults(chunk_seconds=100.0)
     args = p.parse_args(argv)
     rec = Recorder("sweeps/regime_boundary.py", args, "regime_boundary")
     s = SIZES[rec.size]
