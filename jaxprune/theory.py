@@ -24,6 +24,7 @@ THEORY_COLUMNS = (
     "p_any_class_without_signal",
     "regime_d_over_n2",
     "regime_init_scale",
+    "regime_init_kou",
     "regime_step",
     "regime_signal_neurons",
     "regime_memorization",
@@ -34,7 +35,7 @@ THEORY_COLUMNS = (
 # regime_signal_neurons is not among them: mild pruning needs it large and over-pruning small.
 REGIME_THRESHOLDS = {
     "regime_d_over_n2": (">=", 1.0),
-    "regime_init_scale": ("<=", 1.0),
+    "regime_init_kou": ("<=", 1.0),
     "regime_step": ("<=", 1.0),
     "regime_memorization": (">=", 1.0),
 }
@@ -90,8 +91,17 @@ def regime_init_scale(sigma_init, sigma_noise, dim):
     """sigma_0 sigma sqrt(d): the standard deviation of a filter's pre-activation on a noise
     patch at initialization. The theorems need a small init, sigma_0 <= O~(1/(sigma sqrt(d)))
     (times further negative powers of n and m), so that training, not the random init,
-    decides which neurons learn signal or noise. Threshold: <= 1."""
+    decides which neurons learn signal or noise. Descriptive: in_regime uses `regime_init_kou`."""
     return sigma_init * sigma_noise * np.sqrt(dim)
+
+
+def regime_init_kou(sigma_init, sigma_noise, dim, n_train):
+    """sigma_0 sigma sqrt(d) against sqrt(n / d), i.e. sigma_0 sigma d / sqrt(n): the Kou-type
+    condition on the init of a ReLU network, sigma_0 <~ sqrt(n) / (sigma d) (Kou et al. 2023),
+    which the science report's experiment E0 tests (the benign boundary of unpruned runs at
+    sigma_0 sigma sqrt(d) = c sqrt(n / d) as d grows). A fixed sigma_0 sigma sqrt(d) leaves it
+    from d ~ n / (sigma_0 sigma sqrt(d))^2 on. Threshold: <= 1."""
+    return sigma_init * sigma_noise * dim / np.sqrt(n_train)
 
 
 def step_scale(width, output_scale):
@@ -142,6 +152,9 @@ def columns(frame) -> dict:
         regime = {
             "regime_d_over_n2": regime_d_over_n2(f["dim"], f["n_train"]),
             "regime_init_scale": regime_init_scale(f["sigma_init"], f["sigma_noise"], f["dim"]),
+            "regime_init_kou": regime_init_kou(
+                f["sigma_init"], f["sigma_noise"], f["dim"], f["n_train"]
+            ),
             "regime_step": regime_step(
                 f["lr"], f["sigma_noise"], f["dim"], f["width"], output_scale
             ),

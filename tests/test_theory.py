@@ -39,14 +39,14 @@ def test_columns_work_on_frames():
 
 
 def test_regime_columns_by_hand():
-    """d = 10000, n = 40, m = 20, sigma = 1, sigma_0 = 0.005, lr = 1e-4, K = 2, at p = 0, 0.5
+    """d = 10000, n = 40, m = 20, sigma = 1, sigma_0 = 0.0005, lr = 1e-4, K = 2, at p = 0, 0.5
     and 0.99: each regime quantity and in_regime, computed by hand."""
     frame = pd.DataFrame(
         {
             "prune_frac": [0.0, 0.5, 0.99],
             "mu_norm": 2.0,
             "sigma_noise": 1.0,
-            "sigma_init": 0.005,
+            "sigma_init": 0.0005,
             "lr": 1e-4,
             "dim": 10_000,
             "width": 20,
@@ -56,7 +56,8 @@ def test_regime_columns_by_hand():
     )
     cols = theory.columns(frame)
     np.testing.assert_allclose(cols["regime_d_over_n2"], 10_000 / 1600)  # 6.25
-    np.testing.assert_allclose(cols["regime_init_scale"], 0.005 * 100)  # 0.5
+    np.testing.assert_allclose(cols["regime_init_scale"], 0.0005 * 100)  # 0.05
+    np.testing.assert_allclose(cols["regime_init_kou"], 0.0005 * 10_000 / 40**0.5)  # 0.79
     np.testing.assert_allclose(cols["regime_step"], 1e-4 * 10_000)  # 1.0: at the threshold
     np.testing.assert_allclose(cols["regime_signal_neurons"], [20, 10, 0.2], rtol=1e-12)
     np.testing.assert_allclose(cols["regime_memorization"], [5000, 2500, 50], rtol=1e-12)
@@ -70,7 +71,7 @@ def test_regime_columns_by_hand():
     np.testing.assert_allclose(cols["regime_step"], 200.0)
     assert not cols["in_regime"].any()
     # one condition at a time flips in_regime
-    for change in ({"dim": 1599}, {"sigma_init": 0.0101}, {"lr": 1.01e-4}):
+    for change in ({"dim": 1599}, {"sigma_init": 0.00064}, {"lr": 1.01e-4}):
         assert not theory.columns(frame.assign(**change))["in_regime"].any(), change
     # memorization: m (1 - p) d / n < 1 at p = 0.99999 with d = 100: 20 * 1e-5 * 100 / 40
     tiny = frame.assign(dim=1600, prune_frac=0.99999, sigma_init=0.001)
@@ -110,6 +111,7 @@ def test_regime_columns_in_result_frames():
         assert column in frame.columns, column
     np.testing.assert_allclose(frame.regime_d_over_n2, [1.0, 4.0])
     np.testing.assert_allclose(frame.regime_init_scale, [0.1, 4.0])
+    np.testing.assert_allclose(frame.regime_init_kou, [0.01 * 100 / 10**0.5, 0.2 * 400 / 10**0.5])
     np.testing.assert_allclose(frame.regime_step, [0.001 * 4 * 100, 0.001 * 4 * 400])
     np.testing.assert_allclose(frame.regime_memorization, [40.0, 80.0])
     assert frame.in_regime.dtype == bool and frame.in_regime.tolist() == [True, False]
