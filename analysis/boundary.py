@@ -21,6 +21,7 @@ import jaxprune
 from analysis.stats import (
     LEVEL,
     Verdict,
+    first_crossings,
     fit_logistic_threshold,
     percentile_ci,
     rising_x50,
@@ -39,8 +40,9 @@ FIGURES = {"collapse": "boundary_collapse.png", "shift": "boundary_shift.png",
 @dataclasses.dataclass(frozen=True)
 class BoundaryResult:
     """e0: per (d, init): s50 with its bootstrap CI, the ratio to d = 10^3 with its simultaneous
-    CI, runs at the step cap; e0_curves: per (d, init, score): fraction learned; e0_verdicts: per
-    init, the plan's verdict; horizon: s50 at loss 0.01 against 0.1. e1: per (d, m, curve, p):
+    CI, runs at the step cap, whether the point fit is separated, and (post hoc) s75 with its ratio;
+    e0_curves: per (d, init, score): fraction learned; e0_verdicts: per init, the plan's verdict;
+    e0_verdicts75: the same rule applied to s75 (post hoc); horizon: s50 at loss 0.01 against 0.1. e1: per (d, m, curve, p):
     s50; e1_beta: per (d, m, contrast): beta with its CI. e2: per (d, m, p): fitted fraction, test
     accuracy with its upper bound, learned fractions (all runs, runs with every class live);
     e2_threshold: per (d, m): p* of all runs and the predictions. verdicts: the report's table
@@ -50,6 +52,7 @@ class BoundaryResult:
     e0: pd.DataFrame
     e0_curves: pd.DataFrame
     e0_verdicts: dict
+    e0_verdicts75: dict
     horizon: pd.DataFrame
     e1: pd.DataFrame
     e1_beta: pd.DataFrame
@@ -82,6 +85,27 @@ def _threshold(x, outcomes, weights) -> tuple[float, np.ndarray]:
     return point, threshold_replicates(x, outcomes, weights)
 
 
+def _accuracy(frame: pd.DataFrame, column: str, values) -> np.ndarray:
+    """(seeds, len(values)) test accuracy of each seed's run at each value of `column`."""
+    wide = frame.pivot_table(index="seed", columns=column, values="test_acc", aggfunc="first")
+    return wide.reindex(index=np.sort(frame.seed.unique()), columns=values).to_numpy(dtype=float)
+
+
+def _s75(x, accuracy: np.ndarray, weights) -> tuple[float, np.ndarray]:
+    """Post hoc (not in the plan): the log score where the seed-mean test accuracy rises
+    through LEARNED (linear in log score between grid points; NaN where the mean starts above
+    it or never reaches it), and its whole-seed bootstrap replicates under `weights`. With
+    n_test = 1000 a run's test accuracy is almost a function of its score, so *learned*
+    separates on the grid and s50's logistic fit pins s50 to a grid point; the mean accuracy
+    still resolves the boundary between grid points."""
+    finite = np.isfinite(accuracy)
+    means = np.vstack([np.nanmean(accuracy, axis=0),
+                       (weights @ np.where(finite, accuracy, 0.0)) / (weights @ finite)])  # fmt: skip
+    cross = first_crossings(x, means, LEARNED, below=False)
+    cross = np.where(means[:, 0] >= LEARNED, np.nan, cross)
+    return float(cross[0]), cross[1:]
+
+
 def _ci(replicates, level):
     low, high = percentile_ci(replicates, level)
     return float(low), float(high)
@@ -103,37 +127,54 @@ def _e0(directory: Path, record: dict, n_boot: int):
             _, out = _outcomes(cell, "mu_norm", meta["mus"])
             point, reps = _threshold(x, out, weights)
             logs[(dim, label)] = (point, reps)
+            finite = np.isfinite(out)
+            separated = not fit_logistic_threshold(x, np.nansum(out, 0), trials=finite.sum(0)).estimable
+            point75, reps75 = _s75(x, _accuracy(cell, "mu_norm", meta["mus"]), weights)
+            logs[(dim, label, "s75")] = (point75, reps75)
             rows.append(dict(dim=dim, init=label, init_scale=meta["scales"][label],
                              seeds=len(seeds), s50=math.exp(point) if np.isfinite(point) else np.nan,
                              s50_low=math.exp(_ci(reps, LEVEL)[0]), s50_high=math.exp(_ci(reps, LEVEL)[1]),
-                             undefined=float(np.isnan(reps).mean()),
+                             undefined=float(np.isnan(reps).mean()), separated=separated,
+                             s75=math.exp(point75), s75_low=math.exp(_ci(reps75, LEVEL)[0]),
+                             s75_high=math.exp(_ci(reps75, LEVEL)[1]),
                              capped=float((cell.converged_step < 0).mean())))  # fmt: skip
             for mu, group in cell.groupby("mu_norm"):
                 curves.append(dict(dim=dim, init=label, score=score_of[mu],
                                    learned=float((group.test_acc >= LEARNED).mean())))  # fmt: skip
     e0 = pd.DataFrame(rows)
     first = e0.dim.min()
-    ratios, verdicts = [], {}
+    ratios, verdicts, verdicts75 = [], {}, {}
     for label, group in e0.groupby("init"):
         if (first, label) not in logs:
             continue
         others = group[group.dim > first]
         level = 1 - (1 - LEVEL) / max(len(others), 1)  # Bonferroni over the d > 10^3
-        inside, outside = [], []
-        for dim in group.dim:
-            point = logs[(dim, label)][0] - logs[(first, label)][0]
-            reps = logs[(dim, label)][1] - logs[(first, label)][1]
-            low, high = _ci(reps, level)
-            ratios.append(dict(dim=dim, init=label, ratio=math.exp(point),
-                               ratio_low=math.exp(low), ratio_high=math.exp(high), level=level))  # fmt: skip
-            if dim > first:
-                inside.append(math.log(1 / BAND) <= low and high <= math.log(BAND))
-                outside.append(high < math.log(1 / BAND) or low > math.log(BAND))
-        verdicts[label] = (
-            "holds" if inside and all(inside) else "fails" if any(outside) else "not shown"
-        )
-    e0 = e0.merge(pd.DataFrame(ratios), on=["dim", "init"], how="left")
-    return e0, pd.DataFrame(curves), verdicts, logs
+        for estimator, suffix in (("s50", ()), ("s75", ("s75",))):
+            inside, outside = [], []
+            for dim in group.dim:
+                point = logs[(dim, label, *suffix)][0] - logs[(first, label, *suffix)][0]
+                reps = logs[(dim, label, *suffix)][1] - logs[(first, label, *suffix)][1]
+                low, high = _ci(reps, level)
+                name = "ratio" if estimator == "s50" else "ratio75"
+                ratios.append(dict(dim=dim, init=label, estimator=estimator,
+                                   **{name: math.exp(point), f"{name}_low": math.exp(low),
+                                      f"{name}_high": math.exp(high)}, level=level))  # fmt: skip
+                if dim > first:
+                    inside.append(math.log(1 / BAND) <= low and high <= math.log(BAND))
+                    outside.append(high < math.log(1 / BAND) or low > math.log(BAND))
+            (verdicts if estimator == "s50" else verdicts75)[label] = (
+                "holds" if inside and all(inside) else "fails" if any(outside) else "not shown"
+            )
+    ratios = pd.DataFrame(ratios)
+    for estimator, name in (("s50", "ratio"), ("s75", "ratio75")):
+        columns = [name, f"{name}_low", f"{name}_high"]
+        if len(ratios):
+            part = ratios[ratios.estimator == estimator]
+            part = part[["dim", "init", *columns] + (["level"] if name == "ratio" else [])]
+            e0 = e0.merge(part, on=["dim", "init"], how="left")
+        else:
+            e0 = e0.assign(**dict.fromkeys(columns, np.nan))
+    return e0, pd.DataFrame(curves), verdicts, verdicts75, logs
 
 
 def _horizon(directory: Path, record: dict, logs: dict, n_boot: int) -> pd.DataFrame:
@@ -187,16 +228,22 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
         seeds = np.sort(last.seed.unique())
         weights = seed_weights(len(seeds), n_boot, seed=dim + 2)  # one resample for every p
 
-        def curve(frame, name, width=meta["width"], w=weights):
+        def curve(frame, name, width=meta["width"], w=weights, logs75=None):
             logs = {}
             for p, cell in frame.groupby("prune_frac"):
                 _, out = _outcomes(cell, "mu_norm", mus)
                 logs[p] = _threshold(x, out, w)
                 low, high = _ci(logs[p][1], level)
-                cells.append(dict(dim=dim, width=width, curve=name, prune_frac=p,
-                                  s50=math.exp(logs[p][0]), s50_low=math.exp(low),
-                                  s50_high=math.exp(high),
-                                  capped=float((cell.converged_step < 0).mean())))  # fmt: skip
+                row = dict(dim=dim, width=width, curve=name, prune_frac=p,
+                           s50=math.exp(logs[p][0]), s50_low=math.exp(low),
+                           s50_high=math.exp(high),
+                           capped=float((cell.converged_step < 0).mean()))  # fmt: skip
+                if logs75 is not None:  # post hoc: the mean-accuracy boundary s75
+                    logs75[p] = _s75(x, _accuracy(cell.dropna(subset="test_acc"), "mu_norm", mus), w)
+                    low, high = _ci(logs75[p][1], level)
+                    row |= dict(s75=math.exp(logs75[p][0]), s75_low=math.exp(low),
+                                s75_high=math.exp(high))  # fmt: skip
+                cells.append(row)
             return logs
 
         sigma0 = meta["sigma_init"]
@@ -207,9 +254,11 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
                          .assign(prune_frac=p))  # fmt: skip
         conditioned = _with_live(last.assign(dim=dim, width=meta["width"]), live, "E1")
         kept = conditioned.assign(test_acc=conditioned.test_acc.where(conditioned.all_live == 1))
+        pruned75, dense75 = {}, {}
         logs = {
-            "pruned": curve(last, "pruned"),
-            "dense at sigma_0 sqrt(1-p)": curve(pd.concat(dense), "dense at sigma_0 sqrt(1-p)"),
+            "pruned": curve(last, "pruned", logs75=pruned75),
+            "dense at sigma_0 sqrt(1-p)": curve(pd.concat(dense), "dense at sigma_0 sqrt(1-p)",
+                                                logs75=dense75),  # fmt: skip
             "pruned, every class live": curve(kept, "pruned, every class live"),
         }
         beta = {name: _beta(lg, ps) for name, lg in logs.items()}
@@ -217,6 +266,10 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
             beta["pruned"][0] - beta["dense at sigma_0 sqrt(1-p)"][0],
             beta["pruned"][1] - beta["dense at sigma_0 sqrt(1-p)"][1],
         )
+        b75, d75 = _beta(pruned75, ps), _beta(dense75, ps)  # post hoc: from s75
+        beta["pruned (s75, post hoc)"] = b75
+        beta["dense at sigma_0 sqrt(1-p) (s75, post hoc)"] = d75
+        beta["pruned - dense control (s75, post hoc)"] = (b75[0] - d75[0], b75[1] - d75[1])
         excluded = float((conditioned.all_live != 1).mean())
         for name, (point, reps) in beta.items():
             low, high = _ci(reps, level)
@@ -296,19 +349,10 @@ def _e2(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
     return pd.DataFrame(cells), pd.DataFrame(thresholds)
 
 
-def _verdicts(e0, e0_verdicts, e1_beta, e2, e2_threshold, size) -> list[Verdict]:
+def _e1_verdict(e1_beta, contrast: str, label: str) -> list[Verdict]:
+    """The E1 row of the verdict table for the beta of `contrast` (one per d)."""
+    primary = e1_beta[e1_beta.contrast == contrast] if len(e1_beta) else e1_beta
     out = []
-    for label, status in e0_verdicts.items():
-        rows = e0[e0.init == label]
-        out.append(Verdict(
-            claim=f"E0 ({size}): the benign boundary collapses on n mu^4/(sigma^4 d) at {label}",
-            old="fails (at sigma_0 sigma sqrt(d) = 0.1)", new=status, control="-",
-            evidence="s50(d)/s50(10^3): " + "; ".join(
-                f"d = {r.dim:g}: {r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]"
-                for r in rows.itertuples() if r.dim > rows.dim.min()) +
-            f" (seed bootstrap, Bonferroni over {max(len(rows) - 1, 1)} d; band x{BAND})",
-            figure=FIGURES["collapse"]))  # fmt: skip
-    primary = e1_beta[e1_beta.contrast == "pruned"] if len(e1_beta) else e1_beta
     if len(primary):
         signs = ["helps" if r.low > 0 else "harms" if r.high < 0 else "not shown"
                  for r in primary.itertuples()]  # fmt: skip
@@ -316,12 +360,42 @@ def _verdicts(e0, e0_verdicts, e1_beta, e2, e2_threshold, size) -> list[Verdict]
                   "fails (pruning moves the boundary the wrong way)" if "harms" in signs
                   else "not shown")  # fmt: skip
         out.append(Verdict(
-            claim=f"E1 ({size}): mild pruning moves the benign boundary (beta > 0)",
+            claim=f"E1 ({label}): mild pruning moves the benign boundary (beta > 0)",
             old="fails at d <= 10^4; not shown above", new=status,
             control="dense at sigma_0 sqrt(1-p); every class live; wider m",
             evidence="; ".join(f"d = {r.dim:g}: beta {r.beta:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
                                for r in primary.itertuples()) +
             " (paired whole-seed bootstrap, Bonferroni over d)", figure=FIGURES["shift"]))  # fmt: skip
+    return out
+
+
+def _verdicts(e0, e0_verdicts, e0_verdicts75, e1_beta, e2, e2_threshold, size) -> list[Verdict]:
+    out = []
+    for label, status in e0_verdicts.items():
+        rows = e0[e0.init == label]
+        separated = int(rows.separated.sum())
+        out.append(Verdict(
+            claim=f"E0 ({size}): the benign boundary collapses on n mu^4/(sigma^4 d) at {label}",
+            old="fails (at sigma_0 sigma sqrt(d) = 0.1)",
+            new=status + (f" (s50 pinned to a grid point at {separated} of {len(rows)} d: "
+                          "see s75)" if separated else ""),
+            control="-",
+            evidence="s50(d)/s50(10^3): " + "; ".join(
+                f"d = {r.dim:g}: {r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]"
+                for r in rows.itertuples() if r.dim > rows.dim.min()) +
+            f" (seed bootstrap, Bonferroni over {max(len(rows) - 1, 1)} d; band x{BAND})",
+            figure=FIGURES["collapse"]))  # fmt: skip
+    for label, status in e0_verdicts75.items():
+        rows = e0[e0.init == label]
+        out.append(Verdict(
+            claim=f"E0 ({size}, post hoc: s75, the mean-accuracy boundary) at {label}",
+            old="-", new=status, control="-",
+            evidence="s75(d)/s75(10^3): " + "; ".join(
+                f"d = {r.dim:g}: {r.ratio75:.2f} [{r.ratio75_low:.2f}, {r.ratio75_high:.2f}]"
+                for r in rows.itertuples() if r.dim > rows.dim.min()) +
+            f" (same bootstrap, family and band)", figure=FIGURES["collapse"]))  # fmt: skip
+    for contrast, tag in (("pruned", ""), ("pruned (s75, post hoc)", ", post hoc: beta from s75")):
+        out += _e1_verdict(e1_beta, contrast, f"{size}{tag}")
     for r in e2_threshold.itertuples():
         cells = e2[(e2.dim == r.dim) & (e2.width == r.width)]
         shown_a = cells[(cells.fit >= 0.95) & (cells.test_acc_upper <= CHANCE + 0.05)]
@@ -347,7 +421,7 @@ def compute(results_dir, n_boot: int = 1000) -> BoundaryResult:
     record = json.loads((directory / "run.json").read_text())
     live_path = directory / "live.parquet"
     live = pd.read_parquet(live_path) if live_path.exists() else pd.DataFrame()
-    e0, curves, e0_verdicts, logs = _e0(directory, record, n_boot)
+    e0, curves, e0_verdicts, e0_verdicts75, logs = _e0(directory, record, n_boot)
     horizon = _horizon(directory, record, logs, n_boot)
     e1, e1_beta = _e1(directory, record, live, n_boot)
     e2, e2_threshold = _e2(directory, record, live, n_boot)
@@ -356,6 +430,6 @@ def compute(results_dir, n_boot: int = 1000) -> BoundaryResult:
                                             "optimizer", "engine", "test_eval", "plan",
                                             "plan_commit")}  # fmt: skip
     setting |= {"size": record["size"], "n_boot": n_boot}
-    verdicts = _verdicts(e0, e0_verdicts, e1_beta, e2, e2_threshold, record["size"])
-    return BoundaryResult(setting, e0, curves, e0_verdicts, horizon, e1, e1_beta, e2,
-                          e2_threshold, verdicts, invocation_table(record))  # fmt: skip
+    verdicts = _verdicts(e0, e0_verdicts, e0_verdicts75, e1_beta, e2, e2_threshold, record["size"])
+    return BoundaryResult(setting, e0, curves, e0_verdicts, e0_verdicts75, horizon, e1, e1_beta,
+                          e2, e2_threshold, verdicts, invocation_table(record))  # fmt: skip

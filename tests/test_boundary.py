@@ -58,6 +58,21 @@ def test_rising_x50_takes_a_separated_bracket_and_refuses_a_falling_curve():
     assert math.isnan(stats.rising_x50(falling))
 
 
+def test_s75_interpolates_the_mean_accuracy_and_resamples_seeds():
+    """s75 (post hoc): the log score where the seed-mean test accuracy rises through 0.75,
+    linear between grid points; NaN where the mean starts above 0.75 or never reaches it; a
+    bootstrap replicate is the same crossing of the resampled mean."""
+    x = np.log([0.25, 0.5, 1.0, 2.0])
+    accuracy = np.array([[0.6, 0.7, 0.8, 0.9], [0.6, 0.72, 0.84, 0.9]])  # mean 0.6, .71, .82, .9
+    weights = np.array([[2, 0], [0, 2], [1, 1]])
+    point, reps = boundary._s75(x, accuracy, weights)
+    np.testing.assert_allclose(point, x[1] + (0.75 - 0.71) / (0.82 - 0.71) * (x[2] - x[1]))
+    np.testing.assert_allclose(reps, [x[1] + 0.5 * (x[2] - x[1]),
+                                      x[1] + (0.03 / 0.12) * (x[2] - x[1]), point])  # fmt: skip
+    assert math.isnan(boundary._s75(x, accuracy + 0.2, weights)[0])  # starts above 0.75
+    assert math.isnan(boundary._s75(x, accuracy - 0.2, weights)[0])  # never reaches it
+
+
 def test_beta_recovers_a_known_shift():
     """s50(p) = s50(0) (1 - p)^beta exactly, in the point and in every replicate."""
     ps = [0.0, 0.1, 0.3, 0.5]
