@@ -377,8 +377,9 @@ def _verdicts(e0, e0_verdicts, e0_verdicts75, e1_beta, e2, e2_threshold, size) -
         out.append(Verdict(
             claim=f"E0 ({size}): the benign boundary collapses on n mu^4/(sigma^4 d) at {label}",
             old="fails (at sigma_0 sigma sqrt(d) = 0.1)",
-            new=status + (f" (s50 pinned to a grid point at {separated} of {len(rows)} d: "
-                          "see s75)" if separated else ""),
+            new=status + (f" by the plan's rule, but degenerate: at {separated} of {len(rows)} d "
+                          "the outcomes separate on the grid (s50 pinned to a grid point, its "
+                          "CI a point); see s75" if separated else ""),
             control="-",
             evidence="s50(d)/s50(10^3): " + "; ".join(
                 f"d = {r.dim:g}: {r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]"
