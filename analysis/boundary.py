@@ -234,9 +234,11 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
                 _, out = _outcomes(cell, "mu_norm", mus)
                 logs[p] = _threshold(x, out, w)
                 low, high = _ci(logs[p][1], level)
+                finite = np.isfinite(out)
+                fit = fit_logistic_threshold(x, np.nansum(out, 0), trials=finite.sum(0))
                 row = dict(dim=dim, width=width, curve=name, prune_frac=p,
                            s50=math.exp(logs[p][0]), s50_low=math.exp(low),
-                           s50_high=math.exp(high),
+                           s50_high=math.exp(high), separated=not fit.estimable,
                            capped=float((cell.converged_step < 0).mean()))  # fmt: skip
                 if logs75 is not None:  # post hoc: the mean-accuracy boundary s75
                     logs75[p] = _s75(x, _accuracy(cell.dropna(subset="test_acc"), "mu_norm", mus), w)
@@ -271,11 +273,15 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
         beta["dense at sigma_0 sqrt(1-p) (s75, post hoc)"] = d75
         beta["pruned - dense control (s75, post hoc)"] = (b75[0] - d75[0], b75[1] - d75[1])
         excluded = float((conditioned.all_live != 1).mean())
+        here = pd.DataFrame([c for c in cells if c["dim"] == dim and c["width"] == meta["width"]])
         for name, (point, reps) in beta.items():
             low, high = _ci(reps, level)
+            curves = {"pruned - dense control": ["pruned", "dense at sigma_0 sqrt(1-p)"]}.get(
+                name, [name])  # the s50 curves behind this beta (none for the s75 ones)
             betas.append(dict(dim=dim, width=meta["width"], contrast=name, beta=point,
                               low=low, high=high, level=level, seeds=len(seeds),
                               undefined=float(np.isnan(reps).mean()),
+                              separated=int(here[here.curve.isin(curves)].separated.sum()),
                               excluded=excluded if "live" in name else 0.0))  # fmt: skip
         wide_key = next((k for k, m in sweeps.items() if m.get("role") == "width control"
                          and m["dim"] == dim and (directory / k).exists()), None)  # fmt: skip
@@ -359,6 +365,10 @@ def _e1_verdict(e1_beta, contrast: str, label: str) -> list[Verdict]:
         status = ("holds" if all(s == "helps" for s in signs) else
                   "fails (pruning moves the boundary the wrong way)" if "harms" in signs
                   else "not shown")  # fmt: skip
+        separated = int(primary.separated.sum()) if "separated" in primary else 0
+        if separated:
+            status += (f" by the plan's rule, but degenerate: {separated} of the s50's behind "
+                       "it separate on the grid (pinned to grid points); see beta from s75")
         out.append(Verdict(
             claim=f"E1 ({label}): mild pruning moves the benign boundary (beta > 0)",
             old="fails at d <= 10^4; not shown above", new=status,

@@ -34,9 +34,13 @@ def theorist_paragraph(result: BoundaryResult) -> str:
     parts = []
     for label, status in result.e0_verdicts.items():
         rows = e0[(e0.init == label)]
-        parts.append(f"at {label} the collapse verdict is '{status}' (s50 from {rows.s50.iloc[0]:.2g} at "
-                     f"d = {rows.dim.iloc[0]:g} to {rows.s50.iloc[-1]:.2g} at d = "
-                     f"{rows.dim.iloc[-1]:g})")  # fmt: skip
+        parts.append(f"at {label} the collapse verdict is '{status.split(' by the plan')[0]}'"
+                     f"{' (degenerate)' if rows.separated.any() else ''} (s50 from "
+                     f"{rows.s50.iloc[0]:.2g} at d = {rows.dim.iloc[0]:g} to "
+                     f"{rows.s50.iloc[-1]:.2g} at d = {rows.dim.iloc[-1]:g}), and by the "
+                     f"post hoc s75 '{result.e0_verdicts75.get(label, '-')}' (s75 from "
+                     f"{rows.s75.iloc[0]:.2g} to {rows.s75.iloc[-1]:.2g}, largest ratio CI "
+                     f"[{rows.ratio75_low.min():.2f}, {rows.ratio75_high.max():.2f}])")  # fmt: skip
     text = (f"At {s['size']} size (n = {s['n_train']}, K = 2, GD on the Gram engine, eta sigma^2 d "
             f"= {s['lr_scale']:g}), " + "; ".join(parts) + ". ")  # fmt: skip
     beta = result.e1_beta
@@ -49,6 +53,14 @@ def theorist_paragraph(result: BoundaryResult) -> str:
             c = ctrl.iloc[0]
             text += (f"; beyond the dense network at the init scale the mask leaves: "
                      f"{c.beta:+.2f} [{c.low:+.2f}, {c.high:+.2f}]")
+        if getattr(r, "separated", 0):
+            text += f" (degenerate: {r.separated} of its s50's pinned to grid points)"
+        for name, words in (("pruned (s75, post hoc)", "from s75 (post hoc)"),
+                            ("pruned - dense control (s75, post hoc)", "beyond the control")):
+            alt = beta[(beta.dim == r.dim) & (beta.width == r.width) & (beta.contrast == name)]
+            if len(alt):
+                a = alt.iloc[0]
+                text += f"; {words}: {a.beta:+.2f} [{a.low:+.2f}, {a.high:+.2f}]"
         text += ". "
     for r in result.e2_threshold.itertuples():
         cells = result.e2[(result.e2.dim == r.dim) & (result.e2.width == r.width)]
@@ -133,6 +145,8 @@ def render(result: BoundaryResult, figures_dir, plan_commit: str = "?") -> str:
         b = result.e1_beta.assign(beta_ci=_ci_text(result.e1_beta.beta, result.e1_beta.low,
                                                    result.e1_beta.high, "{:+.2f}"))  # fmt: skip
         e1 = result.e1.assign(s50_ci=_ci_text(result.e1.s50, result.e1.s50_low, result.e1.s50_high))
+        if "s75" in e1:
+            e1 = e1.assign(s75_ci=_ci_text(e1.s75, e1.s75_low, e1.s75_high))
         lines += [
             "### E1: mild pruning as a shift of the boundary",
             "",
@@ -140,16 +154,20 @@ def render(result: BoundaryResult, figures_dir, plan_commit: str = "?") -> str:
             "p > 0); CI: paired whole-seed bootstrap (one resample for every p and the controls), "
             "Bonferroni over the d's (`level`). Controls: the dense network at sigma_0 sqrt(1-p) "
             "(and the paired difference), the runs whose every class keeps a live signal neuron "
-            "(`excluded`: share of runs dropped), a wider m on its own seeds.",
+            "(`excluded`: share of runs dropped), a wider m on its own seeds. `separated`: how "
+            "many of the s50's behind a beta separate on the score grid (pinned to a grid "
+            "point; then that beta's CI is degenerate). *Post hoc* (not in the plan): the same "
+            "betas from s75, the score where the seed-mean test accuracy rises through 0.75.",
             "",
-            _table(b[["dim", "width", "contrast", "beta_ci", "level", "seeds", "undefined",
-                      "excluded"]]),  # fmt: skip
+            _table(b.reindex(columns=["dim", "width", "contrast", "beta_ci", "level", "seeds",
+                                      "undefined", "separated", "excluded"])),  # fmt: skip
             "",
             f"![shift]({FIGURES['shift']})",
             "",
             "<details><summary>s50 per p and curve</summary>",
             "",
-            _table(e1[["dim", "width", "curve", "prune_frac", "s50_ci", "capped"]]),
+            _table(e1.reindex(columns=["dim", "width", "curve", "prune_frac", "s50_ci",
+                                       "separated", "s75_ci", "capped"])),  # fmt: skip
             "",
             "</details>",
             "",
