@@ -440,6 +440,8 @@ def compute(results_dir, n_boot: int = 1000) -> BoundaryResult:
     setting = {k: any_meta.get(k) for k in ("n_train", "sigma_noise", "lr_scale", "learned",
                                             "optimizer", "engine", "test_eval", "plan",
                                             "plan_commit")}  # fmt: skip
+    commits = [m.get("plan_commit") for m in record["sweeps"].values() if m.get("plan_commit")]
+    setting["plan_commit"] = ", ".join(dict.fromkeys(commits)) or None  # one per amendment run
     setting |= {"size": record["size"], "n_boot": n_boot}
     verdicts = _verdicts(e0, e0_verdicts, e0_verdicts75, e1_beta, e2, e2_threshold, record["size"])
     return BoundaryResult(setting, e0, curves, e0_verdicts, e0_verdicts75, horizon, e1, e1_beta,
