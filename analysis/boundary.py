@@ -76,13 +76,12 @@ def _outcomes(frame: pd.DataFrame, column: str, values) -> tuple[np.ndarray, np.
     return wide.index.to_numpy(), wide.to_numpy(dtype=float)
 
 
-def _threshold(x, outcomes, weights) -> tuple[float, np.ndarray]:
-    """Point log-threshold of a cell and its replicates under `weights`."""
+def _threshold(x, outcomes, weights) -> tuple[float, np.ndarray, bool]:
+    """Point log-threshold of a cell, its replicates under `weights`, and whether the cell's
+    outcomes separate on the grid (no maximum-likelihood fit: the point is a grid bracket's)."""
     finite = np.isfinite(outcomes)
-    point = rising_x50(
-        fit_logistic_threshold(x, np.nansum(outcomes, 0), trials=finite.sum(0))
-    )
-    return point, threshold_replicates(x, outcomes, weights)
+    fit = fit_logistic_threshold(x, np.nansum(outcomes, 0), trials=finite.sum(0))
+    return rising_x50(fit), threshold_replicates(x, outcomes, weights), not fit.estimable
 
 
 def _accuracy(frame: pd.DataFrame, column: str, values) -> np.ndarray:
@@ -125,10 +124,8 @@ def _e0(directory: Path, record: dict, n_boot: int):
         for label, sigma in meta["inits"].items():
             cell = last[np.isclose(last.sigma_init, sigma, rtol=1e-6)]
             _, out = _outcomes(cell, "mu_norm", meta["mus"])
-            point, reps = _threshold(x, out, weights)
+            point, reps, separated = _threshold(x, out, weights)
             logs[(dim, label)] = (point, reps)
-            finite = np.isfinite(out)
-            separated = not fit_logistic_threshold(x, np.nansum(out, 0), trials=finite.sum(0)).estimable
             point75, reps75 = _s75(x, _accuracy(cell, "mu_norm", meta["mus"]), weights)
             logs[(dim, label, "s75")] = (point75, reps75)
             rows.append(dict(dim=dim, init=label, init_scale=meta["scales"][label],
@@ -186,7 +183,7 @@ def _horizon(directory: Path, record: dict, logs: dict, n_boot: int) -> pd.DataF
         last = _final(directory, key)
         _, out = _outcomes(last, "mu_norm", meta["mus"])
         weights = seed_weights(out.shape[0], n_boot, seed=dim + 1)
-        point, reps = _threshold(np.log(meta["scores"]), out, weights)
+        point, reps, _ = _threshold(np.log(meta["scores"]), out, weights)
         base, base_reps = logs[(dim, label)]
         low, high = _ci(reps - base_reps, LEVEL)
         rows.append(dict(dim=dim, init=label, seeds=out.shape[0], s50_loss_001=math.exp(point),
@@ -232,13 +229,12 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
             logs = {}
             for p, cell in frame.groupby("prune_frac"):
                 _, out = _outcomes(cell, "mu_norm", mus)
-                logs[p] = _threshold(x, out, w)
+                point, reps, separated = _threshold(x, out, w)
+                logs[p] = (point, reps)
                 low, high = _ci(logs[p][1], level)
-                finite = np.isfinite(out)
-                fit = fit_logistic_threshold(x, np.nansum(out, 0), trials=finite.sum(0))
                 row = dict(dim=dim, width=width, curve=name, prune_frac=p,
                            s50=math.exp(logs[p][0]), s50_low=math.exp(low),
-                           s50_high=math.exp(high), separated=not fit.estimable,
+                           s50_high=math.exp(high), separated=separated,
                            capped=float((cell.converged_step < 0).mean()))  # fmt: skip
                 if logs75 is not None:  # post hoc: the mean-accuracy boundary s75
                     logs75[p] = _s75(x, _accuracy(cell.dropna(subset="test_acc"), "mu_norm", mus), w)
@@ -345,7 +341,7 @@ def _e2(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
                               learned_live_high=float(frac_high[i])))  # fmt: skip
         x = np.log1p(-ps)
         _, out = _outcomes(last, "prune_frac", list(ps))
-        point, reps = _threshold(x, out, weights)
+        point, reps, _ = _threshold(x, out, weights)
         t_level = 1 - (1 - LEVEL) / len(groups)  # Bonferroni over the (d, m) pairs
         low, high = _ci(reps, t_level)
         thresholds.append(dict(dim=dim, width=width, p_star=1 - math.exp(point),
