@@ -1,20 +1,36 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
-# The suite compiles afresh, in this process and the subprocesses it starts: a persistent cache
-# warmed by earlier runs makes two jax.distributed processes start at different times (one
-# loads, the other compiles), and the suite's results must not depend on what an earlier run
-# left in ~/.cache. tests/test_cache.py sets its own cache directories.
-os.environ.setdefault("JAXPRUNE_NO_CACHE", "1")
-# The suite's programs are tiny and compiled once each, so compiling is most of its time: XLA's
-# CPU backend at LLVM optimization level 0 compiles them about 40% faster (measured: 5.2 s ->
-# 3.0 s per `train` of a small Config). Code generated at another level may round a last bit
-# differently, so the suite compares like with like: every process it starts inherits the flag
-# (a test that sets XLA_FLAGS for a child adds to it). The library runs at XLA's default level.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    flags = os.environ.get("XLA_FLAGS", "")
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
+# Compiling is most of the suite's time (its programs are tiny and compiled once each), so:
+# - The processes the suite starts (the science scripts, the CLI, a sweep killed and resumed)
+#   share one persistent compilation cache, made fresh for this test session and removed at its
+#   end: a program one subprocess compiled, the next one loads. Nothing an earlier run left in
+#   ~/.cache is read. The test processes themselves keep the cache off
+#   (`jax_enable_compilation_cache`, below), so what they count with jax.monitoring is what
+#   they compiled. Two jax.distributed processes run without it (tests/test_scale.py): one
+#   loading while the other compiles would start them at different times.
+# - XLA's CPU backend at LLVM optimization level 0 and without its new fusion emitters compiles
+#   them about 2.5x faster (measured on a small Config's `train`: 6.4 s -> 3.2 s of backend
+#   compile for the Gram engine with SNIP; the suite's test_gram, test_model and test_training
+#   take 295 s -> 178 s on two workers). Code generated so may round a last bit differently, so
+#   the suite compares like with like: every process it starts inherits the flags (a test that
+#   sets XLA_FLAGS for a child adds to them). The library runs with XLA's defaults.
+if "JAXPRUNE_TEST_CACHE" not in os.environ:  # set once, by pytest's first process
+    _cache = tempfile.mkdtemp(prefix="jaxprune-test-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ.update(JAXPRUNE_TEST_CACHE=_cache, JAX_COMPILATION_CACHE_DIR=_cache)
+    os.environ.pop("JAXPRUNE_NO_CACHE", None)
+for _flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"):
+    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}".strip()
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_compilation_cache", False)  # this process: see above
 
 from jaxprune import Config, Params  # noqa: E402
 
