@@ -120,7 +120,6 @@ def test_five_dims_compile_at_most_twice():
             names.append(kwargs.get("fun_name"))
 
     jax.monitoring.register_event_duration_secs_listener(listen)
-    runner.clear_compiled()
     try:
         config = SMALL.replace(steps=5, log_every=5)  # compiled by no other test
         frame = jaxprune.sweep(config, {"dim": [8, 9, 10, 11, 12]}, 2, base=PARAMS,
@@ -133,7 +132,6 @@ def test_five_dims_compile_at_most_twice():
         assert names.count("jit(chunk)") == 5  # the counter counts: one per value without buckets
     finally:
         jax.monitoring.unregister_event_duration_listener(listen)
-        runner.clear_compiled()
 
 
 DIM_GRID = {"dim": [8, 10, 12], "prune_frac": [0.0, 0.5]}

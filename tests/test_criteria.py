@@ -69,6 +69,7 @@ def test_snip_scores_against_numpy():
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6 * want.max())
 
 
+@pytest.mark.slow  # compiles GraSP's Hessian-gradient products (about 7 s)
 def test_grasp_scores_against_finite_differences():
     """-w ⊙ Hg with Hg by central differences of the float64 NumPy gradient along g."""
     w, b, _, train = draws(SMALL)

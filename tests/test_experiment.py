@@ -24,6 +24,7 @@ def test_sizes_and_output_directories():
         _args("--quick", "--smoke")
 
 
+@pytest.mark.slow  # two recorded sweeps (about 7 s)
 def test_recorder_counts_trained_and_resumed_runs(tmp_path, tiny, tiny_params, monkeypatch):
     """A sweep's runs are recorded with those trained by this invocation; a second invocation
     resumes them all (trained 0); the table gives one row per invocation."""

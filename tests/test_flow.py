@@ -61,6 +61,7 @@ def test_loss_tol_ends_a_flow_run_at_its_event_time():
     assert free.train_loss[free.time < time].min() > tol >= free.train_loss[free.time > time].max()
 
 
+@pytest.mark.slow  # compiles a flow and a GD run (about 16 s)
 def test_a_run_the_solver_cannot_finish_is_flagged():
     config = SMALL.replace(optimizer="flow", steps=200, log_every=100, flow_max_steps=2)
     frame = jaxprune.train(config, POINT, 0)

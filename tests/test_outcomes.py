@@ -50,6 +50,7 @@ def test_class_outcomes_against_the_runs_metrics(changes, flip):
     np.testing.assert_array_equal(initial.mask, state.mask)  # the run's own initialization
 
 
+@pytest.mark.slow  # compiles dense and Gram runs of its own (about 14 s)
 def test_coefficients_against_explicit_patches_and_the_gram_engine():
     """gamma and rho from the library against their definitions on the dense data (float64
     numpy), and against the Gram engine's coefficients: gamma = sign M beta / mu_norm and
@@ -87,6 +88,7 @@ def test_coefficients_against_explicit_patches_and_the_gram_engine():
     assert np.abs(rho).max() > 1e-3 and np.abs(gamma).max() > 1e-3  # training moved them
 
 
+@pytest.mark.slow  # compiles runs of its own (about 9 s)
 def test_draws_are_the_runs_own():
     """training_set and test_set are the draws the run's Metrics were computed on: measuring
     the final state on them reproduces its final train_loss and test_loss."""

@@ -345,6 +345,7 @@ def test_first_crossing():
 
 
 # ---------------------------------------------------------------------------- GraSP
+@pytest.mark.slow  # compiles GraSP (about 6 s)
 def test_grasp_keeps_only_dead_signal_weights():
     """In the paper's model GraSP removes every live (w0 > 0) signal weight first and keeps
     dead ones; random pruning keeps live ones; SNIP keeps no dead one."""

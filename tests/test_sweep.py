@@ -84,9 +84,8 @@ def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
     monkeypatch.setattr(
         runner, "make_seed_runs", lambda c: chex.assert_max_traces(make_seed_runs(c), n=1)
     )
-    runner.clear_compiled()
-    try:
-        config = tiny.replace(steps=7)  # a Config no other test compiled
+    try:  # a Config no other test compiles, so the guard wraps only this test's traces
+        config = tiny.replace(steps=7)
         frame = jaxprune.sweep(
             config,
             {"prune_frac": [0.1, 0.2, 0.3, 0.4, 0.5]},
@@ -109,7 +108,6 @@ def test_one_trace_per_static_config(tiny, tiny_params, monkeypatch):
         with pytest.raises(AssertionError, match="traced > 1"):  # the guard is armed: a
             jaxprune.sweep(config, {"prune_frac": [0.1]}, seeds=3, progress=False)  # new shape
     finally:
-        runner.clear_compiled()
         chex.clear_trace_counter()
 
 
@@ -147,6 +145,7 @@ def test_parquet_output_metadata_and_load(tmp_path, reference, tiny, tiny_params
     )
 
 
+@pytest.mark.slow  # writes, resumes and refuses sweeps (about 11 s)
 def test_resume_skips_written_chunks_and_refuses_other_specs(
     tmp_path, reference, tiny, tiny_params, monkeypatch
 ):
