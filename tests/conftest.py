@@ -24,7 +24,8 @@ if "JAXPRUNE_TEST_CACHE" not in os.environ:  # set once, by pytest's first proce
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
     os.environ.update(JAXPRUNE_TEST_CACHE=_cache, JAX_COMPILATION_CACHE_DIR=_cache)
     os.environ.pop("JAXPRUNE_NO_CACHE", None)
-for _flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"):
+OLD_FUSION_EMITTERS = "--xla_cpu_use_fusion_emitters=false"  # tests/test_scale.py takes it out
+for _flag in ("--xla_backend_optimization_level=0", OLD_FUSION_EMITTERS):
     if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}".strip()
 

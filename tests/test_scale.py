@@ -16,6 +16,7 @@ import pytest
 from sweep_child import sweep_args, sweep_spec
 
 import jaxprune
+from conftest import OLD_FUSION_EMITTERS
 
 pytestmark = pytest.mark.slow  # subprocesses: several devices, several processes, kills
 
@@ -53,7 +54,7 @@ def _devices(count: int) -> dict:
     suite turns them off to compile faster (conftest.py), and the code they generate for a
     sharded chunk may round a last bit unlike the one-device chunk's, which the library's
     default code does not."""
-    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_cpu_use_fusion_emitters=false", "")
+    flags = os.environ.get("XLA_FLAGS", "").replace(OLD_FUSION_EMITTERS, "")
     return {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={count}"}
 
 
@@ -88,8 +89,9 @@ def test_two_processes_split_the_chunks(tmp_path, one_device):
     pd.testing.assert_frame_equal(jaxprune.load(out), one_device, check_exact=True)
 
 
-SLOW = 30_000  # steps: slow enough (about 0.5 s per chunk of one run on the idle CPU, as the suite
-# compiles: conftest.py) to be killed midway
+# steps: slow enough to be killed midway (about 0.5 s per chunk of one run on the idle CPU, as
+# the suite compiles: conftest.py)
+SLOW = 30_000
 
 
 @pytest.fixture(scope="session")  # once per worker (conftest: grouped)
