@@ -46,6 +46,8 @@ SCRIPTS = {
     "regime_boundary": "sweeps/regime_boundary.py",
 }
 N_BOOT = {"full": 2000, "quick": 1000, "smoke": 50}
+# the full-size E0-E2 results are committed (docs/regime_boundary.md#the-committed-results)
+BOUNDARY_RESULTS = {"full": "report/data/regime_boundary"}
 SUPERSEDED = (
     "**Stale: superseded by the E0-E2 section above.** These runs hold sigma_0 sigma sqrt(d) = "
     "0.1 at every d, above the Kou-type condition sqrt(n/d) once d > 100 n (n = 8: d > 800)."
@@ -336,7 +338,7 @@ def main(argv=None) -> None:
             out,
             args.size,
             args.n_boot,
-            args.boundary or f"results/regime_boundary{suffix}",
+            args.boundary or BOUNDARY_RESULTS.get(args.size, f"results/regime_boundary{suffix}"),
         )
     except (FileNotFoundError, ValueError) as error:  # missing or incomplete results
         sys.exit(f"analysis/report.py: {error}")
