@@ -17,14 +17,16 @@ Kou-type conditions allow), against today's sigma_0 sigma sqrt(d) = 0.1:
 - live.parquet: per run of E1 and E2 (seed, d, m, p), the live signal neurons of each class
   (kept by the mask and positive at init), from the run's initial state (no training).
 
-Runs use GD on the Gram engine with projected test evaluation (`fast_path`: why not flow). `full` is the plan's full size, `--quick` its reduced size
-(what a 2-core CPU runs in about an hour), `--smoke` seconds for CI. Re-running resumes.
+Runs use GD on the Gram engine with projected test evaluation (`fast_path`: why not flow).
+`full` is the plan's full size, `--quick` its reduced size (what a 2-core CPU runs in about an
+hour), `--smoke` seconds for CI. Re-running resumes.
 `analysis/boundary.py` turns DIR into the report's regime section.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import subprocess
 import sys
@@ -205,8 +207,17 @@ def plan_commit() -> str:
 
 def main(argv=None) -> None:
     p = parser(__doc__)
-    p.add_argument("--only", default="E0,E1,E2,W,H", help="experiments to run, in this order: E0,E1,E2,W (E1's wider m),H (E0 at loss 0.01)")
-    p.add_argument("--dims", default=None, help="only these d of the size's grids (comma-separated), e.g. to run the plan's order across invocations")
+    p.add_argument(
+        "--only",
+        default="E0,E1,E2,W,H",
+        help="experiments to run, in this order: E0,E1,E2,W (E1's wider m),H (E0 at loss 0.01)",
+    )
+    p.add_argument(
+        "--dims",
+        default=None,
+        help="only these d of the size's grids (comma-separated), e.g. to run the plan's order "
+        "across invocations",
+    )
     # The cost model prices a run at its step cap; these runs stop at loss_tol after about a
     # tenth of it (flow at d = 10^4: 7.9 s measured for 36 runs the model put at 78 s), so the
     # library's 10 s chunks would hold 2-4 runs and lose the vmap. A chunk of ~100 estimated
@@ -288,8 +299,8 @@ def main(argv=None) -> None:
             config, params = setting(dim, WIDTH, rec.size)
             params = params.replace(sigma_init=sigma0)
             meta = dict(
-                experiment="E1", dim=dim, width=WIDTH, scores=e1_scores, mus=mus, s50_e0=center(dim),
-                init=chosen.label, sigma_init=sigma0, loss_tol=0.1, **base_meta,
+                experiment="E1", dim=dim, width=WIDTH, scores=e1_scores, mus=mus,
+                s50_e0=center(dim), init=chosen.label, sigma_init=sigma0, loss_tol=0.1, **base_meta,
             )  # fmt: skip
             rec.sweep(f"e1-d{dim}", config, {"mu_norm": mus, "prune_frac": s["e1_p"]}, seeds,
                       params, role="pruned", **meta)  # fmt: skip
@@ -332,7 +343,8 @@ def main(argv=None) -> None:
         rec.sweep(f"e1-d{wide_dim}-m{wide_m}", wconfig, {"mu_norm": mus, "prune_frac": s["e1_p"]},
                   args.seeds or wide_seeds, wparams, role="width control", experiment="E1",
                   dim=wide_dim, width=wide_m, scores=e1_scores, mus=mus, s50_e0=center(wide_dim),
-                  init=chosen.label, sigma_init=wparams.sigma_init, loss_tol=0.1, **base_meta)  # fmt: skip
+                  init=chosen.label, sigma_init=wparams.sigma_init, loss_tol=0.1,
+                  **base_meta)  # fmt: skip
         for q in s["e1_p"]:
             for seed in range(args.seeds or wide_seeds):
                 live_rows.append(("E1", wide_dim, wide_m, q, seed, wconfig, wparams))
@@ -354,13 +366,20 @@ def main(argv=None) -> None:
             live = pd.concat([pd.read_parquet(path), live], ignore_index=True)
             live = live.drop_duplicates(keys, keep="last").reset_index(drop=True)
         live.to_parquet(path)
-        rec.record_pass("live", len(live_rows), 0, time.perf_counter() - t0,  # no training
-                        {"purpose": "live signal neurons per class from each run's init"})  # fmt: skip
+        rec.record_pass(
+            "live",
+            len(live_rows),
+            0,
+            time.perf_counter() - t0,  # no training
+            {"purpose": "live signal neurons per class from each run's init"},
+        )
 
     if "H" in only:
         dim = s["horizon_dim"]
         e0_sweep(f"h-d{dim}", dim, 0.01, args.seeds or s["horizon_seeds"], [chosen])
-    write_json(rec.out / "s50_e0.json", {str(k): v for k, v in s50.items()})
+    s50_path = rec.out / "s50_e0.json"  # E0's s50 at c = 1 per d, this invocation's d's merged in
+    known = json.loads(s50_path.read_text()) if s50_path.exists() else {}
+    write_json(s50_path, {**known, **{str(k): v for k, v in s50.items()}})
     rec.done()
 
 
