@@ -198,6 +198,17 @@ def s50_of(frame: pd.DataFrame, score_of: dict) -> float:
     return float(np.exp(fit.x50)) if fit.rises_through_half() else math.nan
 
 
+def e0_dims_needed(size: dict, only: set[str]) -> list[int]:
+    """The d's at which E0 runs for the experiments `only` of a size's grids `size`, increasing:
+    E0's own when E0 is requested, and those E1, E2 and W centre their scores on (s50 at d).
+    H (its own d, a fixed grid) needs none."""
+    needed = set(size["e0_dims"]) if "E0" in only else set()
+    needed |= set(size["e1_dims"]) if "E1" in only else set()
+    needed |= set(size["e2_dims"]) if "E2" in only else set()
+    needed |= {size["e1_wide"][0]} if "W" in only else set()
+    return sorted(needed)
+
+
 def plan_commit() -> str:
     """The last commit that changed the plan (git), recorded with the runs it plans."""
     done = subprocess.run(["git", "log", "-1", "--format=%h", "--", PLAN], capture_output=True,
@@ -271,19 +282,12 @@ def main(argv=None) -> None:
         )
 
     s50 = {}
-    for dim in s["e0_dims"]:
-        if "E0" in only or dim in s["e1_dims"] + s["e2_dims"]:
-            seeds = args.seeds or s["e0_seeds"].get(dim, seeds_default)
-            frame = jaxprune.final(e0_sweep(f"e0-d{dim}", dim, 0.1, seeds, inits))
-            score_of = dict(zip([mu_for_score(b, dim) for b in scores], scores, strict=True))
-            s50[dim] = s50_of(frame[np.isclose(frame.sigma_init, chosen.sigma_init(dim))], score_of)
-            print(f"E0 d = {dim}: s50 at {chosen.label} = {s50[dim]:.3g}", file=sys.stderr)
-    for dim in s["e1_dims"] + s["e2_dims"]:
-        if dim not in s50:
-            seeds = args.seeds or s["e0_seeds"].get(dim, seeds_default)
-            frame = jaxprune.final(e0_sweep(f"e0-d{dim}", dim, 0.1, seeds, inits))
-            score_of = dict(zip([mu_for_score(b, dim) for b in scores], scores, strict=True))
-            s50[dim] = s50_of(frame[np.isclose(frame.sigma_init, chosen.sigma_init(dim))], score_of)
+    for dim in e0_dims_needed(s, only):
+        seeds = args.seeds or s["e0_seeds"].get(dim, seeds_default)
+        frame = jaxprune.final(e0_sweep(f"e0-d{dim}", dim, 0.1, seeds, inits))
+        score_of = dict(zip([mu_for_score(b, dim) for b in scores], scores, strict=True))
+        s50[dim] = s50_of(frame[np.isclose(frame.sigma_init, chosen.sigma_init(dim))], score_of)
+        print(f"E0 d = {dim}: s50 at {chosen.label} = {s50[dim]:.3g}", file=sys.stderr)
 
     def center(dim):
         value = s50.get(dim, math.nan)

@@ -113,6 +113,17 @@ def test_init_scales_and_score():
     assert regime_boundary.N_TRAIN * mu**4 / d == pytest.approx(2.0, rel=1e-5)
 
 
+def test_e0_runs_only_at_the_dims_the_requested_experiments_need():
+    full = regime_boundary.SIZES["full"]
+    assert regime_boundary.e0_dims_needed(full, {"H"}) == []
+    assert regime_boundary.e0_dims_needed(full, {"W"}) == [10000]
+    assert regime_boundary.e0_dims_needed(full, {"E2"}) == [10000, 100000]
+    assert regime_boundary.e0_dims_needed(full, {"E1", "W"}) == [10000, 100000, 1000000]
+    assert regime_boundary.e0_dims_needed(full, {"E0", "H"}) == full["e0_dims"]
+    only_1e4 = {**full, "e0_dims": [10000], "e1_dims": [10000], "e2_dims": [10000]}  # --dims
+    assert regime_boundary.e0_dims_needed(only_1e4, {"E0", "E1", "E2", "W", "H"}) == [10000]
+
+
 @pytest.mark.slow
 def test_smoke_script_compute_and_render(tmp_path):
     out = tmp_path / "results"
@@ -128,8 +139,12 @@ def test_smoke_script_compute_and_render(tmp_path):
     result = boundary.compute(out, n_boot=20)
     assert set(result.e0.dim) == set(s["e0_dims"]) and set(result.e0_verdicts) == {
         "c=1", "fixed=0.1"}  # fmt: skip
-    assert set(result.e1_beta.contrast) >= {"pruned", "dense at sigma_0 sqrt(1-p)",
-                                           "pruned - dense control", "pruned, every class live"}  # fmt: skip
+    assert set(result.e1_beta.contrast) >= {
+        "pruned",
+        "dense at sigma_0 sqrt(1-p)",
+        "pruned - dense control",
+        "pruned, every class live",
+    }
     live = json.loads((out / "run.json").read_text())["sweeps"]["live"]
     assert "purpose" in live
     text = boundary_render.render(result, tmp_path / "figures")
