@@ -6,11 +6,13 @@
 
 (a) One `sweeps/theory_regime.py` run to training loss 0.1 at d = 10^5 (n = 8, m = 5,
     n_test = 1000, eta sigma^2 d = 1, sigma_0 sigma sqrt(d) = 0.1, benign score 1): seconds per
-    run with the fast path (optimizer 'flow' where `jaxprune.optimizers.OPTIMIZERS` has it, else
-    'gd'; test_eval 'projected') against GD with the explicit test set ('draw'). Median over
-    repeats of the compiled sweep of `--seeds` runs (compilation excluded).
-(b) With the fast path, seconds per run at d = 10^6 against 2 x (seconds to draw one run's
-    n P d + K m d normals, the O(d) floor of an exact simulation, + seconds per run at 10^3).
+    run of each path in PATHS (GD or gradient flow; the explicit test set 'draw' or
+    'projected'), and each one's speedup over GD with the explicit test set. Median over
+    repeats of the compiled sweep of `--seeds` runs (compilation excluded). Beside them the
+    ceiling of any exact simulation: GD with the explicit test set over the seconds to draw
+    one run's n P d + K m d normals (the O(d) floor of (b), here at d = 10^5).
+(b) Each projected path's seconds per run at d = 10^6 against 2 x (seconds to draw one run's
+    n P d + K m d normals, the O(d) floor of an exact simulation, + its seconds per run at 10^3).
 (c) The Kou et al. grid (`kou2023` preset, 100 signal strengths x 10 seeds) on `--kou-dims` of
     its 100 dimensions, end to end from a cold start (compilation included), against a lean
     per-run loop of the same model: one `jax.jit` of draw, init, `lax.fori_loop` of
@@ -43,12 +45,10 @@ from jaxprune import runner
 from jaxprune.data import draw_sample
 from jaxprune.dense import gd_step
 from jaxprune.metrics import test_outputs
-from jaxprune.optimizers import OPTIMIZERS
 from jaxprune.state import TEST_STREAM, TRAIN_STREAM, init_state
 from sweeps import theory_regime
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_OPTIMIZER = "flow" if "flow" in OPTIMIZERS else "gd"
 KOU_DIMS = list(range(100, 1100, 10))
 KOU_MUS = np.round(np.arange(0, 10, 0.1), 1).tolist()
 
@@ -83,31 +83,44 @@ def normal_floor(config) -> float:
     return median_time(lambda: jax.block_until_ready(draw(jax.random.key(1))), 3)
 
 
+PATHS = {"gd + draw": ("gd", "draw"), "gd + projected": ("gd", "projected"),
+         "flow + projected": ("flow", "projected")}  # fmt: skip
+
+
 def part_a(seeds: int, repeats: int) -> dict:
-    fast, params = regime(100_000, FAST_OPTIMIZER, "projected")
-    slow, _ = regime(100_000, "gd", "draw")
-    fast_s, fast_first, fast_steps = per_run_seconds(fast, params, seeds, repeats)
-    slow_s, slow_first, slow_steps = per_run_seconds(slow, params, seeds, repeats)
+    """Seconds per run at d = 10^5 of every path in PATHS, and each fast path's speedup over
+    GD with the explicit test set."""
+    rows = {}
+    for name, (optimizer, test_eval) in PATHS.items():
+        config, params = regime(100_000, optimizer, test_eval)
+        per_run, first, steps = per_run_seconds(config, params, seeds, repeats)
+        rows[name] = {"s_per_run": per_run, "first_call_s": first, "steps_to_tolerance_max": steps}
+    slow = rows["gd + draw"]["s_per_run"]
+    for row in rows.values():
+        row["speedup_over_gd_draw"] = slow / row["s_per_run"]
+    floor = normal_floor(regime(100_000, "gd", "projected")[0])
     return {
-        "dim": 100_000, "fast_path": f"{FAST_OPTIMIZER} + projected", "seeds": seeds,
-        "fast_s_per_run": fast_s, "slow_s_per_run": slow_s, "speedup": slow_s / fast_s,
-        "fast_first_call_s": fast_first, "slow_first_call_s": slow_first,
-        "steps_to_tolerance_max": [fast_steps, slow_steps],
+        "dim": 100_000, "seeds": seeds, "paths": rows, "normals_floor_s": floor,
+        "ceiling_over_gd_draw": slow / floor,
     }  # fmt: skip
 
 
 def part_b(seeds: int, repeats: int) -> dict:
-    big, params_big = regime(1_000_000, FAST_OPTIMIZER, "projected")
-    small, params_small = regime(1_000, FAST_OPTIMIZER, "projected")
-    big_s, _, _ = per_run_seconds(big, params_big, seeds, repeats)
-    small_s, _, _ = per_run_seconds(small, params_small, seeds, repeats)
-    floor = normal_floor(big)
-    bound = 2 * (floor + small_s)
-    return {
-        "fast_path": f"{FAST_OPTIMIZER} + projected", "seeds": seeds,
-        "s_per_run_d1e6": big_s, "s_per_run_d1e3": small_s, "normals_floor_s": floor,
-        "bound_s": bound, "ratio_to_bound": big_s / bound,
-    }  # fmt: skip
+    """Each projected path's seconds per run at d = 10^6 against 2 x (the O(d) floor of normals
+    + its seconds per run at d = 10^3)."""
+    floor = normal_floor(regime(1_000_000, "gd", "projected")[0])
+    rows = {}
+    for name, (optimizer, test_eval) in PATHS.items():
+        if test_eval != "projected":
+            continue
+        big, params_big = regime(1_000_000, optimizer, test_eval)
+        small, params_small = regime(1_000, optimizer, test_eval)
+        big_s, _, _ = per_run_seconds(big, params_big, seeds, repeats)
+        small_s, _, _ = per_run_seconds(small, params_small, seeds, repeats)
+        bound = 2 * (floor + small_s)
+        rows[name] = {"s_per_run_d1e6": big_s, "s_per_run_d1e3": small_s, "bound_s": bound,
+                      "ratio_to_bound": big_s / bound}  # fmt: skip
+    return {"seeds": seeds, "normals_floor_s": floor, "paths": rows}
 
 
 def lean_run(config):
@@ -209,9 +222,13 @@ def main() -> None:
     parts = args.only or ["a", "b", "c", "cache"]
     out = {
         "command": " ".join(["python", *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "machine": platform.machine(),
-                    "jax": jax.__version__, "backend": jax.default_backend(),
-                    "load_average": os.getloadavg()},  # fmt: skip
+        "machine": {
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "load_average": os.getloadavg(),
+        },
     }
     jobs = {
         "a": lambda: part_a(args.seeds, args.repeats),
