@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -285,16 +286,27 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
             wide = _final(directory, wide_key)
             wseeds = np.sort(wide.seed.unique())
             w = seed_weights(len(wseeds), n_boot, seed=dim + 3)
-            narrow = curve(last[last.seed.isin(wseeds)], "pruned (width-control seeds)", w=w)
-            wide_logs = curve(wide, "pruned", width=sweeps[wide_key]["width"], w=w)
-            bw, bn = _beta(wide_logs, ps), _beta(narrow, ps)
-            for name, (point, reps) in ((f"width {sweeps[wide_key]['width']}", bw),
-                                        (f"width {sweeps[wide_key]['width']} - width {meta['width']}",
-                                         (bw[0] - bn[0], bw[1] - bn[1]))):  # fmt: skip
-                low, high = _ci(reps, level)
-                betas.append(dict(dim=dim, width=sweeps[wide_key]["width"], contrast=name,
-                                  beta=point, low=low, high=high, level=level, seeds=len(wseeds),
-                                  undefined=float(np.isnan(reps).mean()), excluded=0.0))  # fmt: skip
+            wide_m = sweeps[wide_key]["width"]
+            narrow75, wide75 = {}, {}
+            narrow = curve(last[last.seed.isin(wseeds)], "pruned (width-control seeds)", w=w,
+                           logs75=narrow75)  # fmt: skip
+            wide_logs = curve(wide, "pruned", width=wide_m, w=w, logs75=wide75)
+            mine = pd.DataFrame([c for c in cells if c["dim"] == dim and (
+                c["curve"] == "pruned (width-control seeds)" or c["width"] == wide_m)])
+            estimators = (("", (narrow, wide_logs)), (" (s75, post hoc)", (narrow75, wide75)))
+            for tag, (nl, wl) in estimators:
+                bw, bn = _beta(wl, ps), _beta(nl, ps)
+                for name, (point, reps), which in (
+                    (f"width {wide_m}{tag}", bw, mine.width == wide_m),
+                    (f"width {wide_m} - width {meta['width']}{tag}",
+                     (bw[0] - bn[0], bw[1] - bn[1]), mine.index >= 0),
+                ):
+                    low, high = _ci(reps, level)
+                    separated = 0 if tag else int(mine[which].separated.sum())
+                    betas.append(dict(dim=dim, width=wide_m, contrast=name, beta=point,
+                                      low=low, high=high, level=level, seeds=len(wseeds),
+                                      undefined=float(np.isnan(reps).mean()), excluded=0.0,
+                                      separated=separated))  # fmt: skip
     return pd.DataFrame(cells), pd.DataFrame(betas)
 
 
@@ -375,6 +387,31 @@ def _e1_verdict(e1_beta, contrast: str, label: str) -> list[Verdict]:
     return out
 
 
+def _width_verdict(e1_beta, size) -> list[Verdict]:
+    """The width control's rows: beta(wide) - beta(40) on the wide run's seeds (plan: pass if its
+    CI contains 0), and the same from s75 (post hoc)."""
+    rows = e1_beta[e1_beta.contrast.str.contains(" - width ")] if len(e1_beta) else e1_beta
+    out = []
+    for r in rows.itertuples():
+        post_hoc = "post hoc" in r.contrast
+        status = "holds" if r.low <= 0 <= r.high else "fails (beta depends on the width)"
+        if r.separated:
+            status += (f" by the plan's rule, but degenerate: {r.separated} of the s50's behind "
+                       "it (per p and width) separate on the grid; see beta from s75")
+        wide_only = re.sub(r" - width \d+", "", r.contrast)
+        wide = e1_beta[(e1_beta.dim == r.dim) & (e1_beta.contrast == wide_only)].iloc[0]
+        out.append(Verdict(
+            claim=f"E1 ({size}{', post hoc: beta from s75' if post_hoc else ''}): beta does "
+                  f"not depend on the width (m = {r.width} against 40, d = {r.dim:g})",
+            old="-", new=status, control="the m = 40 runs of the same seeds",
+            evidence=f"beta(m = {r.width}) - beta(m = 40) = {r.beta:+.2f} [{r.low:+.2f}, "
+                     f"{r.high:+.2f}]; beta(m = {r.width}) = {wide.beta:+.2f} [{wide.low:+.2f}, "
+                     f"{wide.high:+.2f}] ({r.seeds} seeds, paired whole-seed bootstrap, "
+                     "Bonferroni over d as in E1)",
+            figure=FIGURES["shift"]))  # fmt: skip
+    return out
+
+
 def _verdicts(e0, e0_verdicts, e0_verdicts75, e1_beta, e2, e2_threshold, size) -> list[Verdict]:
     out = []
     for label, status in e0_verdicts.items():
@@ -403,6 +440,7 @@ def _verdicts(e0, e0_verdicts, e0_verdicts75, e1_beta, e2, e2_threshold, size) -
             f" (same bootstrap, family and band)", figure=FIGURES["collapse"]))  # fmt: skip
     for contrast, tag in (("pruned", ""), ("pruned (s75, post hoc)", ", post hoc: beta from s75")):
         out += _e1_verdict(e1_beta, contrast, f"{size}{tag}")
+    out += _width_verdict(e1_beta, size)
     for r in e2_threshold.itertuples():
         cells = e2[(e2.dim == r.dim) & (e2.width == r.width)]
         shown_a = cells[(cells.fit >= 0.95) & (cells.test_acc_upper <= CHANCE + 0.05)]

@@ -62,6 +62,12 @@ def theorist_paragraph(result: BoundaryResult) -> str:
                 a = alt.iloc[0]
                 text += f"; {words}: {a.beta:+.2f} [{a.low:+.2f}, {a.high:+.2f}]"
         text += ". "
+    for r in (beta[beta.contrast.str.contains(" - width ")] if len(beta) else beta).itertuples():
+        text += (f"{'From s75 (post hoc), w' if 's75' in r.contrast else 'W'}idth {r.width} "
+                 f"against 40 at d = {r.dim:g} ({r.seeds} seeds): beta(wide) - beta(40) = "
+                 f"{r.beta:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
+                 + (f" (degenerate: {r.separated} of its s50's pinned to grid points)"
+                    if r.separated else "") + ". ")  # fmt: skip
     for r in result.e2_threshold.itertuples():
         cells = result.e2[(result.e2.dim == r.dim) & (result.e2.width == r.width)]
         top = cells.iloc[-1]

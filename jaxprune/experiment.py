@@ -97,8 +97,10 @@ def runs_on_disk(directory: Path) -> int:
 def invocation_table(record: dict) -> pd.DataFrame:
     """One row per invocation in a run.json record: command, wall time, the runs it trained
     (not those it resumed from disk) and the hardware. Records written before the trained
-    count was kept give every run of their sweeps, resumed ones included."""
-    rows = []
+    count was kept give every run of their sweeps, resumed ones included. Where an invocation
+    did not finish (killed, or interrupted: its `interrupted` note), a `status` column says so;
+    records written before the flag was kept count as finished."""
+    rows, statuses = [], []
     for inv in record.get("invocations", []):
         hw = inv.get("hardware", {})
         sweeps = inv.get("sweeps", {}).values()
@@ -112,7 +114,15 @@ def invocation_table(record: dict) -> pd.DataFrame:
                 f"({hw.get('device_kind', '?')})",
             }
         )
-    return pd.DataFrame(rows)
+        note = inv.get("interrupted")
+        statuses.append(
+            f"interrupted: {note}" if note else "finished" if inv.get("finished", True) else
+            "did not finish (killed, or still running)"
+        )  # fmt: skip
+    table = pd.DataFrame(rows)
+    if any(s != "finished" for s in statuses):
+        table["status"] = statuses
+    return table
 
 
 class Recorder:
@@ -140,6 +150,7 @@ class Recorder:
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "hardware": hardware(),
             "sweeps": {},
+            "finished": False,  # until done(): a killed invocation stays marked unfinished
         }
 
     def sweep(self, key: str, config, grid, seeds, base, **meta):
@@ -181,7 +192,9 @@ class Recorder:
         write_json(self.out / RUN_FILE, self.record)
 
     def done(self) -> None:
-        """Write run.json and log what this invocation ran and where its results are."""
+        """Write run.json (this invocation marked finished) and log what it ran and where its
+        results are."""
+        self.invocation["finished"] = True
         self.save()
         sweeps = self.invocation["sweeps"].values()
         total, trained = sum(s["runs"] for s in sweeps), sum(s["trained"] for s in sweeps)

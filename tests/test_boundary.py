@@ -145,6 +145,10 @@ def test_smoke_script_compute_and_render(tmp_path):
         "pruned - dense control",
         "pruned, every class live",
     }
+    width = [c for c in result.e1_beta.contrast if " - width " in c]
+    assert len(width) == 2 and sum("s75" in c for c in width) == 1  # plan's s50 and post hoc s75
+    assert sum("does not depend on the width" in v.claim for v in result.verdicts) == 2
+    assert "status" not in result.runs  # the invocation finished
     live = json.loads((out / "run.json").read_text())["sweeps"]["live"]
     assert "purpose" in live
     text = boundary_render.render(result, tmp_path / "figures")

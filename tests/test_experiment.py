@@ -34,6 +34,8 @@ def test_recorder_counts_trained_and_resumed_runs(tmp_path, tiny, tiny_params, m
         args = _args("--smoke", "--out", str(tmp_path))
         recorder = experiment.Recorder("sweeps/demo.py", args, "demo")
         frame = recorder.sweep("first", tiny, grid, 2, tiny_params, purpose="a test")
+        saved = json.loads((tmp_path / experiment.RUN_FILE).read_text())["invocations"][-1]
+        assert saved["finished"] is False  # killed here, the record would say so
         recorder.done()
     assert len(jaxprune.final(frame)) == 4
     record = json.loads((tmp_path / experiment.RUN_FILE).read_text())
@@ -43,12 +45,33 @@ def test_recorder_counts_trained_and_resumed_runs(tmp_path, tiny, tiny_params, m
     assert first["command"] == "python sweeps/demo.py --smoke"
     assert first["sweeps"]["first"]["runs"] == first["sweeps"]["first"]["trained"] == 4
     assert again["sweeps"]["first"]["trained"] == 0
+    assert first["finished"] is again["finished"] is True
     assert first["hardware"]["cpu_count"] >= 1 and first["hardware"]["backend"] == "cpu"
     table = experiment.invocation_table(record)
     assert list(table["runs trained"]) == [4, 0]
     assert list(table["command"]) == ["`python sweeps/demo.py --smoke`"] * 2
     assert experiment.runs_on_disk(tmp_path / "first") == 4
     assert experiment.runs_on_disk(tmp_path / "missing") == 0
+    assert "status" not in table  # every invocation finished
+
+
+def test_invocation_table_says_which_invocations_did_not_finish():
+    """An invocation without done() (killed) stays marked unfinished, and an `interrupted` note
+    is shown as such; a table of finished invocations has no status column."""
+    base = {"command": "python sweeps/demo.py", "wall_s": 1.0, "sweeps": {}}
+    record = {"invocations": [
+        {**base, "finished": True},
+        {**base, "finished": False},
+        {**base, "finished": False, "interrupted": "killed after one chunk"},
+        {**base},  # written before the flag was kept
+    ]}  # fmt: skip
+    table = experiment.invocation_table(record)
+    assert list(table["status"]) == [
+        "finished",
+        "did not finish (killed, or still running)",
+        "interrupted: killed after one chunk",
+        "finished",
+    ]
 
 
 def test_recorder_refuses_results_of_another_size(tmp_path):
