@@ -295,29 +295,41 @@ def boundary_collapse(e0: pd.DataFrame, curves: pd.DataFrame, band: float, path)
 
 
 def boundary_shift(e1: pd.DataFrame, beta: pd.DataFrame, path):
-    """E1: log s50(p) - log s50(0) against log(1 - p) per curve (pruned, dense control, runs
-    with every class live), with the fitted beta lines and the reference slopes +1 and 0."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for i, ((dim, width, curve), group) in enumerate(e1.groupby(["dim", "width", "curve"])):
-        group = group.sort_values("prune_frac")
-        base = group.s50.iloc[0]
-        x = np.log1p(-group.prune_frac)
-        y = np.log(group.s50 / base)
-        yerr = [y - np.log(group.s50_low / base), np.log(group.s50_high / base) - y]
-        color = plt.cm.tab10(i % 10)
-        ax.errorbar(x + 0.004 * i, y, yerr=yerr, marker="o", capsize=2, color=color, ls="none",
-                    label=f"{curve}, d = {dim:g}, m = {width}")  # fmt: skip
-        row = beta[(beta.dim == dim) & (beta.contrast == curve)]
-        if len(row):
-            grid = np.linspace(x.min(), 0, 10)
-            ax.plot(grid, row.beta.iloc[0] * grid, color=color, lw=1)
-    grid = np.linspace(np.log(0.5), 0, 10)
-    ax.plot(grid, grid, "k--", lw=0.8, label="beta = +1 (bound's d -> (1-p) d)")
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("log(1 - p)")
-    ax.set_ylabel("log s50(p) - log s50(0)  (CI per point, not adjusted)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    """E1: log s(p) - log s(0) against log(1 - p) per curve (pruned, dense control, runs with
+    every class live, the width control), with the fitted beta lines and the reference slopes
+    +1 and 0; left the plan's s50, right the post hoc s75 (for the curves that have it)."""
+    has75 = "s75" in e1 and e1.s75.notna().any()
+    fig, axes = plt.subplots(1, 2 if has75 else 1, figsize=(13 if has75 else 6.5, 4.5),
+                             squeeze=False, sharey=True)  # fmt: skip
+    for ax, col, tag in zip(axes[0], ("s50", "s75"), ("", " (s75, post hoc)"), strict=False):
+        groups = e1.groupby(["dim", "width", "curve"])
+        for i, ((dim, width, curve), group) in enumerate(groups):
+            group = group.sort_values("prune_frac")
+            if group[col].isna().any():
+                continue
+            base = group[col].iloc[0]
+            x = np.log1p(-group.prune_frac)
+            y = np.log(group[col] / base)
+            yerr = [y - np.log(group[f"{col}_low"] / base),
+                    np.log(group[f"{col}_high"] / base) - y]  # fmt: skip
+            color = plt.cm.tab10(i % 10)
+            ax.errorbar(x + 0.004 * i, y, yerr=yerr, marker="o", capsize=2, color=color,
+                        ls="none", label=f"{curve}, d = {dim:g}, m = {width}")  # fmt: skip
+            # the width control's own curve is named "pruned"; its beta is "width m"
+            name = f"width {width}" if curve == "pruned" and width not in set(
+                beta[beta.contrast == "pruned"].width) else curve  # fmt: skip
+            row = beta[(beta.dim == dim) & (beta.width == width) & (beta.contrast == name + tag)]
+            if len(row):
+                grid = np.linspace(x.min(), 0, 10)
+                ax.plot(grid, row.beta.iloc[0] * grid, color=color, lw=1)
+        grid = np.linspace(np.log(0.5), 0, 10)
+        ax.plot(grid, grid, "k--", lw=0.8, label="beta = +1 (bound's d -> (1-p) d)")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("log(1 - p)")
+        ax.set_title("s50 (the plan's)" if col == "s50" else "s75 (post hoc)", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("log s(p) - log s(0)  (CI per point, not adjusted)")
     _save(fig, path)
 
 
