@@ -158,6 +158,7 @@ class Recorder:
         run.json. Returns the tidy frame."""
         t0 = time.perf_counter()
         before = runs_on_disk(self.out / key) if not self.args.overwrite else 0
+        self.save()  # recorded (unfinished) before it trains, so that a kill mid-sweep shows
         try:
             frame = run_sweep(
                 config,

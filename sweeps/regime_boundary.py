@@ -54,7 +54,7 @@ SIZES = {
     "full": dict(
         e0_dims=[1000, 3000, 10000, 30000, 100000, 300000, 1000000],
         e0_c=[0.1, 0.3, 1.0],
-        e0_seeds={},  # every d: seeds
+        e0_seeds={1000000: 16},  # plan amendment 5; every other d: seeds
         e0_exponents=[-4, -3, -2, -1, 0, 1, 2, 3, 4],
         horizon_dim=10000,
         horizon_seeds=32,

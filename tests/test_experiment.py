@@ -55,6 +55,28 @@ def test_recorder_counts_trained_and_resumed_runs(tmp_path, tiny, tiny_params, m
     assert "status" not in table  # every invocation finished
 
 
+def test_a_sweep_that_dies_leaves_its_invocation_marked_unfinished(tmp_path, monkeypatch):
+    """Bad input before any sweep writes nothing; an invocation that dies inside its first sweep
+    (here the sweep raises, as a kill would stop it) is in run.json, marked unfinished."""
+    monkeypatch.setattr("sys.argv", ["sweeps/demo.py", "--smoke"])
+    recorder = experiment.Recorder(
+        "sweeps/demo.py", _args("--smoke", "--out", str(tmp_path)), "demo"
+    )
+    assert not (tmp_path / experiment.RUN_FILE).exists()
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(experiment, "run_sweep", dies)
+    with pytest.raises(RuntimeError, match="killed"):
+        recorder.sweep("first", None, {}, 1, None)
+    (invocation,) = json.loads((tmp_path / experiment.RUN_FILE).read_text())["invocations"]
+    assert invocation["finished"] is False
+    assert list(experiment.invocation_table({"invocations": [invocation]})["status"]) == [
+        "did not finish (killed, or still running)"
+    ]
+
+
 def test_invocation_table_says_which_invocations_did_not_finish():
     """An invocation without done() (killed) stays marked unfinished, and an `interrupted` note
     is shown as such; a table of finished invocations has no status column."""
