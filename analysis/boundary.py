@@ -43,9 +43,10 @@ class BoundaryResult:
     """e0: per (d, init): s50 with its bootstrap CI, the ratio to d = 10^3 with its simultaneous
     CI, runs at the step cap, whether the point fit is separated, and (post hoc) s75 with its ratio;
     e0_curves: per (d, init, score): fraction learned; e0_verdicts: per init, the plan's verdict;
-    e0_verdicts75: the same rule applied to s75 (post hoc); horizon: s50 at loss 0.01 against 0.1. e1: per (d, m, curve, p):
-    s50; e1_beta: per (d, m, contrast): beta with its CI. e2: per (d, m, p): fitted fraction, test
-    accuracy with its upper bound, learned fractions (all runs, runs with every class live);
+    e0_verdicts75: the same rule applied to s75 (post hoc); horizon: s50 at loss 0.01 against 0.1.
+    e1: per (d, m, curve, p): s50; e1_beta: per (d, m, contrast): beta with its CI. e2: per
+    (d, m, p): fitted fraction, test accuracy with its upper bound, learned fractions (all runs,
+    runs with every class live);
     e2_threshold: per (d, m): p* of all runs and the predictions. verdicts: the report's table
     rows. setting, runs: what the text quotes; plan_commit: the plan's commit."""
 
@@ -99,8 +100,8 @@ def _s75(x, accuracy: np.ndarray, weights) -> tuple[float, np.ndarray]:
     separates on the grid and s50's logistic fit pins s50 to a grid point; the mean accuracy
     still resolves the boundary between grid points."""
     finite = np.isfinite(accuracy)
-    means = np.vstack([np.nanmean(accuracy, axis=0),
-                       (weights @ np.where(finite, accuracy, 0.0)) / (weights @ finite)])  # fmt: skip
+    resampled = (weights @ np.where(finite, accuracy, 0.0)) / (weights @ finite)
+    means = np.vstack([np.nanmean(accuracy, axis=0), resampled])
     cross = first_crossings(x, means, LEARNED, below=False)
     cross = np.where(means[:, 0] >= LEARNED, np.nan, cross)
     return float(cross[0]), cross[1:]
@@ -130,8 +131,10 @@ def _e0(directory: Path, record: dict, n_boot: int):
             point75, reps75 = _s75(x, _accuracy(cell, "mu_norm", meta["mus"]), weights)
             logs[(dim, label, "s75")] = (point75, reps75)
             rows.append(dict(dim=dim, init=label, init_scale=meta["scales"][label],
-                             seeds=len(seeds), s50=math.exp(point) if np.isfinite(point) else np.nan,
-                             s50_low=math.exp(_ci(reps, LEVEL)[0]), s50_high=math.exp(_ci(reps, LEVEL)[1]),
+                             seeds=len(seeds),
+                             s50=math.exp(point) if np.isfinite(point) else np.nan,
+                             s50_low=math.exp(_ci(reps, LEVEL)[0]),
+                             s50_high=math.exp(_ci(reps, LEVEL)[1]),
                              undefined=float(np.isnan(reps).mean()), separated=separated,
                              s75=math.exp(point75), s75_low=math.exp(_ci(reps75, LEVEL)[0]),
                              s75_high=math.exp(_ci(reps75, LEVEL)[1]),
@@ -226,7 +229,7 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
         seeds = np.sort(last.seed.unique())
         weights = seed_weights(len(seeds), n_boot, seed=dim + 2)  # one resample for every p
 
-        def curve(frame, name, width=meta["width"], w=weights, logs75=None):
+        def curve(frame, name, width=meta["width"], w=weights, logs75=None, dim=dim, x=x, mus=mus):
             logs = {}
             for p, cell in frame.groupby("prune_frac"):
                 _, out = _outcomes(cell, "mu_norm", mus)
@@ -238,7 +241,8 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
                            s50_high=math.exp(high), separated=separated,
                            capped=float((cell.converged_step < 0).mean()))  # fmt: skip
                 if logs75 is not None:  # post hoc: the mean-accuracy boundary s75
-                    logs75[p] = _s75(x, _accuracy(cell.dropna(subset="test_acc"), "mu_norm", mus), w)
+                    answered = cell.dropna(subset="test_acc")
+                    logs75[p] = _s75(x, _accuracy(answered, "mu_norm", mus), w)
                     low, high = _ci(logs75[p][1], level)
                     row |= dict(s75=math.exp(logs75[p][0]), s75_low=math.exp(low),
                                 s75_high=math.exp(high))  # fmt: skip
@@ -332,8 +336,10 @@ def _e2(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
         acc = acc.reindex(index=seeds, columns=ps)
         means = (weights @ np.nan_to_num(acc.to_numpy())) / weights.sum(1, keepdims=True)
         upper = np.percentile(means, 100 * level, axis=0)  # one-sided
-        live_acc = last.assign(ok=(last.test_acc >= LEARNED).astype(float).where(last.all_live == 1))
-        live_tab = live_acc.pivot_table(index="seed", columns="prune_frac", values="ok", dropna=False)
+        ok = (last.test_acc >= LEARNED).astype(float).where(last.all_live == 1)
+        live_acc = last.assign(ok=ok)
+        live_tab = live_acc.pivot_table(index="seed", columns="prune_frac", values="ok",
+                                        dropna=False)  # fmt: skip
         live_tab = live_tab.reindex(index=seeds, columns=ps)
         finite = np.isfinite(live_tab.to_numpy())
         k = weights @ np.nan_to_num(live_tab.to_numpy())
@@ -383,7 +389,8 @@ def _e1_verdict(e1_beta, contrast: str, label: str) -> list[Verdict]:
             control="dense at sigma_0 sqrt(1-p); every class live; wider m",
             evidence="; ".join(f"d = {r.dim:g}: beta {r.beta:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
                                for r in primary.itertuples()) +
-            " (paired whole-seed bootstrap, Bonferroni over d)", figure=FIGURES["shift"]))  # fmt: skip
+            " (paired whole-seed bootstrap, Bonferroni over d)",
+            figure=FIGURES["shift"]))  # fmt: skip
     return out
 
 
@@ -437,7 +444,7 @@ def _verdicts(e0, e0_verdicts, e0_verdicts75, e1_beta, e2, e2_threshold, size) -
             evidence="s75(d)/s75(10^3): " + "; ".join(
                 f"d = {r.dim:g}: {r.ratio75:.2f} [{r.ratio75_low:.2f}, {r.ratio75_high:.2f}]"
                 for r in rows.itertuples() if r.dim > rows.dim.min()) +
-            f" (same bootstrap, family and band)", figure=FIGURES["collapse"]))  # fmt: skip
+            " (same bootstrap, family and band)", figure=FIGURES["collapse"]))  # fmt: skip
     for contrast, tag in (("pruned", ""), ("pruned (s75, post hoc)", ", post hoc: beta from s75")):
         out += _e1_verdict(e1_beta, contrast, f"{size}{tag}")
     out += _width_verdict(e1_beta, size)

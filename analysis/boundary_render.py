@@ -181,10 +181,12 @@ def render(result: BoundaryResult, figures_dir, plan_commit: str = "?") -> str:
     if len(result.e2):
         e2 = result.e2.assign(learned_live_ci=_ci_text(result.e2.learned_live,
                                                        result.e2.learned_live_low,
-                                                       result.e2.learned_live_high, "{:.2f}"))  # fmt: skip
+                                                       result.e2.learned_live_high,
+                                                       "{:.2f}"))  # fmt: skip
         t = result.e2_threshold.assign(p_star_ci=_ci_text(result.e2_threshold.p_star,
                                                           result.e2_threshold.p_low,
-                                                          result.e2_threshold.p_high, "{:.3f}"))  # fmt: skip
+                                                          result.e2_threshold.p_high,
+                                                          "{:.3f}"))  # fmt: skip
         lines += [
             "### E2: over-pruning near the live-neuron threshold",
             "",

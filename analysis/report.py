@@ -6,8 +6,8 @@
 Reads the results of `sweeps/kou2023_heatmap.py`, `sweeps/paper_claims.py` and, when present,
 `sweeps/regime_boundary.py` (the regime section, E0-E2 of report/plan.md) and
 `sweeps/theory_regime.py` (the superseded regime section) (default results/NAME, with -quick or
--smoke appended for those sizes) and writes OUT/report.md with its figures: OUT is report/ at full size and
-report/quick or report/smoke otherwise, so a smaller report never overwrites the committed
+-smoke appended for those sizes) and writes OUT/report.md with its figures: OUT is report/ at full
+size and report/quick or report/smoke otherwise, so a smaller report never overwrites the committed
 full one. Each section has `compute(results) -> result` (numbers and verdicts, in one place)
 and `render(result, figures_dir) -> markdown`, in one module of `analysis` (or two, NAME and
 NAME_render, where one would pass ~400 lines: the regime sections); this script runs them,

@@ -404,9 +404,8 @@ def threshold_replicates(x, outcomes: np.ndarray, weights: np.ndarray) -> np.nda
     (`seed_weights`) and the logistic fit on the resampled counts gives `rising_x50`."""
     finite = np.isfinite(outcomes)
     succ, tried = weights @ np.where(finite, outcomes, 0.0), weights @ finite
-    return np.array(
-        [rising_x50(fit_logistic_threshold(x, k, trials=n)) for k, n in zip(succ, tried, strict=True)]
-    )
+    fits = (fit_logistic_threshold(x, k, trials=n) for k, n in zip(succ, tried, strict=True))
+    return np.array([rising_x50(fit) for fit in fits])
 
 
 def paired_slopes(frame: pd.DataFrame, value: str, level: float = LEVEL) -> tuple:

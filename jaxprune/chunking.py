@@ -167,9 +167,10 @@ def choose_chunk_shape(
     memory (`chunk_bytes`) on each device fits `memory_budget_gb` (default:
     `default_memory_budget_gb()`) and, with `chunk_seconds`, whose estimated time
     (`chunk_seconds_estimate` at `speed`, default `current_speed()`) is at most that, and which
-    holds at most MAX_CHUNK_ROWS rows of results; a budget that does not hold one run is refused. A chunk takes whole rows of points first (every point of a
-    seed shares that seed's draws), then as many seeds as fit; both are evened out so that the
-    padded last chunk wastes little. Seeds are padded to a multiple of num_devices.
+    holds at most MAX_CHUNK_ROWS rows of results; a budget that does not hold one run is refused.
+    A chunk takes whole rows of points first (every point of a seed shares that seed's draws),
+    then as many seeds as fit; both are evened out so that the padded last chunk wastes little.
+    Seeds are padded to a multiple of num_devices.
     """
     check_chunk_options(chunk_size, memory_budget_gb, chunk_seconds)
     if chunk_size is not None:

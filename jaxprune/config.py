@@ -321,7 +321,8 @@ def check_params_values(name: str, values: Any) -> np.ndarray:
     except ValueError:  # ragged nesting
         array = np.asarray(None)
     if array.dtype.kind not in "iuf":  # not bools, strings, None or nested sequences
-        raise InvalidValue(name, values, f"is invalid: {allowed} (got a non-number).", owner="Params")
+        message = f"is invalid: {allowed} (got a non-number)."
+        raise InvalidValue(name, values, message, owner="Params")
     array = array.astype(np.float64)
     bad = ~(np.isfinite(array) & ok(array))
     if bad.any():

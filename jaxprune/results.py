@@ -326,7 +326,8 @@ def check_chunk(
         raise
     except Exception as error:  # noqa: BLE001 (pyarrow's errors: truncated, empty, garbage)
         detail = " ".join(str(error).split())[:120]
-        raise ChunkError(path, "unreadable", f"unreadable ({type(error).__name__}: {detail})")
+        message = f"unreadable ({type(error).__name__}: {detail})"
+        raise ChunkError(path, "unreadable", message) from error
     distinct = np.unique(file_runs)
     if rows is not None and file_rows != rows:
         raise ChunkError(path, "short", f"holds {file_rows} rows, not the chunk's {rows}")

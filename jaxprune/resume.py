@@ -28,7 +28,8 @@ def open_out(
         try:
             recorded = results.prepare_out(out, spec, overwrite)
             if recorded is not None:
-                if chunk_size is not None and recorded["chunk_shapes"] != [[shape.points, shape.seeds] for shape in plan.shapes]:
+                planned = [[shape.points, shape.seeds] for shape in plan.shapes]
+                if chunk_size is not None and recorded["chunk_shapes"] != planned:
                     raise InvalidValue(
                         "chunk_size",
                         chunk_size,
@@ -74,7 +75,8 @@ def verified(out: Path, groups, plan: ChunkPlan, mine, spec_hash: str, note) -> 
         group = groups[chunk.group]
         rows = chunk.num_runs * len(group.config.logged_steps())
         try:
-            results.check_chunk(path, spec_hash, group.run_ids(chunk.point_slice, chunk.seed_slice), rows)
+            run_ids = group.run_ids(chunk.point_slice, chunk.seed_slice)
+            results.check_chunk(path, spec_hash, run_ids, rows)
         except results.ChunkError as bad:
             if bad.kind == "foreign":
                 raise InvalidValue(

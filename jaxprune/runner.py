@@ -255,7 +255,8 @@ def _shape_lists(plan: ChunkPlan) -> list[list[int]]:
 def group_engines(groups: list[grid_lib.RunGroup]) -> list[dict]:
     """The engine that trains each group (its bucket's Config names it: `grid.plan` resolves
     'auto' once per group), with the Config values the grid gives the group, and for swept
-    shape fields the values its bucket holds: [{"optimizer": "gd", "dim": [100, 110, 120], "engine": "gram"}, ...]."""
+    shape fields the values its bucket holds:
+    [{"optimizer": "gd", "dim": [100, 110, 120], "engine": "gram"}, ...]."""
     return [
         {
             **g.config_values,
@@ -323,7 +324,9 @@ def sweep(
         raise InvalidValue("collect", False, "needs {0}: a sweep kept nowhere would be lost.",
                            Option("out", quoted=False))  # fmt: skip
     if jax.process_count() > 1 and out is None:
-        raise InvalidValue("out", None, "is invalid under jax.distributed: give a shared directory.")
+        raise InvalidValue(
+            "out", None, "is invalid under jax.distributed: give a shared directory."
+        )
     groups = grid_lib.plan(config, grid, seeds, base, buckets, derived)
     spec = results.sweep_spec(config, grid, seeds, base, buckets, derived)
     invocation, start = results.provenance(), time.perf_counter()
@@ -338,7 +341,8 @@ def sweep(
 
     def metadata_of(plan: ChunkPlan, invocations: list[dict] | None = None) -> dict:
         shapes = _shape_lists(plan)
-        metadata = results.sweep_metadata(spec, shapes, runs, len(plan.chunks), group_engines(groups))
+        trained_by = group_engines(groups)
+        metadata = results.sweep_metadata(spec, shapes, runs, len(plan.chunks), trained_by)
         return metadata if invocations is None else {**metadata, "invocations": invocations}
 
     if out is not None:

@@ -257,7 +257,8 @@ def test_a_derived_sweep_over_d_equals_the_per_d_sweeps_it_replaces(tmp_path, ti
     folders = []
     for d in dims:
         sigma = tiny_params.sigma_noise
-        base = tiny_params.replace(lr=0.125 / (sigma**2 * d), sigma_init=0.2 / (sigma * math.sqrt(d)))
+        lr, sigma_init = 0.125 / (sigma**2 * d), 0.2 / (sigma * math.sqrt(d))
+        base = tiny_params.replace(lr=lr, sigma_init=sigma_init)
         folders.append(tmp_path / f"d{d}")
         jaxprune.sweep(tiny.replace(dim=d), grid, SEEDS, base=base, out=folders[-1],
                        progress=False)  # fmt: skip
