@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -294,7 +293,8 @@ def _e1(directory: Path, record: dict, live: pd.DataFrame, n_boot: int):
             narrow75, wide75 = {}, {}
             narrow = curve(last[last.seed.isin(wseeds)], "pruned (width-control seeds)", w=w,
                            logs75=narrow75)  # fmt: skip
-            wide_logs = curve(wide, "pruned", width=wide_m, w=w, logs75=wide75)
+            # named after its beta contrast, as every curve is
+            wide_logs = curve(wide, f"width {wide_m}", width=wide_m, w=w, logs75=wide75)
             mine = pd.DataFrame([c for c in cells if c["dim"] == dim and (
                 c["curve"] == "pruned (width-control seeds)" or c["width"] == wide_m)])
             estimators = (("", (narrow, wide_logs)), (" (s75, post hoc)", (narrow75, wide75)))
@@ -394,19 +394,24 @@ def _e1_verdict(e1_beta, contrast: str, label: str) -> list[Verdict]:
     return out
 
 
+def width_differences(e1_beta: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `e1_beta` that compare the width control with the main width: beta(wide) -
+    beta(40), from s50 and (post hoc) from s75."""
+    return e1_beta[e1_beta.contrast.str.contains(" - width ")] if len(e1_beta) else e1_beta
+
+
 def _width_verdict(e1_beta, size) -> list[Verdict]:
     """The width control's rows: beta(wide) - beta(40) on the wide run's seeds (plan: pass if its
     CI contains 0), and the same from s75 (post hoc)."""
-    rows = e1_beta[e1_beta.contrast.str.contains(" - width ")] if len(e1_beta) else e1_beta
     out = []
-    for r in rows.itertuples():
+    for r in width_differences(e1_beta).itertuples():
         post_hoc = "post hoc" in r.contrast
         status = "holds" if r.low <= 0 <= r.high else "fails (beta depends on the width)"
         if r.separated:
             status += (f" by the plan's rule, but degenerate: {r.separated} of the s50's behind "
                        "it (per p and width) separate on the grid; see beta from s75")
-        wide_only = re.sub(r" - width \d+", "", r.contrast)
-        wide = e1_beta[(e1_beta.dim == r.dim) & (e1_beta.contrast == wide_only)].iloc[0]
+        wide_name = f"width {r.width}" + (" (s75, post hoc)" if post_hoc else "")
+        wide = e1_beta[(e1_beta.dim == r.dim) & (e1_beta.contrast == wide_name)].iloc[0]
         out.append(Verdict(
             claim=f"E1 ({size}{', post hoc: beta from s75' if post_hoc else ''}): beta does "
                   f"not depend on the width (m = {r.width} against 40, d = {r.dim:g})",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import figures
-from analysis.boundary import BAND, FIGURES, LEARNED, BoundaryResult, compute
+from analysis.boundary import BAND, FIGURES, LEARNED, BoundaryResult, compute, width_differences
 
 
 def _table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
@@ -62,7 +62,7 @@ def theorist_paragraph(result: BoundaryResult) -> str:
                 a = alt.iloc[0]
                 text += f"; {words}: {a.beta:+.2f} [{a.low:+.2f}, {a.high:+.2f}]"
         text += ". "
-    for r in (beta[beta.contrast.str.contains(" - width ")] if len(beta) else beta).itertuples():
+    for r in width_differences(beta).itertuples():
         text += (f"{'From s75 (post hoc), w' if 's75' in r.contrast else 'W'}idth {r.width} "
                  f"against 40 at d = {r.dim:g} ({r.seeds} seeds): beta(wide) - beta(40) = "
                  f"{r.beta:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"

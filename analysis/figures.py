@@ -315,10 +315,7 @@ def boundary_shift(e1: pd.DataFrame, beta: pd.DataFrame, path):
             color = plt.cm.tab10(i % 10)
             ax.errorbar(x + 0.004 * i, y, yerr=yerr, marker="o", capsize=2, color=color,
                         ls="none", label=f"{curve}, d = {dim:g}, m = {width}")  # fmt: skip
-            # the width control's own curve is named "pruned"; its beta is "width m"
-            name = f"width {width}" if curve == "pruned" and width not in set(
-                beta[beta.contrast == "pruned"].width) else curve  # fmt: skip
-            row = beta[(beta.dim == dim) & (beta.width == width) & (beta.contrast == name + tag)]
+            row = beta[(beta.dim == dim) & (beta.width == width) & (beta.contrast == curve + tag)]
             if len(row):
                 grid = np.linspace(x.min(), 0, 10)
                 ax.plot(grid, row.beta.iloc[0] * grid, color=color, lw=1)
