@@ -59,6 +59,10 @@ class Engine(NamedTuple):
     the full-batch training loss of one run's state and the direction (a dict over
     `variables`) that a 'gd' step moves them against, variables <- variables - lr direction
     (masked: pruned weights get none).
+
+    products(states, test) -> `metrics.FilterProducts` (leaves (R, ...)): what the
+    measurements need of the runs' filters, for an engine that has it without forming them
+    (`jaxprune.gram`); None: the measurements use the filters `run_state` rebuilds.
     """
 
     initial: Any
@@ -67,6 +71,7 @@ class Engine(NamedTuple):
     variables: tuple[str, ...]
     constants: Any
     gradient: Callable[[Any, Any, Any, Any], Any]
+    products: Callable[[Any, Any], Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -173,9 +173,15 @@ def projected_noise_preactivations(
     """The filters' products with the test set's standard noise rows, (n, Q, K, m), for masked
     filters w_eff (K, m, d): the normals mapped by the `cholesky_factor` of `noise_covariance`.
     The law of `model.noise_preactivations(w_eff, draw_sample(...))`."""
+    return covariance_preactivations(noise_covariance(config, w_eff), test)
+
+
+def covariance_preactivations(covariance: jax.Array, test: ProjectedTest) -> jax.Array:
+    """(n, Q, K, m): the projected test set's normals mapped by the `cholesky_factor` of the
+    filters' noise covariance (K m, K m) (`noise_covariance`, or an engine's own: the Gram
+    engine forms it blockwise over d without the filters)."""
     n, q, k, m = test.normals.shape
-    factor = cholesky_factor(noise_covariance(config, w_eff))
-    mapped = test.normals.reshape(n, q, k * m) @ factor.T
+    mapped = test.normals.reshape(n, q, k * m) @ cholesky_factor(covariance).T
     return mapped.reshape(n, q, k, m)
 
 

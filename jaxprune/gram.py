@@ -40,9 +40,11 @@ from jaxprune import model
 from jaxprune.config import Config, Dims, Params
 from jaxprune.data import Sample, num_noise_rows, observed_labels, signal_signs
 from jaxprune.engine import BYTES_PER_WORD, Cost, Engine, EngineKind
-from jaxprune.masks import CRITERIA
+from jaxprune.evaluation import ProjectedTest, covariance_preactivations
+from jaxprune.masks import CRITERIA, bernoulli_keep, mask_uniforms
+from jaxprune.metrics import FilterProducts
 from jaxprune.optimizers import OPTIMIZERS, minibatch, optimizer
-from jaxprune.state import RunState, init_state, step_unless_frozen
+from jaxprune.state import INIT_STREAM, MASK_STREAM, RunState, init_state, step_unless_frozen
 
 # Words of one d-block of the outer products of the noise rows (T x block) in `masked_gram`.
 BLOCK_WORDS = 2**21
@@ -69,13 +71,17 @@ class Coefficients:
 class GramRun:
     """The constants of one run that the Gram engine keeps out of the loops' carry. gram:
     (K, m, B, B) per-neuron masked Gram matrices of the rows (`row_gram`). initial: (K, m, B)
-    the initial masked filters' products with the rows. weights, mask: (K, m, d) the initial
-    masked filters and the mask."""
+    the initial masked filters' products with the rows. kept_signal: (K, m) the mask on each
+    neuron's own class's signal coordinate; kept: () the mask's kept weights. weights, mask:
+    (K, m, d) the initial masked filters and the mask, or None where the engine `streams` them
+    from the seed's shared draws."""
 
     gram: jax.Array
     initial: jax.Array
-    weights: jax.Array
-    mask: jax.Array
+    kept_signal: jax.Array
+    kept: jax.Array
+    weights: jax.Array | None = None
+    mask: jax.Array | None = None
 
 
 @jax.tree_util.register_dataclass
@@ -105,47 +111,78 @@ def signal_basis(config: Config) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(1, int), np.zeros(config.num_classes, int)
 
 
-def masked_gram(rows: jax.Array, mask: jax.Array, block: int | None = None) -> jax.Array:
-    """Per-neuron masked Gram matrices rows diag(M_{k,r}) rowsᵀ, (K, m, N, N), of rows (N, d)
-    and a mask (K, m, d).
+def streams(config: Config) -> bool:
+    """Whether the engine streams a run's initial filters and mask from the seed's shared draws
+    (a 'bernoulli' mask of a 'normal' init: M = [U >= p] and w(0) = sigma_init N ⊙ M are
+    elementwise in the seed's uniforms U and normals N), one d-block at a time, instead of
+    holding them (K, m, d) per run; see `make_engine`."""
+    return config.mask == "bernoulli" and config.init == "normal"
 
-    Blocked over d: each block of `block` coordinates forms the outer products of the rows'
-    T = N (N + 1) / 2 distinct pairs (T, block) and multiplies them with the mask block, one
-    (K m, block) x (block, T) product (under vmap over runs that share `rows`, one product for
-    all runs). Peak memory is T (block + K m) words, never K m N d.
-    """
-    num, dim = rows.shape
-    first, second = np.triu_indices(num)
-    if block is None:
-        block = int(max(1, min(dim, BLOCK_WORDS // len(first))))
 
-    def part(start: jax.Array | int, size: int) -> jax.Array:
-        rows_b = jax.lax.dynamic_slice_in_dim(rows, start, size, axis=1)  # (N, size)
-        mask_b = jax.lax.dynamic_slice_in_dim(mask, start, size, axis=-1)  # (K, m, size)
-        return jnp.einsum("kmd,td->kmt", mask_b, rows_b[first] * rows_b[second])
+def block_size(config: Config) -> int:
+    """Coordinates per d-block of the engine's passes over d: a block of the noise rows' T
+    distinct outer products (T x block) holds at most BLOCK_WORDS words."""
+    noise = config.n_train * num_noise_rows(config)
+    return int(max(1, min(config.dim, BLOCK_WORDS // (noise * (noise + 1) // 2))))
+
+
+def over_blocks(dim: int, block: int, part, zero):
+    """zero + the sum over the d-blocks [s, s + size) of part(take) (a pytree like zero), where
+    take(x) slices an array's last axis (d) to the block: a `fori_loop` over the full blocks
+    and one call for the rest, so no (..., d) temporary of part's is ever whole."""
+
+    def at(start, size: int):
+        return lambda x: jax.lax.dynamic_slice_in_dim(x, start, size, axis=-1)
+
+    def add(total, start, size: int):
+        return jax.tree.map(jnp.add, total, part(at(start, size)))
 
     blocks, rest = divmod(dim, block)
-    pairs = jax.lax.fori_loop(
-        0,
-        blocks,
-        lambda b, total: total + part(b * block, block),
-        jnp.zeros(mask.shape[:2] + (len(first),), jnp.result_type(rows, mask)),
-    )
-    if rest:
-        pairs = pairs + part(blocks * block, rest)
-    gram = jnp.zeros(mask.shape[:2] + (num, num), pairs.dtype)
+    total = jax.lax.fori_loop(0, blocks, lambda b, total: add(total, b * block, block), zero)
+    return add(total, blocks * block, rest) if rest else total
+
+
+def pair_products(rows: jax.Array, mask: jax.Array) -> jax.Array:
+    """Σ_d M_{k,r,d} rows_{a,d} rows_{b,d} over the rows' T = N (N + 1) / 2 distinct pairs
+    a <= b (`np.triu_indices`), (K, m, T), of rows (N, s) and a mask (K, m, s): one
+    (K m, s) x (s, T) product (under vmap over runs that share `rows`, one for all runs)."""
+    first, second = np.triu_indices(rows.shape[0])
+    return jnp.einsum("kmd,td->kmt", mask, rows[first] * rows[second])
+
+
+def pairs_to_gram(pairs: jax.Array, num: int) -> jax.Array:
+    """The symmetric (..., N, N) of the distinct pairs (..., T) of `pair_products`."""
+    first, second = np.triu_indices(num)
+    gram = jnp.zeros(pairs.shape[:-1] + (num, num), pairs.dtype)
     return gram.at[..., first, second].set(pairs).at[..., second, first].set(pairs)
 
 
+def masked_gram(rows: jax.Array, mask: jax.Array, block: int | None = None) -> jax.Array:
+    """Per-neuron masked Gram matrices rows diag(M_{k,r}) rowsᵀ, (K, m, N, N), of rows (N, d)
+    and a mask (K, m, d), blocked over d (`over_blocks` of `pair_products`, `block`
+    coordinates at a time): peak memory T (block + K m) words, never K m N d."""
+    num, dim = rows.shape
+    pairs = num * (num + 1) // 2
+    if block is None:
+        block = int(max(1, min(dim, BLOCK_WORDS // pairs)))
+    zero = jnp.zeros(mask.shape[:2] + (pairs,), jnp.result_type(rows, mask))
+    total = over_blocks(dim, block, lambda take: pair_products(take(rows), take(mask)), zero)
+    return pairs_to_gram(total, num)
+
+
 def row_gram(config: Config, z_rows: jax.Array, mask: jax.Array) -> jax.Array:
-    """G (K, m, B, B) over the rows [z (nQ, d); e_c (C)]: the noise block by `masked_gram`, the
-    cross terms M_c z_{iq,c} and the diagonal M_c of the signal coordinates (distinct)."""
+    """G (K, m, B, B) over the rows [z (nQ, d); e_c (C)] of a mask (K, m, d) (`gram_of`)."""
     coords, _ = signal_basis(config)
-    noise = masked_gram(z_rows, mask)  # (K, m, nQ, nQ)
-    mask_c = mask[..., coords]  # (K, m, C)
-    cross = mask_c[:, :, None, :] * z_rows[:, coords]  # (K, m, nQ, C)
+    return gram_of(masked_gram(z_rows, mask), mask[..., coords], z_rows[:, coords])
+
+
+def gram_of(noise: jax.Array, mask_c: jax.Array, z_c: jax.Array) -> jax.Array:
+    """G (K, m, B, B) over the rows [z (nQ, d); e_c (C)]: the masked noise Gram (K, m, nQ, nQ),
+    the cross terms M_c z_{iq,c} (mask_c (K, m, C): the mask at the distinct signal
+    coordinates, z_c (nQ, C): the rows there) and the diagonal M_c."""
+    cross = mask_c[:, :, None, :] * z_c  # (K, m, nQ, C)
     top = jnp.concatenate([noise, cross], axis=-1)
-    diagonal = mask_c[..., None] * jnp.eye(len(coords), dtype=mask.dtype)  # (K, m, C, C)
+    diagonal = mask_c[..., None] * jnp.eye(mask_c.shape[-1], dtype=mask_c.dtype)  # (K, m, C, C)
     bottom = jnp.concatenate([jnp.swapaxes(cross, -1, -2), diagonal], axis=-1)
     return jnp.concatenate([top, bottom], axis=-2)
 
@@ -188,30 +225,73 @@ def make_engine(
         logits = model.readout(config, pre, bias, model.neuron_valid(config, dims))
         return model.cross_entropy(logits, labels, weight)
 
+    block = block_size(config)
+    take_coords = lambda x: x[..., coords]  # noqa: E731
+    rows_c = jax.nn.one_hot(coords, config.dim, dtype=z_rows.dtype)  # (C, d): e_c
+    noise_cols = 1.0 - rows_c.sum(0) if config.noise_orthogonal else jnp.ones(config.dim)
+    if streams(config):  # the seed's draws, shared by its runs (`state.init_state`'s keys)
+        normals = model.init_normals(config, jax.random.fold_in(key, INIT_STREAM))  # (K, m, d)
+        uniforms = mask_uniforms(config, jax.random.fold_in(key, MASK_STREAM))  # (K, m, d)
+
+    def initial_filters(params: Params, dims: Dims, run: GramRun | None, take):
+        """(w(0) ⊙ M, M), each (K, m, s), of one run at the coordinates `take` selects (take(x)
+        of a (..., d) array is (..., s)): sliced from the run's own arrays, or streamed from
+        the seed's draws as `state.init_state` makes them (bitwise)."""
+        if not streams(config):
+            return take(run.weights), take(run.mask)
+        coordinates = take(model.prefix(config.dim, dims.dim))
+        valid = model.neuron_valid(config, dims)[..., None] * coordinates
+        mask = bernoulli_keep(take(uniforms), params.prune_frac) * valid
+        return params.sigma_init * take(normals) * mask, mask
+
+    def filters(params: Params, dims: Dims, run: GramRun, coefficients: jax.Array, take):
+        """w(0) ⊙ M + M ⊙ (Σ_b coefficients_b R_b), (K, m, s), of one run at the coordinates
+        `take` selects, from its coefficients (K, m, B) over the rows."""
+        weights, mask = initial_filters(params, dims, run, take)
+        span = jnp.einsum("kmn,nd->kmd", coefficients[..., : n * q], take(z_rows))
+        span = span + jnp.einsum("kmc,cd->kmd", coefficients[..., n * q :], take(rows_c))
+        return weights + mask * span
+
     def init(params: Params, dims: Dims) -> tuple[GramRun, GramState]:
-        dense = init_state(config, params, key, train, dims)
-        noise_pre = model.noise_preactivations(dense.weights, train)  # (n, Q, K, m)
-        initial = jnp.concatenate(
-            [
-                jnp.moveaxis(noise_pre, (2, 3), (0, 1)).reshape(dense.weights.shape[:2] + (-1,)),
-                dense.weights[..., coords],
-            ],
-            axis=-1,
-        )
+        """One run's constants, formed in one pass over d: its masked Gram matrices, its initial
+        filters' products with the rows and its mask's counts."""
+        if streams(config):
+            held = None
+            bias = jnp.zeros((config.num_classes, config.width))
+        else:
+            dense = init_state(config, params, key, train, dims)
+            held = GramRun(None, None, None, None, dense.weights, dense.mask)
+            bias = dense.bias
+        k, m = config.num_classes, config.width
+
+        def part(take):
+            weights, mask = initial_filters(params, dims, held, take)
+            return (
+                pair_products(take(z_rows), mask),
+                jnp.einsum("kmd,nd->kmn", weights, take(z_rows)),
+                mask.sum(),
+            )
+
+        pairs = n * q * (n * q + 1) // 2
+        zero = (jnp.zeros((k, m, pairs)), jnp.zeros((k, m, n * q)), jnp.zeros(()))
+        pairs, noise_products, kept = over_blocks(config.dim, block, part, zero)
+        weights_c, mask_c = initial_filters(params, dims, held, take_coords)  # (K, m, C)
         run = GramRun(
-            gram=row_gram(config, z_rows, dense.mask),
-            initial=initial,
-            weights=dense.weights,
-            mask=dense.mask,
+            gram=gram_of(pairs_to_gram(pairs, n * q), mask_c, z_rows[:, coords]),
+            initial=jnp.concatenate([noise_products, weights_c], axis=-1),
+            kept_signal=mask_c[jnp.arange(k), :, class_row],
+            kept=kept,
+            weights=None if held is None else held.weights,
+            mask=None if held is None else held.mask,
         )
-        coefficients = jnp.zeros_like(initial)
+        coefficients = jnp.zeros_like(run.initial)
         state = GramState(
             coefficients=coefficients,
-            bias=dense.bias,
-            step=dense.step,
-            converged_step=dense.converged_step,
-            diverged=dense.diverged,
-            opt_state=optimizer(config, params.lr).init((coefficients, dense.bias)),
+            bias=bias,
+            step=jnp.zeros((), jnp.int32),
+            converged_step=jnp.full((), -1, jnp.int32),
+            diverged=jnp.zeros((), bool),
+            opt_state=optimizer(config, params.lr).init((coefficients, bias)),
         )
         return run, state
 
@@ -234,25 +314,24 @@ def make_engine(
             bias=state.bias + step_b,
         )
 
-    def filters(run: GramRun, coefficients: jax.Array) -> jax.Array:
-        """M ⊙ (Σ_b coefficients_b R_b), (K, m, d), of coefficients (K, m, B) over the rows."""
-        span = jnp.einsum("kmn,nd->kmd", coefficients[..., : n * q], z_rows)
-        span = span.at[..., coords].add(coefficients[..., n * q :])
-        return run.mask * span
-
-    def run_state(params: Params, run: GramRun, state: GramState) -> RunState:
-        """The run as the dense engine holds it: weights rebuilt (K m B d), the optimizer's
-        state mapped back to the filters, the coefficients under `coefficients`."""
-        k, m = run.mask.shape[:2]
+    def run_state(params: Params, dims: Dims, run: GramRun, state: GramState) -> RunState:
+        """The run as the dense engine holds it: weights and mask rebuilt (K m B d), the
+        optimizer's state mapped back to the filters, the coefficients under `coefficients`."""
+        k, m = config.num_classes, config.width
+        whole = lambda x: x  # noqa: E731
+        initial_weights, mask = initial_filters(params, dims, run, whole)
         opt_state = optax.tree_utils.tree_map_params(
             optimizer(config, params.lr),
-            lambda leaf: filters(run, leaf) if leaf.ndim == 3 else leaf,
+            lambda leaf: mask * jnp.einsum("kmn,nd->kmd", leaf[..., : n * q], z_rows)
+            + mask * jnp.einsum("kmc,cd->kmd", leaf[..., n * q :], rows_c)
+            if leaf.ndim == 3
+            else leaf,
             state.opt_state,
         )
         return RunState(
-            weights=run.weights + filters(run, state.coefficients),
+            weights=filters(params, dims, run, state.coefficients, whole),
             bias=state.bias,
-            mask=run.mask,
+            mask=mask,
             step=state.step,
             converged_step=state.converged_step,
             diverged=state.diverged,
@@ -261,6 +340,35 @@ def make_engine(
                 noise=state.coefficients[..., : n * q].reshape(k, m, n, q),
                 signal=state.coefficients[..., n * q :],
             ),
+        )
+
+    def filter_products(params: Params, dims: Dims, run: GramRun, state: GramState, test):
+        """The measurements' `metrics.FilterProducts` of one run without its filters: the
+        training rows' products and the signal alignments from v = u + G a, the test noise's
+        (its covariance, or its explicit rows' products) in one pass over d."""
+        v = run.initial + jnp.einsum("kmab,kmb->kma", run.gram, state.coefficients)
+        train_noise, alignment = products(v)
+        neurons = config.num_classes * config.width
+
+        def part(take):
+            w = filters(params, dims, run, state.coefficients, take)  # (K, m, s)
+            if isinstance(test, ProjectedTest):
+                u = w.reshape(neurons, -1) * take(noise_cols)
+                return u @ u.T
+            return jnp.einsum("nqd,kmd->nqkm", take(test.z), w)
+
+        if isinstance(test, ProjectedTest):
+            covariance = over_blocks(config.dim, block, part, jnp.zeros((neurons, neurons)))
+            test_noise = covariance_preactivations(covariance, test)
+        else:
+            zero = jnp.zeros(test.z.shape[:2] + (config.num_classes, config.width))
+            test_noise = over_blocks(config.dim, block, part, zero)
+        return FilterProducts(
+            train_noise=train_noise,
+            test_noise=test_noise,
+            alignment=alignment,
+            kept_signal=run.kept_signal,
+            kept=run.kept,
         )
 
     def gradient(params: Params, dims: Dims, run: GramRun, state: GramState):
@@ -278,10 +386,13 @@ def make_engine(
         step=lambda states, indices: jax.vmap(lambda p, d, r, s: step(p, d, r, s, indices))(
             points, dims, runs, states
         ),
-        run_state=lambda states: jax.vmap(run_state)(points, runs, states),
+        run_state=lambda states: jax.vmap(run_state)(points, dims, runs, states),
         variables=("coefficients", "bias"),
         constants=runs,
         gradient=gradient,
+        products=lambda states, test: jax.vmap(
+            lambda p, d, r, s: filter_products(p, d, r, s, test)
+        )(points, dims, runs, states),
     )
 
 
@@ -320,21 +431,28 @@ def cost(config: Config) -> Cost:
 
 
 def seed_words(config: Config) -> float:
-    """One d-block of the noise rows' outer products (`masked_gram`)."""
+    """One d-block of the noise rows' outer products (`pair_products`), and the signal
+    coordinates' rows e_c (C, d) with the noise's columns (d,)."""
     noise = config.n_train * num_noise_rows(config)
-    return min(BLOCK_WORDS, noise * (noise + 1) // 2 * config.dim)
+    signals = config.num_classes if config.signal == "orthogonal" else 1
+    return min(BLOCK_WORDS, noise * (noise + 1) // 2 * config.dim) + (signals + 1) * config.dim
 
 
 def run_words(config: Config) -> float:
-    """The initial filters, the mask and the filters rebuilt at a measurement with a temporary
-    (4 K m d), the criterion's scores, the Gram matrices of the B rows (2 K m B²: built, then
-    kept), the pairs accumulated while forming them (K m T), and the coefficients with their
-    gradient and moments ((2 + 2 o) K m B)."""
+    """The Gram matrices of the B rows (2 K m B²: built, then kept), the pairs accumulated while
+    forming them (K m T), the coefficients with their gradient and moments ((2 + 2 o) K m B),
+    the noise covariance (K² m²), 6 copies of a d-block of the filters (K m block: mask,
+    initial filters, span, filters, their products) and, where the engine does not `stream`
+    them, the initial filters, the mask and the filters rebuilt at a measurement with a
+    temporary (4 K m d) and the criterion's scores."""
     neurons, rows = config.num_classes * config.width, gram_rows(config)
     noise = config.n_train * num_noise_rows(config)
     moments = OPTIMIZERS[config.optimizer].moments
     coefficients = (2 + 2 * moments) * rows + 2 * rows**2 + noise * (noise + 1) // 2
-    return (4 + CRITERIA[config.mask].score_copies) * neurons * config.dim + coefficients * neurons
+    words = (coefficients + neurons + 6 * block_size(config)) * neurons
+    if not streams(config):
+        words += (4 + CRITERIA[config.mask].score_copies) * neurons * config.dim
+    return words
 
 
 GRAM = EngineKind("gram", make_engine, cost, run_words, seed_words, supports)

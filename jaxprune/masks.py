@@ -121,7 +121,12 @@ def bernoulli_mask(
     config: Config, uniforms: jax.Array, prune_frac: jax.Array, dims: Dims | None = None
 ) -> jax.Array:
     """'bernoulli': each weight kept independently with probability 1 - p (M = [U >= p])."""
-    return (uniforms >= prune_frac).astype(uniforms.dtype) * model.weight_valid(config, dims)
+    return bernoulli_keep(uniforms, prune_frac) * model.weight_valid(config, dims)
+
+
+def bernoulli_keep(uniforms: jax.Array, prune_frac: jax.Array) -> jax.Array:
+    """[U >= p] in the uniforms' dtype, elementwise (any shape): 'bernoulli' before padding."""
+    return (uniforms >= prune_frac).astype(uniforms.dtype)
 
 
 def exact_mask(

@@ -36,10 +36,10 @@ class Metrics:
 METRIC_NAMES = tuple(f.name for f in dataclasses.fields(Metrics))
 
 
-def signal_max(config: Config, w_eff: jax.Array, neuron_valid: jax.Array) -> jax.Array:
+def signal_max(alignment: jax.Array, neuron_valid: jax.Array) -> jax.Array:
     """Mean over classes k of max_r <w_{k,r} ⊙ M_{k,r}, mu_k> / ||mu_k|| over the run's own
-    neurons (neuron_valid (K, m) is 0 for padding); w_eff is (K, m, d)."""
-    alignment = model.signal_alignment(config, w_eff)  # (K, m, K)
+    neurons (neuron_valid (K, m) is 0 for padding), from the masked filters' unit-signal
+    alignments (K, m, K) (`model.signal_alignment`)."""
     own = jnp.diagonal(alignment, axis1=0, axis2=2)  # (m, K): filters of class k against mu_k
     return jnp.where(neuron_valid.T > 0, own, -jnp.inf).max(axis=0).mean()
 
@@ -67,21 +67,57 @@ def noise_max(
     return jnp.where(sigma_noise > 0, mean, 0.0)
 
 
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class FilterProducts:
+    """What the measurements need of a run's masked filters w_eff (K, m, d), without them: an
+    engine that never forms the filters (`jaxprune.gram`) computes these directly.
+
+    train_noise: (n, Q, K, m) products with the training set's standard noise rows
+    (`model.noise_preactivations`). test_noise: (n_test, Q, K, m) the same with the test set's,
+    explicit or projected (`evaluation.test_noise_preactivations`). alignment: (K, m, K) the
+    unit-signal alignments (`model.signal_alignment`). kept_signal: (K, m) the mask on each
+    neuron's own class's signal coordinate. kept: () the mask's kept weights.
+    """
+
+    train_noise: jax.Array
+    test_noise: jax.Array
+    alignment: jax.Array
+    kept_signal: jax.Array
+    kept: jax.Array
+
+
+def filter_products(
+    config: Config, state: RunState, train: Sample, test: Sample | ProjectedTest
+) -> FilterProducts:
+    """The `FilterProducts` of the run in `state` (weights (K, m, d), mask (K, m, d))."""
+    coords = signal_coordinates(config)
+    return FilterProducts(
+        train_noise=model.noise_preactivations(state.weights, train),
+        test_noise=test_noise_preactivations(config, state.weights, test),
+        alignment=model.signal_alignment(config, state.weights),
+        kept_signal=state.mask[jnp.arange(config.num_classes), :, coords],
+        kept=state.mask.sum(),
+    )
+
+
 def outputs(
     config: Config,
     params: Params,
-    state: RunState,
+    bias: jax.Array,
     sample: Sample | ProjectedTest,
+    alignment: jax.Array,
     noise_pre: jax.Array,
     dims: Dims | None = None,
 ) -> jax.Array:
-    """The network's outputs (n, K) of the run in `state` on the inputs `params` makes of
-    `sample`, given the masked filters' products with its standard noise rows noise_pre
-    (n, Q, K, m); padded neurons (beyond `dims`) count in none."""
-    pre = model.preactivations(
-        config, state.weights, sample, params.mu_norm, params.sigma_noise, noise_pre
+    """The network's outputs (n, K) on the inputs `params` makes of `sample`, given the masked
+    filters' unit-signal alignments (K, m, K), their products with the sample's standard noise
+    rows noise_pre (n, Q, K, m) and the biases (K, m); padded neurons (beyond `dims`) count in
+    none."""
+    pre = model.patch_preactivations(
+        config, alignment, noise_pre, sample, params.mu_norm, params.sigma_noise
     )
-    return model.readout(config, pre, state.bias, model.neuron_valid(config, dims))
+    return model.readout(config, pre, bias, model.neuron_valid(config, dims))
 
 
 def test_outputs(
@@ -93,7 +129,8 @@ def test_outputs(
 ) -> jax.Array:
     """The network's outputs (n_test, K) on the test set, explicit or projected."""
     noise_pre = test_noise_preactivations(config, state.weights, test)
-    return outputs(config, params, state, test, noise_pre, dims)
+    alignment = model.signal_alignment(config, state.weights)
+    return outputs(config, params, state.bias, test, alignment, noise_pre, dims)
 
 
 def measure(
@@ -103,34 +140,38 @@ def measure(
     train: Sample,
     test: Sample | ProjectedTest,
     dims: Dims | None = None,
+    products: FilterProducts | None = None,
 ) -> Metrics:
     """All measurements of one run in `state` (weights (K, m, d), equal to weights ⊙ mask, bias
     (K, m), mask (K, m, d)), on the data `params` makes of the `train` and `test` draws (`test`
     explicit, or projected onto the filters: `jaxprune.evaluation`). dims:
     the run's own shape inside a padded bucket (default: unpadded); padded neurons, samples
-    and coordinates count in no measurement.
+    and coordinates count in no measurement. products: the filters' `FilterProducts`, when the
+    engine has them (then `state` needs only bias, converged_step and diverged); by default
+    `filter_products` of `state`.
 
     It only observes: converged_step and diverged are the state's record as it stands (the
     training loop settles the state with this measurement; see `jaxprune.training`).
     """
     dims = Dims.of(config) if dims is None else dims
-    w, mask = state.weights, state.mask
+    if products is None:
+        products = filter_products(config, state, train, test)
     valid = model.neuron_valid(config, dims)
     train_weight = model.prefix(config.n_train, dims.n_train)
     test_weight = model.prefix(config.n_test, dims.n_test)
-    train_noise = model.noise_preactivations(w, train)
 
     def mean(values: jax.Array, weight: jax.Array) -> jax.Array:
         return (values * weight).sum() / weight.sum()
 
+    def logits(sample: Sample | ProjectedTest, noise_pre: jax.Array) -> jax.Array:
+        return outputs(config, params, state.bias, sample, products.alignment, noise_pre, dims)
+
     train_y = observed_labels(config, train, params.label_flip)
     test_y = observed_labels(config, test, params.label_flip)
-    train_logits = outputs(config, params, state, train, train_noise, dims)
-    test_logits = test_outputs(config, params, state, test, dims)
+    train_logits = logits(train, products.train_noise)
+    test_logits = logits(test, products.test_noise)
     train_loss = model.cross_entropy(train_logits, train_y, train_weight)
     test_pred = test_logits.argmax(-1)
-    coords = signal_coordinates(config)
-    kept_signal = mask[jnp.arange(config.num_classes), :, coords]  # (K, m)
     own_weights = config.num_classes * dims.width * dims.dim
     return Metrics(
         train_loss=train_loss,
@@ -138,18 +179,18 @@ def measure(
         test_loss=model.cross_entropy(test_logits, test_y, test_weight),
         test_acc=mean(test_pred == test_y, test_weight),
         test_acc_clean=mean(test_pred == test.y_true, test_weight),
-        signal_max=signal_max(config, w, valid),
+        signal_max=signal_max(products.alignment, valid),
         noise_max=noise_max(
             train,
             train_y,
-            train_noise,
+            products.train_noise,
             params.sigma_noise,
             valid,
             train_weight,
             model.prefix(config.dim, dims.dim),
         ),
-        signal_neurons=kept_signal.sum(axis=1).mean(),
-        density=mask.sum() / own_weights,
+        signal_neurons=products.kept_signal.sum(axis=1).mean(),
+        density=products.kept / own_weights,
         converged_step=state.converged_step,
         diverged=state.diverged,
     )

@@ -48,6 +48,13 @@ def neuron_draws(config: Config, key: jax.Array, draw) -> jax.Array:
     return jax.vmap(jax.vmap(one))(classes, neurons)
 
 
+def init_normals(config: Config, key: jax.Array) -> jax.Array:
+    """The standard normals (K, m, d) that init='normal' scales by sigma_init (`init_weights`)."""
+    return neuron_draws(
+        config, key, lambda k: jax.random.normal(jax.random.fold_in(k, 0), (config.dim,))
+    )
+
+
 def init_weights(
     config: Config, params: Params, key: jax.Array, dims: Dims | None = None
 ) -> tuple[jax.Array, jax.Array]:
@@ -56,9 +63,7 @@ def init_weights(
     Neuron (k, r) draws from its own key (`neuron_draws`); padding (beyond `dims`) is zero."""
     dim = config.dim if dims is None else dims.dim
     if config.init == "normal":
-        w = params.sigma_init * neuron_draws(
-            config, key, lambda k: jax.random.normal(jax.random.fold_in(k, 0), (config.dim,))
-        )
+        w = params.sigma_init * init_normals(config, key)
         b = jnp.zeros(w.shape[:2])
     else:
         bound = 1.0 / jnp.sqrt(jnp.asarray(dim, jnp.float32))

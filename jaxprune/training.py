@@ -20,10 +20,10 @@ import jax.numpy as jnp
 
 from jaxprune import cache, engines, flow
 from jaxprune.config import Config, Dims, Params
-from jaxprune.data import draw_sample
+from jaxprune.data import Sample, draw_sample
 from jaxprune.engine import Engine
 from jaxprune.evaluation import draw_test
-from jaxprune.metrics import Metrics, measure
+from jaxprune.metrics import FilterProducts, Metrics, filter_products, measure
 from jaxprune.optimizers import OPTIMIZERS, minibatch_indices
 from jaxprune.state import (
     BATCH_STREAM,
@@ -130,6 +130,18 @@ def make_flow_advance(config: Config, engine: Engine, key: jax.Array, points: Pa
     return advance
 
 
+def engine_products(
+    config: Config, engine: Engine, states: Any, train: Sample, test: Any
+) -> FilterProducts:
+    """The runs' `metrics.FilterProducts` (leaves (R, ...)): the engine's own
+    (`Engine.products`), or those of the filters it rebuilds (`Engine.run_state`)."""
+    if engine.products is not None:
+        return engine.products(states, test)
+    return jax.vmap(lambda state: filter_products(config, state, train, test))(
+        engine.run_state(states)
+    )
+
+
 def make_seed_runs(config: Config):
     """Factory: the pure function that trains the runs of one seed.
 
@@ -156,7 +168,8 @@ def make_seed_runs(config: Config):
        run's measurement equals its last). (Skipping them by `lax.cond` would save the
        measurements but changes how XLA compiles them on CPU, and with it their last bits.)
        A trailing partial block of config.steps % config.log_every steps ends the loop.
-    3. Log: `metrics.measure` of every run on its `RunState` (`engine.run_state`); the runs are
+    3. Log: `metrics.measure` of every run from its filters' products (`engine_products`:
+       the engine's own, or those of the filters `engine.run_state` rebuilds); the runs are
        then settled with the measured training loss (a run whose loss reached loss_tol, or
        turned non-finite, is frozen from this step).
     4. Return: the history is what the loop returns, the logs stacked over the logged steps;
@@ -197,20 +210,23 @@ def make_seed_runs(config: Config):
 
             def log(states: Any, outcome: Outcome) -> tuple[Any, Outcome, History]:
                 """3. Measure the runs, then settle them with the measured training loss."""
-                run_states = engine.run_state(states)
+                products = engine_products(config, engine, states, train, test)
                 metrics = jax.vmap(
-                    lambda params, dims, state: measure(config, params, state, train, test, dims)
-                )(points, dims, run_states)
-                settled = jax.vmap(
-                    lambda state, loss: settle(config, state, loss, state.weights, state.bias)
-                )(run_states, metrics.train_loss)
-                ended = dict(converged_step=settled.converged_step, diverged=settled.diverged)
-                states = dataclasses.replace(states, **ended)
-                converged = jnp.isnan(outcome.converged_at) & (settled.converged_step >= 0)
+                    lambda params, dims, state, products: measure(
+                        config, params, state, train, test, dims, products
+                    )
+                )(points, dims, states, products)
+                states = jax.vmap(
+                    lambda state, loss: settle(
+                        config, state, loss, *(getattr(state, v) for v in engine.variables)
+                    )
+                )(states, metrics.train_loss)
+                ended = dict(converged_step=states.converged_step, diverged=states.diverged)
+                converged = jnp.isnan(outcome.converged_at) & (states.converged_step >= 0)
                 outcome = dataclasses.replace(
                     outcome,
                     converged_at=jnp.where(
-                        converged, settled.converged_step.astype(jnp.float32), outcome.converged_at
+                        converged, states.converged_step.astype(jnp.float32), outcome.converged_at
                     ),
                 )
                 measured = {f.name: getattr(metrics, f.name) for f in dataclasses.fields(metrics)}

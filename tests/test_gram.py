@@ -148,7 +148,93 @@ def test_no_neurons_by_rows_by_d_array_is_formed():
     dims = jax.tree.map(lambda v: jnp.full((2,), v), jaxprune.config.Dims.of(config))
     jaxpr = jax.make_jaxpr(make_seed_runs(config))(POINTS, dims, jnp.int32(0))
     assert largest(jaxpr.jaxpr) < k * m * n * d
-    assert largest(jaxpr.jaxpr) >= len(POINTS.lr) * k * m * d  # (it does see the filters)
+
+
+@pytest.mark.slow  # compiles the seed runs twice
+def test_a_streamed_run_holds_no_filters_of_its_own():
+    """A 'bernoulli' mask of a 'normal' init is streamed: the compiled training of a seed's R
+    runs (a sweep's: the histories) holds no (R, K, m, d) array, only the seed's shared
+    (K, m, d) draws; another criterion's mask is held per run."""
+    config = BASE.replace(dim=6000, width=16, n_train=40, n_test=20, steps=2, engine="gram")
+    assert gram.block_size(config) < config.dim  # (else a block is the whole of d)
+    k, m, d, runs = config.num_classes, config.width, config.dim, len(POINTS.lr)
+    dims = jax.tree.map(lambda v: jnp.full((runs,), v), jaxprune.config.Dims.of(config))
+    for cfg, held in ((config, False), (config.replace(mask="exact"), True)):
+        history = jax.jit(lambda p, dims, seed, cfg=cfg: make_seed_runs(cfg)(p, dims, seed)[0])
+        text = history.lower(POINTS, dims, jnp.int32(0)).compile().as_text()
+        assert f"f32[{k},{m},{d}]" in text and (f"f32[{runs},{k},{m},{d}]" in text) == held
+        assert gram.streams(cfg) != held
+
+
+PADDED = jaxprune.config.Dims(
+    dim=jnp.array([48, 40]), width=jnp.array([4, 3]), n_train=jnp.array([10, 10]),
+    n_test=jnp.array([40, 40]),
+)  # fmt: skip
+
+
+def engine_after_steps(config, steps=6, seed=3):
+    """The Gram engine of POINTS (the second run padded: PADDED) and its states `steps` GD steps
+    on, with the seed's training and test draws."""
+    key = jax.random.key(seed)
+    fold = jax.random.fold_in
+    train = jaxprune.data.draw_sample(config, fold(key, jaxprune.state.TRAIN_STREAM), 10)
+    test = jaxprune.evaluation.draw_test(config, fold(key, jaxprune.state.TEST_STREAM), 40)
+    engine = gram.make_engine(config, key, train, POINTS, PADDED)
+    states = engine.initial
+    for _ in range(steps):
+        states = engine.step(states, None)
+    return engine, states, train, test
+
+
+@pytest.mark.parametrize("test_eval", ["draw", "projected"])
+@pytest.mark.parametrize("mask", ["bernoulli", "exact"])
+def test_gram_measures_what_its_rebuilt_filters_give(mask, test_eval):
+    """The Gram engine's measurements use its `FilterProducts` (from v = u + G a and one pass
+    over d, streamed or held): they equal `metrics.filter_products` of the filters it rebuilds,
+    training rows, test rows or their projection, signal alignments and mask counts."""
+    config = BASE.replace(engine="gram", mask=mask, test_eval=test_eval, noise_orthogonal=False)
+    engine, states, train, test = engine_after_steps(config)
+    own = engine.products(states, test)
+    rebuilt = jax.vmap(lambda s: jaxprune.metrics.filter_products(config, s, train, test))(
+        engine.run_state(states)
+    )
+    for name in ("train_noise", "test_noise", "alignment"):
+        expected = np.asarray(getattr(rebuilt, name))
+        scale = np.abs(expected).max()
+        assert scale > 0.1  # (not a comparison of zeros)
+        np.testing.assert_allclose(getattr(own, name), expected, atol=1e-5 * scale, err_msg=name)
+    np.testing.assert_array_equal(own.kept_signal, rebuilt.kept_signal)
+    np.testing.assert_array_equal(own.kept, rebuilt.kept)
+    assert 0 < own.kept[1] < own.kept[0]  # p = 0.5 and padding keep fewer
+
+
+def test_streamed_initial_state_is_init_state_bitwise():
+    """Streaming draws a run's initial filters and mask as `state.init_state` does, padding
+    included: the rebuilt initial state equals it bit for bit."""
+    config = BASE.replace(engine="gram")
+    assert gram.streams(config)
+    engine, states, train, _ = engine_after_steps(config, steps=0)
+    rebuilt = engine.run_state(states)
+    for run in range(2):
+        params, dims = (jax.tree.map(lambda v, i=run: v[i], tree) for tree in (POINTS, PADDED))
+        start = jaxprune.state.init_state(config, params, jax.random.key(3), train, dims)
+        np.testing.assert_array_equal(rebuilt.weights[run], start.weights)
+        np.testing.assert_array_equal(rebuilt.mask[run], start.mask)
+
+
+@pytest.mark.slow  # compiles the seed runs twice
+def test_streamed_training_equals_held_training(monkeypatch):
+    """The same runs trained with the initial filters and mask streamed from the seed's draws
+    and held per run: the same histories (to float rounding) and final states."""
+    config = BASE.replace(steps=16, log_every=8)
+    streamed, streamed_state = seed_runs(config, "gram")
+    monkeypatch.setattr(gram, "streams", lambda config: False)
+    held, held_state = seed_runs(config, "gram")
+    for name in jaxprune.training.HISTORY_NAMES:
+        np.testing.assert_allclose(getattr(streamed, name), getattr(held, name), rtol=1e-6,
+                                   atol=1e-7, err_msg=name)  # fmt: skip
+    np.testing.assert_allclose(streamed_state.weights, held_state.weights, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(streamed_state.mask, held_state.mask)
 
 
 def w3(dim=20_000):
