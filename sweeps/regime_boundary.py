@@ -63,6 +63,7 @@ SIZES = {
         e1_exponents=[-3, -2, -1, 0, 1, 2, 3],
         e1_wide=(10000, 160, 16),  # (d, m, seeds): 16 of the plan's 64 (amendment 4)
         e1_seeds=64,
+        e1_seeds_at={1000000: 32},  # plan amendment 6's fall-back; every other d: e1_seeds
         e2_dims=[10000, 100000],
         e2_widths=[10, 40],
         e2_q=[0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98],
@@ -296,7 +297,7 @@ def main(argv=None) -> None:
     live_rows = []
     if "E1" in only:
         for dim in s["e1_dims"]:
-            seeds = args.seeds or s["e1_seeds"]
+            seeds = args.seeds or s.get("e1_seeds_at", {}).get(dim, s["e1_seeds"])
             e1_scores = [center(dim) * 2.0**k for k in s["e1_exponents"]]
             mus = [mu_for_score(b, dim) for b in e1_scores]
             sigma0 = chosen.sigma_init(dim)
