@@ -1,6 +1,7 @@
 """The Gram engine against the dense one: the theorem-regime workload W3 and a scan over d.
 
     python benchmarks/gram.py [--smoke] [--full] [--json PATH] [--plot PATH]
+    python benchmarks/gram.py --stream 1e6 [--stream-runs 8]
 
 W3: K = 2, P = 2, n = 50, m = 20, d = 20,000, n_test = 1000, 1000 GD steps (measured at steps 0
 and 1000), 12 pruning fractions x 4 seeds, as `jaxprune.sweep` runs it (compiled first, then
@@ -14,6 +15,10 @@ forms its matrices there), L measurements and S steps with L and S as arguments,
 compilation times init, a measurement and a step apart (medians). Time per run of W3 =
 (init + 2 measurements + 1000 steps) / runs. Prints a table with the cost model's prediction
 (`jaxprune.engines.costs`), saves a log-log plot of time per run against d.
+
+--stream D: only the Gram engine's constants and one measurement at d = D in the
+regime_boundary setting, with the runs' initial filters and mask streamed from the seed's draws
+against held per run (`stream_figures`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -30,11 +36,13 @@ import pandas as pd
 from bench import median_time  # benchmarks/ is this script's directory, as for profile.py
 
 import jaxprune
-from jaxprune import engines
+from jaxprune import engines, gram
 from jaxprune.config import PARAMS_FIELDS, Dims, Params
 from jaxprune.data import draw_sample
+from jaxprune.evaluation import draw_test
 from jaxprune.metrics import measure
 from jaxprune.state import TEST_STREAM, TRAIN_STREAM
+from jaxprune.training import engine_products
 
 PRUNE = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
 SHORT = 20
@@ -113,35 +121,75 @@ def choice_figures(smoke: bool, repeats: int) -> pd.DataFrame:
 
 def parts_function(config: jaxprune.Config, name: str):
     """jit(points, seed, logs, steps) -> a checksum: the engine's init, `logs` measurements of
-    the seed's runs, `steps` steps (both counts traced: one compilation)."""
+    the seed's runs (as the training loop takes them: `training.engine_products`, then
+    `measure`; the test set as `config.test_eval` draws it), `steps` steps (both counts
+    traced: one compilation)."""
     make = engines.ENGINES[name].make
 
     @jax.jit
     def parts(points: Params, seed: jax.Array, logs: jax.Array, steps: jax.Array) -> jax.Array:
         key = jax.random.key(seed)
         train = draw_sample(config, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
-        test = draw_sample(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
+        test = draw_test(config, jax.random.fold_in(key, TEST_STREAM), config.n_test)
         dims = jax.tree.map(lambda v: jnp.full(points.lr.shape, v), Dims.of(config))
         eng = make(config, key, train, points, dims)
 
         def log(i, total):
-            state = eng.run_state(eng.initial)  # the Gram engine rebuilds the filters here
-            # (made to depend on i, so that the compiler cannot hoist it out of the loop)
-            state = state.__class__(**{**vars(state), "weights": state.weights + 1e-30 * i})
-            metrics = jax.vmap(lambda p, s: measure(config, p, s, train, test))(points, state)
+            # (the state made to depend on i, so that the compiler cannot hoist the
+            # measurement out of the loop)
+            states = jax.tree.map(
+                lambda v: v + 1e-30 * i if jnp.issubdtype(v.dtype, jnp.floating) else v,
+                eng.initial,
+            )
+            products = engine_products(config, eng, states, train, test)
+            metrics = jax.vmap(lambda p, s, pr: measure(config, p, s, train, test, None, pr))(
+                points, states, products
+            )
             return total + metrics.test_loss.sum() * (i + 1)
 
         total = jax.lax.fori_loop(0, logs, log, jnp.zeros(()))
         states = jax.lax.fori_loop(0, steps, lambda t, s: eng.step(s, None), eng.initial)
-        leaves = jax.tree.leaves(eng.run_state(states).weights)
-        return total + sum(leaf.sum() for leaf in leaves)
+        leaves = jax.tree.leaves(jax.tree.map(jnp.sum, states))
+        return total + sum(leaf.sum().astype(jnp.float32) for leaf in leaves)
 
     return parts
 
 
+def stream_figures(dim: int, runs: int, repeats: int) -> list[dict]:
+    """The Gram engine's constants (init) and one measurement of `runs` runs of one seed at
+    d = dim in the regime_boundary setting (K = 2, m = 40, n = 16, n_test = 1000 projected,
+    Bernoulli masks of a normal init, p in {0, 0.1, 0.3, 0.5}), with each run's initial filters
+    and mask streamed from the seed's draws (`gram.streams`) and held per run (medians)."""
+    config = jaxprune.Config(
+        dim=dim, width=40, n_train=16, n_test=1000, steps=1, log_every=1, engine="gram",
+        test_eval="projected",
+    )  # fmt: skip
+    prune = [0.0, 0.1, 0.3, 0.5] * (runs // 4) + [0.0] * (runs % 4)
+    points = Params(**{
+        k: jnp.asarray(prune if k == "prune_frac" else [getattr(Params(), k)] * runs, jnp.float32)
+        for k in PARAMS_FIELDS
+    })  # fmt: skip
+    rows, streams = [], gram.streams
+    for streamed in (True, False):
+        with mock.patch.object(gram, "streams", lambda c, s=streamed: s and streams(c)):
+            parts = parts_function(config, "gram")
+            jax.block_until_ready(parts(points, 0, 1, 0))  # compiles
+
+            def timed(logs: int, parts=parts) -> float:
+                call = lambda: jax.block_until_ready(parts(points, 1, logs, 0))  # noqa: E731
+                return median_time(call, repeats)
+
+            init, with_log = timed(0), timed(1)
+        rows.append({
+            "d": dim, "runs": runs, "filters": "streamed" if streamed else "held",
+            "init_s": init, "measurement_s": with_log - init, "init_plus_one_s": with_log,
+        })  # fmt: skip
+    return rows
+
+
 def scan_row(dim: int, name: str, runs: int, repeats: int, probe: int, n_test: int) -> dict:
     """Init, measurement and step times of `name` at d = dim (`probe` steps timed)."""
-    config = w3(dim=dim, n_test=n_test)
+    config = w3(dim=dim, n_test=n_test, test_eval="draw")
     points = Params(**{
         k: jnp.asarray(PRUNE[:runs] if k == "prune_frac" else [getattr(Params(), k)] * runs,
                        jnp.float32)
@@ -192,10 +240,25 @@ def main() -> None:
     parser.add_argument("--json", default="results/gram_bench.json")
     parser.add_argument("--plot", default="results/gram_d_scan.png")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--stream", type=float, default=None, metavar="D",
+        help="only the streamed-against-held figure of the Gram engine at d = D",
+    )  # fmt: skip
+    parser.add_argument("--stream-runs", type=int, default=8)
     args = parser.parse_args()
     device = jax.devices()[0]
     print(f"# {platform.processor() or platform.machine()}, {device.platform}: "
           f"{device.device_kind}, JAX {jax.__version__}")  # fmt: skip
+    if args.stream:
+        rows = stream_figures(int(args.stream), args.stream_runs, args.repeats)
+        frame = pd.DataFrame(rows)
+        print(f"\nThe Gram engine's constants and one measurement, {args.stream_runs} runs of "
+              "one seed (K = 2, m = 40, n = 16, n_test = 1000 projected), s, medians:")  # fmt: skip
+        print(frame.to_markdown(index=False, floatfmt=".3g"))
+        held, streamed = (frame.set_index("filters").loc[k, "init_plus_one_s"]
+                          for k in ("held", "streamed"))  # fmt: skip
+        print(f"held / streamed: {held / streamed:.2f}x")
+        return
 
     figures = w3_figures(args.smoke, args.full, args.repeats)
     print("\nW3 (K=2, P=2, n=50, m=20, d=20,000, n_test=1000, 1000 GD steps, "

@@ -13,7 +13,7 @@ signals), T = n Q (n Q + 1) / 2 distinct noise pairs and o optimizer moments:
                                                                     filters' elementwise passes
     gram:   2 T d K m + 2 n Q d K m FLOPs + K m d words             forming G (d-blocked GEMM)
             + S (2 B² K m FLOPs + B² K m words)                     steps: one Gram product
-            + L (2 n Q d K m FLOPs + 3 K m d words)                 rebuilding w at each log
+            + L (2 n Q d K m FLOPs + 3 K m d words)                 w's d-blocks at each log
     both:   L (2 (n + n_test) Q d K m FLOPs + 2 K m d words)        the measurements
             + S (4 b P K m words)                                   each step's readout
 

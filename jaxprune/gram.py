@@ -16,10 +16,16 @@ Params. The filters' products with the rows are
 with u the products of the initial masked filters, and the network's pre-activations are v
 scaled by sigma_noise and mu_norm (`model.patch_preactivations`). A step of the dense engine
 moves w by -lr M ⊙ Σ_b (∂L/∂v_b) R_b, so here a moves by the optimizer's update of ∂L/∂v:
-O(K m B²) per step. G is formed once per run, blocked over d (`masked_gram`, never a (K m, B, d)
-array), at K m d (nQ)(nQ + 1) FLOPs; u, the mask and the initial filters come from the dense
-initialization (`state.init_state`), so every mask kind works. Measurements rebuild w at the
-logged steps (K m n Q d) and go through `metrics.measure`, as the dense engine's do.
+O(K m B²) per step. G and u are formed once per run in one pass over d-blocks (`over_blocks`,
+never a (K m, B, d) array), at K m d (nQ)(nQ + 1) FLOPs. The initial filters and the mask are
+those of the dense initialization (`state.init_state`), so every mask kind works: held per run
+(K, m, d), or, for a 'bernoulli' mask of a 'normal' init, streamed block by block from the
+seed's shared normals and mask uniforms (`streams`: bitwise the same, and no run then holds a
+(K, m, d) array of its own). Measurements never form the filters either: the training rows'
+products and the signal alignments are v, and the test noise's products (the covariance of
+projected evaluation, or the explicit test rows') come from one pass over the filters' d-blocks
+(K m n Q d); they go through `metrics.measure` as `metrics.FilterProducts`, as the dense
+engine's filters do. `run_state` rebuilds whole filters only for the caller (return_state).
 
 With buckets' padding (padded coordinates z = 0 and mask = 0, padded neurons mask = 0, padded
 samples weight 0), G's padded rows and columns are 0 and every quantity goes through the model's
@@ -415,8 +421,8 @@ def supports(config: Config) -> str | None:
 
 def cost(config: Config) -> Cost:
     """One run: forming G (2 T d K m + 2 n Q d K m FLOPs, K m d words), S Gram steps (2 B² K m
-    FLOPs, B² K m words each) and rebuilding the filters at the L logs (2 n Q d K m FLOPs, 3 K m
-    d words each); T = n Q (n Q + 1) / 2, S = `Optimizer.evaluations`."""
+    FLOPs, B² K m words each) and building the filters' d-blocks at the L logs (2 n Q d K m
+    FLOPs, 3 K m d words each); T = n Q (n Q + 1) / 2, S = `Optimizer.evaluations`."""
     neurons, d, rows = config.num_classes * config.width, config.dim, gram_rows(config)
     noise = config.n_train * num_noise_rows(config)
     steps = OPTIMIZERS[config.optimizer].evaluations(config)
