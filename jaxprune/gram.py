@@ -198,8 +198,9 @@ def make_engine(
 ) -> Engine:
     """The Gram engine (`jaxprune.engine.Engine`) of the runs `points` (leaves (R,)) of the
     seed whose root key is `key` and training draws `train` (z (n, Q, d)), with their own
-    shapes `dims` (leaves (R,)) in the bucket `config`. Forms each run's `GramRun` from its
-    dense pruned initialization (`state.init_state`).
+    shapes `dims` (leaves (R,)) in the bucket `config`. Forms each run's `GramRun` in one pass
+    over d from its pruned initialization: `state.init_state`'s, held per run, or streamed from
+    the seed's draws where the engine `streams` (bitwise the same).
 
     A bucket's padding needs nothing of its own here: padded coordinates and neurons are
     pruned (mask 0), so their Gram rows and columns vanish; padded samples weigh 0 in the
