@@ -76,7 +76,7 @@ class Coefficients:
 @dataclasses.dataclass(frozen=True)
 class GramRun:
     """The constants of one run that the Gram engine keeps out of the loops' carry. gram:
-    (K, m, B, B) per-neuron masked Gram matrices of the rows (`row_gram`). initial: (K, m, B)
+    (K, m, B, B) per-neuron masked Gram matrices of the rows (`gram_of`). initial: (K, m, B)
     the initial masked filters' products with the rows. kept_signal: (K, m) the mask on each
     neuron's own class's signal coordinate; kept: () the mask's kept weights. weights, mask:
     (K, m, d) the initial masked filters and the mask, or None where the engine `streams` them
@@ -126,10 +126,14 @@ def streams(config: Config) -> bool:
 
 
 def block_size(config: Config) -> int:
-    """Coordinates per d-block of the engine's passes over d: a block of the noise rows' T
-    distinct outer products (T x block) holds at most BLOCK_WORDS words."""
-    noise = config.n_train * num_noise_rows(config)
-    return int(max(1, min(config.dim, BLOCK_WORDS // (noise * (noise + 1) // 2))))
+    """Coordinates per d-block of the engine's passes over d (`pairs_block`)."""
+    return pairs_block(config.n_train * num_noise_rows(config), config.dim)
+
+
+def pairs_block(num: int, dim: int) -> int:
+    """Coordinates per d-block such that the T = N (N + 1) / 2 distinct outer products of N
+    rows (T x block) hold at most BLOCK_WORDS words."""
+    return int(max(1, min(dim, BLOCK_WORDS // (num * (num + 1) // 2))))
 
 
 def over_blocks(dim: int, block: int, part, zero):
@@ -169,17 +173,10 @@ def masked_gram(rows: jax.Array, mask: jax.Array, block: int | None = None) -> j
     coordinates at a time): peak memory T (block + K m) words, never K m N d."""
     num, dim = rows.shape
     pairs = num * (num + 1) // 2
-    if block is None:
-        block = int(max(1, min(dim, BLOCK_WORDS // pairs)))
+    block = pairs_block(num, dim) if block is None else block
     zero = jnp.zeros(mask.shape[:2] + (pairs,), jnp.result_type(rows, mask))
     total = over_blocks(dim, block, lambda take: pair_products(take(rows), take(mask)), zero)
     return pairs_to_gram(total, num)
-
-
-def row_gram(config: Config, z_rows: jax.Array, mask: jax.Array) -> jax.Array:
-    """G (K, m, B, B) over the rows [z (nQ, d); e_c (C)] of a mask (K, m, d) (`gram_of`)."""
-    coords, _ = signal_basis(config)
-    return gram_of(masked_gram(z_rows, mask), mask[..., coords], z_rows[:, coords])
 
 
 def gram_of(noise: jax.Array, mask_c: jax.Array, z_c: jax.Array) -> jax.Array:
@@ -251,13 +248,21 @@ def make_engine(
         mask = bernoulli_keep(take(uniforms), params.prune_frac) * valid
         return params.sigma_init * take(normals) * mask, mask
 
+    def span(coefficients: jax.Array, take) -> jax.Array:
+        """Σ_b coefficients_b R_b, (K, m, s), of coefficients (K, m, B) over the rows, at the
+        coordinates `take` selects."""
+        noise = jnp.einsum("kmn,nd->kmd", coefficients[..., : n * q], take(z_rows))
+        return noise + jnp.einsum("kmc,cd->kmd", coefficients[..., n * q :], take(rows_c))
+
     def filters(params: Params, dims: Dims, run: GramRun, coefficients: jax.Array, take):
         """w(0) ⊙ M + M ⊙ (Σ_b coefficients_b R_b), (K, m, s), of one run at the coordinates
         `take` selects, from its coefficients (K, m, B) over the rows."""
         weights, mask = initial_filters(params, dims, run, take)
-        span = jnp.einsum("kmn,nd->kmd", coefficients[..., : n * q], take(z_rows))
-        span = span + jnp.einsum("kmc,cd->kmd", coefficients[..., n * q :], take(rows_c))
-        return weights + mask * span
+        return weights + mask * span(coefficients, take)
+
+    def row_products(run: GramRun, coefficients: jax.Array) -> jax.Array:
+        """v = u + G a (K, m, B): the run's filters' products with the rows."""
+        return run.initial + jnp.einsum("kmab,kmb->kma", run.gram, coefficients)
 
     def init(params: Params, dims: Dims) -> tuple[GramRun, GramState]:
         """One run's constants, formed in one pass over d: its masked Gram matrices, its initial
@@ -304,7 +309,7 @@ def make_engine(
 
     def step(params: Params, dims: Dims, run: GramRun, state: GramState, indices) -> GramState:
         """One step, as `dense.gd_step` takes it on the filters."""
-        v = run.initial + jnp.einsum("kmab,kmb->kma", run.gram, state.coefficients)
+        v = row_products(run, state.coefficients)
         value, grads = jax.value_and_grad(loss, argnums=(2, 3))(
             params, dims, v, state.bias, indices
         )
@@ -329,14 +334,11 @@ def make_engine(
         initial_weights, mask = initial_filters(params, dims, run, whole)
         opt_state = optax.tree_utils.tree_map_params(
             optimizer(config, params.lr),
-            lambda leaf: mask * jnp.einsum("kmn,nd->kmd", leaf[..., : n * q], z_rows)
-            + mask * jnp.einsum("kmc,cd->kmd", leaf[..., n * q :], rows_c)
-            if leaf.ndim == 3
-            else leaf,
+            lambda leaf: mask * span(leaf, whole) if leaf.ndim == 3 else leaf,
             state.opt_state,
         )
         return RunState(
-            weights=filters(params, dims, run, state.coefficients, whole),
+            weights=initial_weights + mask * span(state.coefficients, whole),
             bias=state.bias,
             mask=mask,
             step=state.step,
@@ -349,11 +351,11 @@ def make_engine(
             ),
         )
 
-    def filter_products(params: Params, dims: Dims, run: GramRun, state: GramState, test):
+    def run_products(params: Params, dims: Dims, run: GramRun, state: GramState, test):
         """The measurements' `metrics.FilterProducts` of one run without its filters: the
         training rows' products and the signal alignments from v = u + G a, the test noise's
         (its covariance, or its explicit rows' products) in one pass over d."""
-        v = run.initial + jnp.einsum("kmab,kmb->kma", run.gram, state.coefficients)
+        v = row_products(run, state.coefficients)
         train_noise, alignment = products(v)
         neurons = config.num_classes * config.width
 
@@ -381,7 +383,7 @@ def make_engine(
     def gradient(params: Params, dims: Dims, run: GramRun, state: GramState):
         """The full-batch loss of one run's state and the direction of a 'gd' step in its
         coefficients and bias (for flow): ∂L/∂v and ∂L/∂b, as in `step`."""
-        v = run.initial + jnp.einsum("kmab,kmb->kma", run.gram, state.coefficients)
+        v = row_products(run, state.coefficients)
         value, (grad_v, grad_b) = jax.value_and_grad(loss, argnums=(2, 3))(
             params, dims, v, state.bias, None
         )
@@ -398,7 +400,7 @@ def make_engine(
         constants=runs,
         gradient=gradient,
         products=lambda states, test: jax.vmap(
-            lambda p, d, r, s: filter_products(p, d, r, s, test)
+            lambda p, d, r, s: run_products(p, d, r, s, test)
         )(points, dims, runs, states),
     )
 
