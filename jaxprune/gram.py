@@ -54,6 +54,10 @@ from jaxprune.state import INIT_STREAM, MASK_STREAM, RunState, init_state, step_
 
 # Words of one d-block of the outer products of the noise rows (T x block) in `masked_gram`.
 BLOCK_WORDS = 2**21
+# Words of the R runs' filters in one d-block of a measurement (R K m x block), about a CPU
+# core's L2 cache, and the fewest coordinates a block has (`measurement_block`).
+MEASUREMENT_WORDS = 2**19
+MEASUREMENT_MIN_BLOCK = 512
 
 
 @jax.tree_util.register_dataclass
@@ -134,6 +138,17 @@ def pairs_block(num: int, dim: int) -> int:
     """Coordinates per d-block such that the T = N (N + 1) / 2 distinct outer products of N
     rows (T x block) hold at most BLOCK_WORDS words."""
     return int(max(1, min(dim, BLOCK_WORDS // (num * (num + 1) // 2))))
+
+
+def measurement_block(config: Config, runs: int) -> int:
+    """Coordinates per d-block of a measurement's pass over d (the test noise's products) for
+    `runs` runs in one call: their filters' block (runs K m x block) about MEASUREMENT_WORDS
+    words, so that it stays in cache (at K m = 10 the pass is bound by memory traffic: 4.5x
+    faster than at `block_size`), but at least MEASUREMENT_MIN_BLOCK coordinates (below that
+    the loop's overhead per block shows) and at most `block_size`. (Measured on the 2-core CPU
+    by docs/performance.md's command; a chunk's R moves only the last bits of its sums.)"""
+    neurons = runs * config.num_classes * config.width
+    return int(min(block_size(config), max(MEASUREMENT_MIN_BLOCK, MEASUREMENT_WORDS // neurons)))
 
 
 def over_blocks(dim: int, block: int, part, zero):
@@ -230,6 +245,7 @@ def make_engine(
         return model.cross_entropy(logits, labels, weight)
 
     block = block_size(config)
+    measure_block = measurement_block(config, len(points.prune_frac))
     take_coords = lambda x: x[..., coords]  # noqa: E731
     rows_c = jax.nn.one_hot(coords, config.dim, dtype=z_rows.dtype)  # (C, d): e_c
     noise_cols = 1.0 - rows_c.sum(0) if config.noise_orthogonal else jnp.ones(config.dim)
@@ -367,11 +383,12 @@ def make_engine(
             return jnp.einsum("nqd,kmd->nqkm", take(test.z), w)
 
         if isinstance(test, ProjectedTest):
-            covariance = over_blocks(config.dim, block, part, jnp.zeros((neurons, neurons)))
+            zero = jnp.zeros((neurons, neurons))
+            covariance = over_blocks(config.dim, measure_block, part, zero)
             test_noise = covariance_preactivations(covariance, test)
         else:
             zero = jnp.zeros(test.z.shape[:2] + (config.num_classes, config.width))
-            test_noise = over_blocks(config.dim, block, part, zero)
+            test_noise = over_blocks(config.dim, measure_block, part, zero)
         return FilterProducts(
             train_noise=train_noise,
             test_noise=test_noise,
@@ -399,9 +416,9 @@ def make_engine(
         variables=("coefficients", "bias"),
         constants=runs,
         gradient=gradient,
-        products=lambda states, test: jax.vmap(
-            lambda p, d, r, s: run_products(p, d, r, s, test)
-        )(points, dims, runs, states),
+        products=lambda states, test: jax.vmap(lambda p, d, r, s: run_products(p, d, r, s, test))(
+            points, dims, runs, states
+        ),
     )
 
 

@@ -207,38 +207,55 @@ def _compiled_run(config: Config):
 
 
 def train(config: Config, params: Params, seed: int, return_state: bool = False):
-    """Train one run; returns its frame (one row per logged step), and with `return_state` also
-    its final RunState (weights (K, m, d), bias (K, m), mask (K, m, d), ...; with the Gram
-    engine also its `coefficients`). frame.attrs["engines"] records the engine that trained it.
+    """Train one run, or the R runs of one seed; returns the frame (one row per run and logged
+    step), and with `return_state` also the final RunState (weights (K, m, d), bias (K, m),
+    mask (K, m, d), ...; with the Gram engine also its `coefficients`).
+    frame.attrs["engines"] records the engine that trained it.
 
-    It calls the seed function `training.make_seed_runs(config)`, jitted, on this one run (no
-    planner, chunks or threads): the run `sweep` computes for the same (config, params, seed),
-    with the same random draws and the same steps, equal on CPU bit for bit (its `run` column
-    is 0).
+    params: scalar leaves for one run, or leaves of one length R (scalars broadcast) for R runs
+    of the seed, trained in one call as a sweep's chunk trains a seed's runs (vmapped, sharing
+    the seed's draws); their `run` column is 0, ..., R - 1 and their states have a leading
+    axis (R,). Several runs of one seed in one call are what a caller that needs their states
+    wants (a sweep keeps no states).
+
+    It calls the seed function `training.make_seed_runs(config)`, jitted, on these runs (no
+    planner, chunks or threads): the runs `sweep` computes for the same (config, params, seed),
+    with the same random draws and the same steps, equal on CPU bit for bit.
     """
     if not isinstance(config, Config):
         raise ValueError(f"config must be a jaxprune.Config, got {type(config).__name__}.")
     params = validate_params(params)
-    for name in PARAMS_FIELDS:
-        if np.ndim(getattr(params, name)) != 0:
+    shapes = {name: np.shape(getattr(params, name)) for name in PARAMS_FIELDS}
+    lengths = {shape[0] for shape in shapes.values() if len(shape) == 1}
+    for name, shape in shapes.items():
+        if len(shape) > 1 or len(lengths) > 1:
             raise ValueError(
-                f"params.{name} = {getattr(params, name)!r} is invalid: must be a scalar; "
-                f"use sweep for several values."
+                f"params.{name} has shape {shape}: must be a scalar, or 1-D of one length R "
+                f"for all fields (R runs of one seed); got lengths {sorted(lengths)}. Use sweep "
+                f"for grids."
             )
+    batched = bool(lengths)
+    num_runs = lengths.pop() if batched else 1
     (seed,) = grid_lib.normalize_seeds([seed])
-    values = {name: np.float64(getattr(params, name)) for name in PARAMS_FIELDS}
-    points = Params(**{name: jnp.asarray([v], jnp.float32) for name, v in values.items()})
-    dims = jax.tree.map(lambda v: jnp.asarray([v], jnp.int32), Dims.of(config))
+    values = {
+        name: np.broadcast_to(np.asarray(getattr(params, name), np.float64), (num_runs,))
+        for name in PARAMS_FIELDS
+    }
+    points = Params(**{name: jnp.asarray(v, jnp.float32) for name, v in values.items()})
+    dims = jax.tree.map(lambda v: jnp.full((num_runs,), v, jnp.int32), Dims.of(config))
     history, states = _compiled_run(config)(points, dims, jnp.asarray([seed], jnp.int32))
     history, states = jax.tree.map(lambda v: v[0], (history, states))
-    columns = {"run": np.zeros(1, np.int64), "seed": np.asarray([seed], np.int64)}
-    columns.update({name: np.asarray([v]) for name, v in values.items()})
+    columns = {
+        "run": np.arange(num_runs, dtype=np.int64),
+        "seed": np.full(num_runs, seed, np.int64),
+    }
+    columns.update(values)
     logs = {name: np.asarray(getattr(history, name)) for name in HISTORY_NAMES}
     frame = results.history_frame(config, columns, config.logged_steps(), logs)
     frame.attrs["engines"] = [{"engine": engines.resolve(config).name}]
     if not return_state:
         return frame
-    return frame, jax.tree.map(lambda v: v[0], states)
+    return frame, states if batched else jax.tree.map(lambda v: v[0], states)
 
 
 def _recorded_shapes(recorded: dict, num_devices: int) -> list[ChunkShape]:

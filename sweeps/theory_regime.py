@@ -4,7 +4,7 @@
 
 The paper's model (`yang2023` preset: K = 2 orthogonal 1-sparse signals, noise orthogonal to
 them, ReLU CNN with the second layer fixed to 1/m, Bernoulli masks) at fixed n = N_TRAIN and
-m = WIDTH, over dimensions d from 10^3 to 3 x 10^5 (full size), with the initial scale and the step
+m = WIDTH, over dimensions d from 10^3 to 10^6 (full size), with the initial scale and the step
 placed in the theorems' regime *in the model's own scaling*:
 
 - The network is F_k = (1/m) sum_r sum_q ReLU(<w_kr ⊙ M_kr, x_q>) and the loss the mean
@@ -21,14 +21,17 @@ placed in the theorems' regime *in the model's own scaling*:
 - Dimension: every analysis needs the n noise patches nearly orthogonal, sum_j |<xi_i, xi_j>| /
   ||xi_i||^2 ~ n / sqrt(d) << 1, i.e. d >> n^2 (the papers' own conditions are stronger
   polynomials in n and m, e.g. d >~ m^2 n^4 up to logs). With n = 8: d/n^2 from 16 (d = 10^3)
-  to 4690 (d = 3 x 10^5). The conditions are quoted from the papers as recalled by the author of
+  to 15625 (d = 10^6). The conditions are quoted from the papers as recalled by the author of
   this script (their bodies are not in this repository); Yang et al.'s own conditions are not
   available here.
 
 Signal strengths are set per d by the benign score n ||mu||^4 / (sigma^4 d) (Kou et al.), so the
 curves of different d can be compared at equal scores. Every run trains by full-batch GD until
 its training loss reaches LOSS_TOL (or the size's step cap; the report gives the fraction that
-fitted its training set). Results under DIR (default results/theory_regime[-quick|-smoke]):
+fitted its training set). GD, not gradient flow: at eta sigma^2 d = 1, GD at eta, eta/2 and
+eta/4 agree to 0.1%, and a flow run costs 1.5-31x a GD run at d <= 10^4 (docs/flow.md). The
+test set is projected where `test_eval="auto"` finds that cheaper (docs/test-eval.md).
+Results under DIR (default results/theory_regime[-quick|-smoke]):
 
 - mild-dD/: test accuracy over benign scores x p in [0, 0.5] at sigma_0: the mild-pruning
   contrast near p = 0, and at p = 0 the accuracy-against-score curves (collapse across d).
@@ -37,8 +40,8 @@ fitted its training set). Results under DIR (default results/theory_regime[-quic
 - overprune-dD/: p up to 0.95 at a benign score where p = 0 learns: the over-pruning threshold.
 - classes.parquet: per run and class k of the over-pruning sweeps, the realised number of
   neurons of class k that keep its signal coordinate and the accuracy on class-k test samples
-  (from the trained weights: `jaxprune.train(..., return_state=True)`), checked against the
-  sweep's test_acc.
+  (from the trained weights: `jaxprune.train(..., return_state=True)` of a seed's runs in one
+  call), checked against the sweep's test_acc.
 - coefficients.parquet: the proofs' coefficients gamma_{k,r}(t) = <w_kr(t) - w_kr(0), mu_k> /
   ||mu_k||^2 and rho_{k,r,i}(t) = <w_kr(t) - w_kr(0), xi_i> / ||xi_i||^2 at a few step counts
   (a run is deterministic per seed, so training for t steps reproduces its trajectory at t).
@@ -54,6 +57,7 @@ import json
 import sys
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -74,7 +78,7 @@ OVERPRUNE_SCORE = 32.0  # benign score of the over-pruning sweeps: p = 0 learns 
 
 SIZES = {
     "full": dict(
-        dims=[1000, 3000, 10000, 30000, 100000, 300000],
+        dims=[1000, 3000, 10000, 30000, 100000, 300000, 1000000],
         scores=[1 / 16, 1 / 4, 1.0, 4.0, 16.0],
         mild_p=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
         over_dims=[1000, 10000, 100000],
@@ -150,11 +154,26 @@ def test_sample(config: jaxprune.Config, seed: int):
     return outcomes.test_set(config, seed)
 
 
+def seed_points(params: jaxprune.Params, prune_fracs) -> jaxprune.Params:
+    """`params` at each of `prune_fracs` (R,): the runs of one seed, as `jaxprune.train` trains
+    them in one call."""
+    return params.replace(prune_frac=np.asarray(prune_fracs, np.float64))
+
+
+def vmapped(fn, points: jaxprune.Params, *batched):
+    """fn(params, *leaves) over the R runs of `points` (float32, as they trained) and the
+    arrays `batched` (leading axis (R,)), run eagerly (it runs once per seed: compiling it
+    would cost more than it saves)."""
+    runs = len(points.prune_frac)
+    points = jax.tree.map(lambda v: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (runs,)), points)
+    return jax.vmap(fn)(points, *batched)
+
+
 def class_outcomes(
-    config: jaxprune.Config, params: jaxprune.Params, seed: int, test=None
+    config: jaxprune.Config, params: jaxprune.Params, seed: int, prune_fracs, test=None
 ) -> pd.DataFrame:
-    """One row per class k of the run (config, params, seed), from its trained weights
-    (`jaxprune.outcomes.class_outcomes`).
+    """One row per run (params at each of `prune_fracs`, one seed) and class k, from the runs'
+    trained weights (`jaxprune.outcomes.class_outcomes`).
 
     signal_neurons_class: neurons of class k whose mask keeps k's signal coordinate (realised,
     not expected); signal_neurons_live: those of them whose initial weight on it is > 0. With
@@ -165,96 +184,108 @@ def class_outcomes(
     (from the same training; test_acc from the per-class accuracies), so the caller can check
     them against its sweep.
 
-    The run is trained with n_test = 1 (the test set does not enter training, and each sample
-    is its own draw, so the training is the same) and scored on `test`, the seed's test set
-    (`test_sample`, drawn here when None): a caller looping over the runs of one seed draws
-    it once.
+    The seed's runs are trained in one call with n_test = 1 (the test set does not enter
+    training, and each sample is its own draw, so the training is the same) and scored on
+    `test`, the seed's test set (`test_sample`, drawn here when None).
     """
-    frame, state = jaxprune.train(config.replace(n_test=1), params, seed, return_state=True)
-    start = outcomes.initial_state(config, params, seed)
-    last = frame.iloc[-1]
+    points = seed_points(params, prune_fracs)
+    frame, states = jaxprune.train(config.replace(n_test=1), points, seed, return_state=True)
     test = test_sample(config, seed) if test is None else test
-    result = outcomes.class_outcomes(config, params, state, start, test)
-    counts, correct = np.asarray(result.test_samples), np.asarray(result.test_correct)
+
+    def one(params, state):
+        start = outcomes.initial_state(config, params, seed)
+        return outcomes.class_outcomes(config, params, state, start, test)
+
+    result = vmapped(one, points, states)
+    counts, correct = np.asarray(result.test_samples), np.asarray(result.test_correct)  # (R, K)
     with np.errstate(invalid="ignore"):  # a class without test samples: NaN
         class_acc = correct / counts
+    last = jaxprune.final(frame).sort_values("run")
+    k, runs = config.num_classes, len(prune_fracs)
+    per_run = lambda v: np.repeat(np.asarray(v), k)  # noqa: E731
     return pd.DataFrame(
         {
             "seed": seed,
             "dim": config.dim,
-            "prune_frac": float(params.prune_frac),
+            "prune_frac": per_run(prune_fracs).astype(float),
             "mu_norm": float(params.mu_norm),
-            "class": np.arange(config.num_classes),
-            "signal_neurons_class": np.asarray(result.signal_neurons).astype(np.int64),
-            "signal_neurons_live": np.asarray(result.live_neurons).astype(np.int64),
-            "class_test_acc": class_acc,
-            "class_test_samples": counts.astype(np.int64),
-            "class_signal": np.asarray(result.signal_max),
-            "test_acc": float(correct.sum() / counts.sum()),
-            "train_acc": float(last.train_acc),
-            "converged_step": int(last.converged_step),
+            "class": np.tile(np.arange(k), runs),
+            "signal_neurons_class": np.asarray(result.signal_neurons).ravel().astype(np.int64),
+            "signal_neurons_live": np.asarray(result.live_neurons).ravel().astype(np.int64),
+            "class_test_acc": class_acc.ravel(),
+            "class_test_samples": counts.ravel().astype(np.int64),
+            "class_signal": np.asarray(result.signal_max).ravel(),
+            "test_acc": per_run(correct.sum(axis=1) / counts.sum(axis=1)),
+            "train_acc": per_run(last.train_acc),
+            "converged_step": per_run(last.converged_step).astype(np.int64),
         }
     )
 
 
 def coefficients(
-    config: jaxprune.Config, params: jaxprune.Params, seed: int, steps: int
+    config: jaxprune.Config, params: jaxprune.Params, seed: int, steps: int, prune_fracs
 ) -> dict[str, np.ndarray]:
-    """The proofs' coefficients of one run after `steps` plain GD steps (no loss_tol), by
-    `jaxprune.outcomes`.
+    """The proofs' coefficients of the runs (params at each of `prune_fracs`, one seed, trained
+    in one call) after `steps` plain GD steps (no loss_tol), by `jaxprune.outcomes`; each array
+    has a leading axis (R,) over the runs.
 
-    Returns gamma (K, m): <w_kr(t) - w_kr(0), mu_k> / ||mu_k||^2; rho (K, m, n, Q):
+    gamma (R, K, m): <w_kr(t) - w_kr(0), mu_k> / ||mu_k||^2; rho (R, K, m, n, Q):
     <w_kr(t) - w_kr(0), xi_iq> / ||xi_iq||^2 over the training noise patches xi_iq = sigma
-    z_iq; y (n,) observed training labels; kept (K, m): whether the mask keeps the signal
-    coordinate; live (K, m): kept, with a positive initial weight on it (see
+    z_iq; y (R, n) observed training labels; kept (R, K, m): whether the mask keeps the signal
+    coordinate; live (R, K, m): kept, with a positive initial weight on it (see
     `class_outcomes`). w are the masked weights; w(0) is the run's pruned initialization.
     """
     run = config.replace(steps=steps, log_every=steps, loss_tol=None, n_test=1)  # no test set
-    _, state = jaxprune.train(run, params, seed, return_state=True)
+    points = seed_points(params, prune_fracs)
+    _, states = jaxprune.train(run, points, seed, return_state=True)
     train = outcomes.training_set(run, seed)
-    start = outcomes.initial_state(run, params, seed)
-    kept = outcomes.kept_signal(run, start.mask)
-    return {
-        "gamma": np.asarray(
-            outcomes.signal_coefficients(run, params, state.weights, start.weights)
-        ),
-        "rho": np.asarray(
-            outcomes.noise_coefficients(run, params, state.weights, start.weights, train)
-        ),
-        "y": np.asarray(observed_labels(run, train, jnp.float32(params.label_flip))),
-        "kept": np.asarray(kept),
-        "live": np.asarray(kept & (outcomes.own_signal_alignment(run, start.weights) > 0)),
-    }
+
+    def one(params, weights):
+        start = outcomes.initial_state(run, params, seed)
+        kept = outcomes.kept_signal(run, start.mask)
+        return {
+            "gamma": outcomes.signal_coefficients(run, params, weights, start.weights),
+            "rho": outcomes.noise_coefficients(run, params, weights, start.weights, train),
+            "y": observed_labels(run, train, params.label_flip),
+            "kept": kept,
+            "live": kept & (outcomes.own_signal_alignment(run, start.weights) > 0),
+        }
+
+    return {name: np.asarray(v) for name, v in vmapped(one, points, states.weights).items()}
 
 
 def coefficient_rows(
-    config: jaxprune.Config, params: jaxprune.Params, seed: int, steps: int
-) -> dict:
-    """One row of coefficients.parquet: the summaries the proofs bound, after `steps` steps.
+    config: jaxprune.Config, params: jaxprune.Params, seed: int, steps: int, prune_fracs
+) -> list[dict]:
+    """The rows of coefficients.parquet of the runs (params at each of `prune_fracs`, one
+    seed): the summaries the proofs bound, after `steps` steps.
 
     gamma_max: mean over the classes k with a live signal filter of max_r gamma_kr (signal
     learning; NaN when no class has one); rho_max: mean over the training noise patches
     (i, q) of max_r rho_{y_i, r, i, q} (memorization by the own class); rho_other_min: mean over
     (i, q) of min_r rho_{k != y_i, r, i, q} (the other class's filters, pushed below zero)."""
-    c = coefficients(config, params, seed, steps)
-    gamma, rho, y, live = c["gamma"], c["rho"], c["y"], c["live"].any(axis=1)
-    n = len(y)
-    own = rho[y, :, np.arange(n)]  # (n, m, Q)
-    other = rho[(y + 1) % config.num_classes, :, np.arange(n)]
-    return {
-        "seed": seed,
-        "dim": config.dim,
-        "prune_frac": float(params.prune_frac),
-        "mu_norm": float(params.mu_norm),
-        "sigma_noise": float(params.sigma_noise),
-        "lr": float(params.lr),
-        "n_train": config.n_train,
-        "width": config.width,
-        "step": steps,
-        "gamma_max": float(gamma.max(axis=1)[live].mean()) if live.any() else np.nan,
-        "rho_max": float(own.max(axis=1).mean()),
-        "rho_other_min": float(other.min(axis=1).mean()),
-    }
+    c = coefficients(config, params, seed, steps, prune_fracs)
+    rows = []
+    for i, p in enumerate(prune_fracs):
+        gamma, rho, y, live = c["gamma"][i], c["rho"][i], c["y"][i], c["live"][i].any(axis=1)
+        n = len(y)
+        own = rho[y, :, np.arange(n)]  # (n, m, Q)
+        other = rho[(y + 1) % config.num_classes, :, np.arange(n)]
+        rows.append({
+            "seed": seed,
+            "dim": config.dim,
+            "prune_frac": float(p),
+            "mu_norm": float(params.mu_norm),
+            "sigma_noise": float(params.sigma_noise),
+            "lr": float(params.lr),
+            "n_train": config.n_train,
+            "width": config.width,
+            "step": steps,
+            "gamma_max": float(gamma.max(axis=1)[live].mean()) if live.any() else np.nan,
+            "rho_max": float(own.max(axis=1).mean()),
+            "rho_other_min": float(other.min(axis=1).mean()),
+        })  # fmt: skip
+    return rows
 
 
 def progress(name: str, dim: int, done: int, total: int, unit: str) -> None:
@@ -355,14 +386,13 @@ def main(argv=None) -> None:
             sweep = jaxprune.final(jaxprune.load(rec.out / f"overprune-d{dim}"))
             for seed in range(seeds):
                 progress("classes", dim, seed, seeds, "seeds")
-                test = test_sample(config, seed)  # once per seed: its runs share it
-                for p in s["over_p"]:
-                    rows = class_outcomes(config, params.replace(prune_frac=p), seed, test)
-                    run = sweep[(sweep.seed == seed) & np.isclose(sweep.prune_frac, p)]
-                    # the same run as the sweep's: its accuracy must agree (float32 rounding)
-                    if not np.allclose(run.test_acc.to_numpy(), rows.test_acc.iloc[0], atol=2e-3):
-                        raise RuntimeError(f"class pass disagrees with overprune-d{dim}: p={p}")
-                    yield rows
+                rows = class_outcomes(config, params, seed, s["over_p"])
+                runs = sweep[sweep.seed == seed].sort_values("prune_frac")
+                # the same runs as the sweep's: their accuracies must agree (float32 rounding)
+                mine = rows.drop_duplicates("prune_frac").sort_values("prune_frac")
+                if not np.allclose(runs.test_acc.to_numpy(), mine.test_acc.to_numpy(), atol=2e-3):
+                    raise RuntimeError(f"class pass disagrees with overprune-d{dim}: seed={seed}")
+                yield rows
 
     _derived(
         rec,
@@ -377,11 +407,10 @@ def main(argv=None) -> None:
         for dim in s["dyn_dims"]:
             config, params = regime_setting(dim, rec.size)
             params = params.replace(mu_norm=mu_for_score(1.0, dim))
-            for i, p in enumerate(s["dyn_p"]):
-                progress("coefficients", dim, i, len(s["dyn_p"]), "pruning fractions")
-                for seed in range(s["dyn_seeds"]):
-                    for t in s["dyn_steps"]:
-                        yield coefficient_rows(config, params.replace(prune_frac=p), seed, t)
+            for seed in range(s["dyn_seeds"]):
+                progress("coefficients", dim, seed, s["dyn_seeds"], "seeds")
+                for t in s["dyn_steps"]:
+                    yield from coefficient_rows(config, params, seed, t, s["dyn_p"])
 
     _derived(
         rec,

@@ -130,7 +130,8 @@ def test_coefficients_against_a_direct_dense_computation():
     config = config.replace(**TINY, loss_tol=None).replace(width=8)
     params = params.replace(prune_frac=0.3, mu_norm=2.0, lr=0.5, sigma_init=0.05)
     seed, steps = 3, 7
-    c = theory_regime.coefficients(config, params, seed, steps)
+    c = theory_regime.coefficients(config, params, seed, steps, [0.3, 0.6])
+    c = {name: v[0] for name, v in c.items()}  # the run at p = 0.3, as params has it
 
     key = jax.random.key(seed)
     data = sample_dataset(config, params, jax.random.fold_in(key, TRAIN_STREAM), config.n_train)
@@ -166,17 +167,19 @@ def test_class_outcomes_agree_with_the_run():
     (class_signal <= 0: the ReLU filter never learned it), one with a live neuron above 0."""
     config, params = jaxprune.presets.yang2023()
     config = config.replace(**TINY)
-    params = params.replace(prune_frac=0.6, mu_norm=3.0)
+    params = params.replace(mu_norm=3.0)
     rows = []
     for seed in range(4):
-        one = theory_regime.class_outcomes(config, params, seed)
-        frame = jaxprune.train(config, params, seed)
-        assert len(one) == config.num_classes
-        weighted = (one.class_test_acc * one.class_test_samples).sum() / config.n_test
-        assert weighted == pytest.approx(frame.test_acc.iloc[-1], abs=1e-6)
-        assert one.signal_neurons_class.mean() == pytest.approx(frame.signal_neurons.iloc[-1])
-        assert one.class_test_samples.sum() == config.n_test
-        rows.append(one)
+        both = theory_regime.class_outcomes(config, params, seed, [0.3, 0.6])  # one call
+        for p, one in both.groupby("prune_frac"):
+            frame = jaxprune.train(config, params.replace(prune_frac=p), seed)
+            assert len(one) == config.num_classes
+            weighted = (one.class_test_acc * one.class_test_samples).sum() / config.n_test
+            assert weighted == pytest.approx(frame.test_acc.iloc[-1], abs=1e-6)
+            assert one.signal_neurons_class.mean() == pytest.approx(frame.signal_neurons.iloc[-1])
+            assert one.class_test_samples.sum() == config.n_test
+            assert one.converged_step.iloc[0] == frame.converged_step.iloc[-1]
+            rows.append(one)
     rows = pd.concat(rows)
     assert (rows.signal_neurons_live <= rows.signal_neurons_class).all()
     dead = rows[rows.signal_neurons_live == 0]

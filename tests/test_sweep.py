@@ -43,6 +43,35 @@ def test_train_alone_equals_run_inside_sweep(reference, tiny, tiny_params, seed,
     assert_same_runs(alone.drop(columns="run"), inside.drop(columns="run"))
 
 
+def test_train_of_a_seeds_runs_equals_them_inside_sweep(reference, tiny, tiny_params):
+    """train with Params of (R,) leaves trains R runs of one seed in one call: the sweep's runs
+    (run column 0..R-1 in the order given), and final states with a leading axis (R,) that are
+    each run's own (mask density at its p)."""
+    p, mu = np.array([0.9, 0.0, 0.5]), np.array([0.5, 3.0, 3.0])
+    frame, states = jaxprune.train(
+        tiny, tiny_params.replace(prune_frac=p, mu_norm=mu), 7, return_state=True
+    )
+    assert list(jaxprune.final(frame).run) == [0, 1, 2]
+    for run, (pi, mi) in enumerate(zip(p, mu, strict=True)):
+        mine = frame[frame.run == run]
+        inside = reference[
+            (reference.seed == 7) & (reference.prune_frac == pi) & (reference.mu_norm == mi)
+        ]
+        assert_same_runs(mine.drop(columns="run"), inside.drop(columns="run"))
+    assert states.weights.shape == (3, tiny.num_classes, tiny.width, tiny.dim)
+    kept = np.asarray(states.mask).reshape(3, -1).mean(axis=1)
+    np.testing.assert_allclose(kept, 1 - p, atol=0.15)
+    assert kept[0] < kept[2] < kept[1] == 1.0
+
+
+@pytest.mark.parametrize(
+    "change", [dict(prune_frac=np.zeros((2, 2))), dict(prune_frac=np.zeros(2), lr=np.ones(3))]
+)
+def test_train_refuses_params_that_are_not_one_seeds_runs(tiny, tiny_params, change):
+    with pytest.raises(ValueError, match=r"^params\.\w+ has shape .* must be a scalar, or 1-D"):
+        jaxprune.train(tiny, tiny_params.replace(**change), 0)
+
+
 def test_grid_expansion_order_and_columns(reference, tiny, tiny_params):
     steps = len(tiny.logged_steps())
     assert len(reference) == 3 * 2 * 2 * steps
