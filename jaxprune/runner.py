@@ -103,31 +103,69 @@ def _compiler() -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(compile_ahead(), thread_name_prefix="jaxprune")
 
 
+def seed_function(config: Config, with_state: bool = False):
+    """`training.make_seed_runs(config)` jitted for one seed: (Params of (R,) leaves, Dims of
+    (R,) leaves, seed ()) -> history of (R, T) leaves (and final RunStates of (R, ...) leaves
+    with `with_state`). On one CPU device a chunk runs its seeds as one call of this each
+    (`executable`), and `train` calls it: a seed's loops then run at top level, where XLA's CPU
+    backend runs them 1.65-1.7x faster than as the body of `compiled_chunk`'s `lax.map`
+    (measured at d = 10^3 to 10^6 in the theory_regime setting, docs/performance.md)."""
+    return _seed_functions(config, with_state)
+
+
+@functools.cache
+def _seed_functions(config: Config, with_state: bool):
+    runs = make_seed_runs(config)
+
+    def seed_runs(points: Params, dims: Dims, seed: jax.Array):
+        return runs(points, dims, seed) if with_state else runs(points, dims, seed)[0]
+
+    return jax.jit(seed_runs)
+
+
+def _each_seed(compiled):
+    """A chunk function (points, dims, seeds (S,)) -> outputs of (S, ...) leaves from the
+    compiled one-seed function: one asynchronous call per seed, stacked."""
+
+    def chunk(points: Params, dims: Dims, seeds: jax.Array):
+        outputs = [compiled(points, dims, seed) for seed in np.asarray(seeds)]
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outputs)
+
+    return chunk
+
+
 def executable(
     config: Config, shape: ChunkShape, num_devices: int = 1, with_state: bool = False
 ) -> concurrent.futures.Future:
     """The chunk function of `config` compiled ahead of time for chunks of `shape`, as a future
-    (cached). Compilation runs on background threads, so a sweep compiles the next groups'
-    functions (`compile_ahead`) while it computes the chunks of this one."""
+    (cached): `compiled_chunk`'s, or on one CPU device (one seed at a time,
+    `chunking.seeds_vmapped`) `seed_function`'s called once per seed. Compilation runs on
+    background threads, so a sweep compiles the next groups' functions (`compile_ahead`)
+    while it computes the chunks of this one."""
     key = (config, shape, num_devices, with_state)
     if key not in _EXECUTABLES:
         batch = chunking.seeds_vmapped(shape.padded_seeds // num_devices)
-        fn = compiled_chunk(config, with_state, batch, num_devices)
         points = Params(
             **{name: jax.ShapeDtypeStruct((shape.points,), jnp.float32) for name in PARAMS_FIELDS}
         )
         dims = Dims(
             **{name: jax.ShapeDtypeStruct((shape.points,), jnp.int32) for name in SHAPE_FIELDS}
         )
-        seeds = jax.ShapeDtypeStruct((shape.padded_seeds,), jnp.int32)
-        _EXECUTABLES[key] = _compiler().submit(lambda: fn.lower(points, dims, seeds).compile())
+        if batch == 1 and num_devices == 1:
+            fn, seed = seed_function(config, with_state), jax.ShapeDtypeStruct((), jnp.int32)
+            compile = lambda: _each_seed(fn.lower(points, dims, seed).compile())  # noqa: E731
+        else:
+            fn = compiled_chunk(config, with_state, batch, num_devices)
+            seeds = jax.ShapeDtypeStruct((shape.padded_seeds,), jnp.int32)
+            compile = lambda: fn.lower(points, dims, seeds).compile()  # noqa: E731
+        _EXECUTABLES[key] = _compiler().submit(compile)
     return _EXECUTABLES[key]
 
 
 def clear_compiled() -> None:
     """Forget every compiled chunk function (the next sweep traces and compiles anew)."""
     compiled_chunk.cache_clear()
-    _compiled_run.cache_clear()
+    _seed_functions.cache_clear()
     _EXECUTABLES.clear()
 
 
@@ -196,16 +234,6 @@ def _frame(group: grid_lib.RunGroup, chunk: Chunk, outputs, with_state: bool = F
     return frame, None if states is None else jax.tree.map(rows, states)
 
 
-@functools.cache
-def _compiled_run(config: Config):
-    """`training.make_seed_runs(config)` vmapped over seeds (S,) and jitted: (Params (R,),
-    Dims (R,), seeds (S,)) -> history and states with leading axes (S, R). `train` calls it
-    with one seed, a batch of one as a CPU sweep's chunk computes each seed (`lax.map` in
-    batches of `chunking.seeds_vmapped`), so that it compiles to the same numbers, bit for
-    bit."""
-    return jax.jit(jax.vmap(make_seed_runs(config), in_axes=(None, None, 0)))
-
-
 def train(config: Config, params: Params, seed: int, return_state: bool = False):
     """Train one run, or the R runs of one seed; returns the frame (one row per run and logged
     step), and with `return_state` also the final RunState (weights (K, m, d), bias (K, m),
@@ -218,9 +246,9 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     axis (R,). Several runs of one seed in one call are what a caller that needs their states
     wants (a sweep keeps no states).
 
-    It calls the seed function `training.make_seed_runs(config)`, jitted, on these runs (no
-    planner, chunks or threads): the runs `sweep` computes for the same (config, params, seed),
-    with the same random draws and the same steps, equal on CPU bit for bit.
+    It calls `seed_function(config)` on these runs (no planner, chunks or threads), as a CPU
+    sweep calls it for each seed of a chunk: the runs `sweep` computes for the same (config,
+    params, seed), with the same random draws and the same steps.
     """
     if not isinstance(config, Config):
         raise ValueError(f"config must be a jaxprune.Config, got {type(config).__name__}.")
@@ -243,8 +271,7 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
     }
     points = Params(**{name: jnp.asarray(v, jnp.float32) for name, v in values.items()})
     dims = jax.tree.map(lambda v: jnp.full((num_runs,), v, jnp.int32), Dims.of(config))
-    history, states = _compiled_run(config)(points, dims, jnp.asarray([seed], jnp.int32))
-    history, states = jax.tree.map(lambda v: v[0], (history, states))
+    history, states = seed_function(config, with_state=True)(points, dims, jnp.int32(seed))
     columns = {
         "run": np.arange(num_runs, dtype=np.int64),
         "seed": np.full(num_runs, seed, np.int64),
