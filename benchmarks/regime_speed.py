@@ -1,7 +1,7 @@
 """Speed of the theorems' regime and of the Kou grid, as ratios measured in one run (issue 17's
 "Done when"), and what the persistent compilation cache saves.
 
-    PYTHONPATH=. python benchmarks/regime_speed.py [--only a|b|c|cache] [--seeds N]
+    PYTHONPATH=. python benchmarks/regime_speed.py [--only a|b|c|cache|seed] [--seeds N]
                                                   [--kou-dims N] [--lean-runs N] [--json PATH]
 
 (a) One `sweeps/theory_regime.py` run to training loss 0.1 at d = 10^5 (n = 8, m = 5,
@@ -19,6 +19,10 @@
     `dense.gd_step` and the final test accuracy on the explicit test set, compiled once per
     dimension (timed) and run on `--lean-runs` runs per dimension (extrapolated to the grid's
     1,000 per dimension).
+seed: one seed's runs of theory_regime's mild grid (30 runs, trained to loss 0.1) at d = 10^3,
+    10^5 and 10^6: as the body of `runner.compiled_chunk`'s lax.map against
+    `runner.seed_function` at top level (what a CPU sweep now runs), and one measurement with
+    `gram.measurement_block`'s d-blocks against `gram.block_size`'s.
 cache: `sweeps/kou2023_heatmap.py --quick --out NEW_DIR` twice in fresh processes sharing a
     fresh cache directory: backend compile seconds and cache misses / hits of each (counted by
     `jax.monitoring` listeners).
@@ -35,13 +39,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from bench import median_time  # benchmarks/ is this script's directory, as for gram.py
+from gram import parts_function
 
 import jaxprune
-from jaxprune import runner
+from jaxprune import gram, runner
+from jaxprune.config import Dims
 from jaxprune.data import draw_sample
 from jaxprune.dense import gd_step
 from jaxprune.metrics import test_outputs
@@ -121,6 +129,58 @@ def part_b(seeds: int, repeats: int) -> dict:
         rows[name] = {"s_per_run_d1e6": big_s, "s_per_run_d1e3": small_s, "bound_s": bound,
                       "ratio_to_bound": big_s / bound}  # fmt: skip
     return {"seeds": seeds, "normals_floor_s": floor, "paths": rows}
+
+
+def mild_points(dim: int):
+    """theory_regime's full-size mild grid of one seed at `dim` (scores x mild p, R = 30): its
+    Config (GD, Gram engine, projected), Params of (R,) leaves and their Dims."""
+    config, params = regime(dim, "gd", "projected")
+    config = config.replace(engine="gram")
+    size = theory_regime.SIZES["full"]
+    grid = [(theory_regime.mu_for_score(b, dim), p) for b in size["scores"] for p in size["mild_p"]]
+    points = jax.tree.map(lambda v: jnp.full(len(grid), v, jnp.float32), params).replace(
+        mu_norm=jnp.asarray([mu for mu, _ in grid], jnp.float32),
+        prune_frac=jnp.asarray([p for _, p in grid], jnp.float32),
+    )
+    dims = jax.tree.map(lambda v: jnp.full(len(grid), v, jnp.int32), Dims.of(config))
+    return config, points, dims
+
+
+def seed_row(dim: int, repeats: int) -> dict:
+    """`part_seed`'s figures at one d."""
+    config, points, dims = mild_points(dim)
+    mapped, top, seed = runner.compiled_chunk(config), runner.seed_function(config), jnp.int32(1)
+
+    def timed(call) -> float:
+        jax.block_until_ready(call())  # compiles
+        return median_time(lambda: jax.block_until_ready(call()), repeats)
+
+    def measurement(least: int) -> float:
+        with mock.patch.object(gram, "MEASUREMENT_MIN_BLOCK", least):
+            parts = parts_function(config, "gram")
+            logs = lambda n: timed(lambda: parts(points, 1, n, 0))  # noqa: E731
+            return (logs(2) - logs(0)) / 2
+
+    row = {
+        "dim": dim,
+        "runs": int(points.lr.shape[0]),
+        "lax_map_s": timed(lambda: mapped(points, dims, seed[None])),
+        "seed_function_s": timed(lambda: top(points, dims, seed)),
+        "measurement_block_s": measurement(gram.MEASUREMENT_MIN_BLOCK),
+        "block_size_s": measurement(2**62),  # then min(block_size, ...) is block_size
+    }
+    row["lax_map_over_seed_function"] = row["lax_map_s"] / row["seed_function_s"]
+    row["block_size_over_measurement_block"] = row["block_size_s"] / row["measurement_block_s"]
+    return row
+
+
+def part_seed(repeats: int) -> dict:
+    """One seed's mild grid trained to loss 0.1 (compiled, medians) at d = 10^3, 10^5, 10^6: as
+    the body of `runner.compiled_chunk`'s lax.map (a chunk of one seed) against
+    `runner.seed_function` called at top level (what a CPU sweep runs); and one measurement
+    (`gram.py`'s parts_function) with the d-blocks of `gram.measurement_block` against those of
+    `gram.block_size`."""
+    return {"rows": [seed_row(dim, repeats) for dim in (1_000, 100_000, 1_000_000)]}
 
 
 def lean_run(config):
@@ -211,7 +271,7 @@ def part_cache(size: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["a", "b", "c", "cache"], action="append")
+    parser.add_argument("--only", choices=["a", "b", "c", "cache", "seed"], action="append")
     parser.add_argument("--seeds", type=int, default=4, help="runs per timed sweep in (a), (b)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--kou-dims", type=int, default=10)
@@ -235,6 +295,7 @@ def main() -> None:
         "b": lambda: part_b(args.seeds, args.repeats),
         "c": lambda: part_c(args.kou_dims, args.lean_runs),
         "cache": lambda: part_cache(args.cache_size),
+        "seed": lambda: part_seed(args.repeats),
     }
     for part in parts:
         out[part] = jobs[part]()

@@ -143,10 +143,11 @@ def pairs_block(num: int, dim: int) -> int:
 def measurement_block(config: Config, runs: int) -> int:
     """Coordinates per d-block of a measurement's pass over d (the test noise's products) for
     `runs` runs in one call: their filters' block (runs K m x block) about MEASUREMENT_WORDS
-    words, so that it stays in cache (at K m = 10 the pass is bound by memory traffic: 4.5x
-    faster than at `block_size`), but at least MEASUREMENT_MIN_BLOCK coordinates (below that
-    the loop's overhead per block shows) and at most `block_size`. (Measured on the 2-core CPU
-    by docs/performance.md's command; a chunk's R moves only the last bits of its sums.)"""
+    words, so that it stays in cache (at K m = 10, R = 30 the pass is bound by memory traffic:
+    3.4-4.9x faster than at `block_size` at d = 10^5-10^6), but at least MEASUREMENT_MIN_BLOCK
+    coordinates (below that the loop's overhead per block shows) and at most `block_size`.
+    (Measured on the 2-core CPU by docs/performance.md's command; a chunk's R moves only the
+    last bits of its sums.)"""
     neurons = runs * config.num_classes * config.width
     return int(min(block_size(config), max(MEASUREMENT_MIN_BLOCK, MEASUREMENT_WORDS // neurons)))
 
