@@ -274,7 +274,7 @@ def kou_grid(num_dims: int, seeds: int, smoke: bool, precision: str) -> dict:
     start = time.perf_counter()
     jaxprune.sweep(config, grid, seeds, base=params, progress=False)
     wall = time.perf_counter() - start
-    compiles = [seconds for name, seconds in _COMPILES[before:] if name == "jit(chunk)"]
+    compiles = [seconds for name, seconds in _COMPILES[before:] if name in runner.CHUNK_FUNCTIONS]
     run_s = median_time(lambda: jaxprune.sweep(config, grid, seeds, base=params,
                                                progress=False), 1)  # fmt: skip
     runs = len(dims) * len(mus) * seeds

@@ -49,6 +49,9 @@ from jaxprune.stopping import SweepInterrupted
 from jaxprune.training import HISTORY_NAMES, make_seed_runs
 
 RUN_AXIS = "runs"
+# The names jax.monitoring's compile events give a chunk function: `compiled_chunk`'s, and on
+# one CPU device `seed_function`'s (see `executable`).
+CHUNK_FUNCTIONS = ("jit(chunk)", "jit(seed_runs)")
 
 
 @functools.cache
@@ -103,6 +106,7 @@ def _compiler() -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(compile_ahead(), thread_name_prefix="jaxprune")
 
 
+@functools.cache
 def seed_function(config: Config, with_state: bool = False):
     """`training.make_seed_runs(config)` jitted for one seed: (Params of (R,) leaves, Dims of
     (R,) leaves, seed ()) -> history of (R, T) leaves (and final RunStates of (R, ...) leaves
@@ -110,11 +114,6 @@ def seed_function(config: Config, with_state: bool = False):
     (`executable`), and `train` calls it: a seed's loops then run at top level, where XLA's CPU
     backend runs them 1.3-2.0x faster than as the body of `compiled_chunk`'s `lax.map`
     (measured at d = 10^3 to 10^6 in the theory_regime setting, docs/performance.md)."""
-    return _seed_functions(config, with_state)
-
-
-@functools.cache
-def _seed_functions(config: Config, with_state: bool):
     runs = make_seed_runs(config)
 
     def seed_runs(points: Params, dims: Dims, seed: jax.Array):
@@ -165,7 +164,7 @@ def executable(
 def clear_compiled() -> None:
     """Forget every compiled chunk function (the next sweep traces and compiles anew)."""
     compiled_chunk.cache_clear()
-    _seed_functions.cache_clear()
+    seed_function.cache_clear()
     _EXECUTABLES.clear()
 
 
@@ -254,14 +253,20 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
         raise ValueError(f"config must be a jaxprune.Config, got {type(config).__name__}.")
     params = validate_params(params)
     shapes = {name: np.shape(getattr(params, name)) for name in PARAMS_FIELDS}
-    lengths = {shape[0] for shape in shapes.values() if len(shape) == 1}
+    vectors = {name: shape[0] for name, shape in shapes.items() if len(shape) == 1}
     for name, shape in shapes.items():
-        if len(shape) > 1 or len(lengths) > 1:
+        if len(shape) > 1:
             raise ValueError(
-                f"params.{name} has shape {shape}: must be a scalar, or 1-D of one length R "
-                f"for all fields (R runs of one seed); got lengths {sorted(lengths)}. Use sweep "
-                f"for grids."
+                f"params.{name} has shape {shape}: must be a scalar, or 1-D for R runs of one "
+                f"seed; use sweep for grids."
             )
+        if name in vectors and vectors[name] != next(iter(vectors.values())):
+            first = next(iter(vectors))
+            raise ValueError(
+                f"params.{name} has length {vectors[name]} but params.{first} has length "
+                f"{vectors[first]}: the 1-D fields must have one length R (R runs of one seed)."
+            )
+    lengths = set(vectors.values())
     batched = bool(lengths)
     num_runs = lengths.pop() if batched else 1
     (seed,) = grid_lib.normalize_seeds([seed])
