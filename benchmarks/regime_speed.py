@@ -49,7 +49,7 @@ from gram import parts_function
 
 import jaxprune
 from jaxprune import gram, runner
-from jaxprune.config import Dims
+from jaxprune import grid as grid_lib
 from jaxprune.data import draw_sample
 from jaxprune.dense import gd_step
 from jaxprune.metrics import test_outputs
@@ -132,18 +132,16 @@ def part_b(seeds: int, repeats: int) -> dict:
 
 
 def mild_points(dim: int):
-    """theory_regime's full-size mild grid of one seed at `dim` (scores x mild p, R = 30): its
-    Config (GD, Gram engine, projected), Params of (R,) leaves and their Dims."""
+    """theory_regime's full-size mild grid of one seed at `dim` (scores x mild p, R = 30), as
+    `jaxprune.grid.plan` expands it for a sweep: its Config (GD, Gram engine, projected), Params
+    of (R,) float32 leaves and their Dims."""
     config, params = regime(dim, "gd", "projected")
-    config = config.replace(engine="gram")
     size = theory_regime.SIZES["full"]
-    grid = [(theory_regime.mu_for_score(b, dim), p) for b in size["scores"] for p in size["mild_p"]]
-    points = jax.tree.map(lambda v: jnp.full(len(grid), v, jnp.float32), params).replace(
-        mu_norm=jnp.asarray([mu for mu, _ in grid], jnp.float32),
-        prune_frac=jnp.asarray([p for _, p in grid], jnp.float32),
-    )
-    dims = jax.tree.map(lambda v: jnp.full(len(grid), v, jnp.int32), Dims.of(config))
-    return config, points, dims
+    mus = [theory_regime.mu_for_score(b, dim) for b in size["scores"]]
+    grid = {"mu_norm": mus, "prune_frac": size["mild_p"]}
+    (group,) = grid_lib.plan(config.replace(engine="gram"), grid, np.arange(1), base=params)
+    points = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), group.points)
+    return group.config, points, jax.tree.map(lambda v: jnp.asarray(v, jnp.int32), group.dims)
 
 
 def seed_row(dim: int, repeats: int) -> dict:

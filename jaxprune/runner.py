@@ -260,15 +260,15 @@ def train(config: Config, params: Params, seed: int, return_state: bool = False)
                 f"params.{name} has shape {shape}: must be a scalar, or 1-D for R runs of one "
                 f"seed; use sweep for grids."
             )
-        if name in vectors and vectors[name] != next(iter(vectors.values())):
-            first = next(iter(vectors))
+    first = next(iter(vectors), None)
+    for name, length in vectors.items():
+        if length != vectors[first]:
             raise ValueError(
-                f"params.{name} has length {vectors[name]} but params.{first} has length "
+                f"params.{name} has length {length} but params.{first} has length "
                 f"{vectors[first]}: the 1-D fields must have one length R (R runs of one seed)."
             )
-    lengths = set(vectors.values())
-    batched = bool(lengths)
-    num_runs = lengths.pop() if batched else 1
+    batched = first is not None
+    num_runs = vectors[first] if batched else 1
     (seed,) = grid_lib.normalize_seeds([seed])
     values = {
         name: np.broadcast_to(np.asarray(getattr(params, name), np.float64), (num_runs,))

@@ -172,7 +172,7 @@ def vmapped(fn, points: jaxprune.Params, *batched):
 
 
 def class_outcomes(
-    config: jaxprune.Config, params: jaxprune.Params, seed: int, prune_fracs, test=None
+    config: jaxprune.Config, params: jaxprune.Params, seed: int, prune_fracs
 ) -> pd.DataFrame:
     """One row per run (params at each of `prune_fracs`, one seed) and class k, from the runs'
     trained weights (`jaxprune.outcomes.class_outcomes`).
@@ -187,12 +187,12 @@ def class_outcomes(
     them against its sweep.
 
     The seed's runs are trained in one call with n_test = 1 (the test set does not enter
-    training, and each sample is its own draw, so the training is the same) and scored on
-    `test`, the seed's test set (`test_sample`, drawn here when None).
+    training, and each sample is its own draw, so the training is the same) and scored on the
+    seed's test set (`test_sample`, drawn once for them).
     """
     points = seed_points(params, prune_fracs)
     frame, states = jaxprune.train(config.replace(n_test=1), points, seed, return_state=True)
-    test = test_sample(config, seed) if test is None else test
+    test = test_sample(config, seed)
 
     def one(params, state):
         start = outcomes.initial_state(config, params, seed)
