@@ -103,6 +103,15 @@ def _paired(left: pd.DataFrame, right: pd.DataFrame, keys: list[str]) -> pd.Data
     return both.assign(diff=both.test_acc - both.test_acc_base)
 
 
+def mild_frames(directory: Path, key: str, meta: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The final rows of mild sweep `key` as (pruned: every p at sigma_0, control: the dense
+    runs at sigma_0 sqrt(1 - p) for the p > 0), which `sweeps/theory_regime.py`'s
+    `mild_pairs` puts in one sweep."""
+    last = jaxprune.final(jaxprune.load(directory / key))
+    at_sigma0 = np.isclose(last.sigma_init, meta["sigma_init"], rtol=1e-6, atol=0)
+    return last[at_sigma0], last[~at_sigma0]
+
+
 def _mild(directory: Path, record: dict, level: float, family: int):
     """The mild-pruning frames of every d: cells and slopes."""
     cells, slopes, fitted = [], [], []
@@ -110,12 +119,11 @@ def _mild(directory: Path, record: dict, level: float, family: int):
         if not key.startswith("mild-d"):
             continue
         dim = meta["dim"]
-        mild = jaxprune.final(jaxprune.load(directory / key))
-        control = jaxprune.final(jaxprune.load(directory / f"control-d{dim}"))
+        mild, control = mild_frames(directory, key, meta)
         score = dict(zip(meta["mus"], meta["scores"], strict=True))
         sigma0 = meta["sigma_init"]
         # the control run of p: p = 0 at sigma_0 sqrt(1 - p), matched to the pruned run of p
-        control_p = record["sweeps"][f"control-d{dim}"]["control_p"]
+        control_p = meta["control_p"]
         shrunk = {p: round(sigma0 * math.sqrt(1 - p), 9) for p in control_p}
         base = mild[mild.prune_frac == 0][["seed", "mu_norm", "test_acc"]]
         ctrl = [
@@ -369,7 +377,7 @@ def _collapse(directory: Path, record: dict, level: float):
     for key, meta in record["sweeps"].items():
         if not key.startswith("mild-d"):
             continue
-        last = jaxprune.final(jaxprune.load(directory / key))
+        last, _ = mild_frames(directory, key, meta)
         last = last[last.prune_frac == 0]
         score = last.mu_norm.map(dict(zip(meta["mus"], meta["scores"], strict=True)))
         runs.append(last.assign(score=score, dim=meta["dim"])[["dim", "score", "seed", "test_acc"]])

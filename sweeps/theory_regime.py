@@ -36,9 +36,10 @@ projected where `test_eval="auto"` finds that cheaper (docs/test-eval.md).
 Results under DIR (default results/theory_regime[-quick|-smoke]):
 
 - mild-dD/: test accuracy over benign scores x p in [0, 0.5] at sigma_0: the mild-pruning
-  contrast near p = 0, and at p = 0 the accuracy-against-score curves (collapse across d).
-- control-dD/: the matched control, p = 0 at sigma_init = sigma_0 sqrt(1 - p) for the same p
-  and seeds (a Bernoulli mask shrinks the initial scale by sqrt(1 - p)).
+  contrast near p = 0, and at p = 0 the accuracy-against-score curves (collapse across d);
+  with, in the same sweep (`mild_pairs`: a seed's runs share its draws and one compilation),
+  the matched control: p = 0 at sigma_init = sigma_0 sqrt(1 - p) for each p > 0 and the same
+  seeds (a Bernoulli mask shrinks the initial scale by sqrt(1 - p)).
 - overprune-dD/: p up to 0.95 at a benign score where p = 0 learns: the over-pruning threshold.
 - classes.parquet: per run and class k of the over-pruning sweeps, the realised number of
   neurons of class k that keep its signal coordinate and the accuracy on class-k test samples
@@ -55,6 +56,7 @@ report's superseded regime section (the E0-E2 section of `sweeps/regime_boundary
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -151,6 +153,16 @@ def mu_for_score(score: float, dim: int) -> float:
     return round(float((score * SIGMA_NOISE**4 * dim / N_TRAIN) ** 0.25), 5)
 
 
+def mild_pairs(sigma_init: float, size: dict) -> list[tuple[float, float]]:
+    """The (prune_frac, sigma_init) pairs of a mild sweep: each mild p at sigma_0, then the
+    matched control of each p > 0, dense (p = 0) at sigma_0 sqrt(1 - p) (a Bernoulli mask
+    shrinks the initial scale by sqrt(1 - p)). One sweep holds both, so a seed's runs share
+    its draws and one compilation."""
+    pruned = [(float(p), sigma_init) for p in size["mild_p"]]
+    shrunk = [(0.0, round(sigma_init * float(np.sqrt(1 - p)), 9)) for p in size["mild_p"] if p]
+    return pruned + shrunk
+
+
 def test_sample(config: jaxprune.Config, seed: int):
     """The seed's test set, as every run of the seed is measured on it (n_test samples)."""
     return outcomes.test_set(config, seed)
@@ -162,13 +174,43 @@ def seed_points(params: jaxprune.Params, prune_fracs) -> jaxprune.Params:
     return params.replace(prune_frac=np.asarray(prune_fracs, np.float64))
 
 
-def vmapped(fn, points: jaxprune.Params, *batched):
-    """fn(params, *leaves) over the R runs of `points` (float32, as they trained) and the
-    arrays `batched` (leading axis (R,)), run eagerly (it runs once per seed: compiling it
-    would cost more than it saves)."""
+def run_points(points: jaxprune.Params) -> jaxprune.Params:
+    """`points` (leaves (R,) or scalars) as float32 leaves (R,), as the runs trained on them."""
     runs = len(points.prune_frac)
-    points = jax.tree.map(lambda v: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (runs,)), points)
-    return jax.vmap(fn)(points, *batched)
+    return jax.tree.map(lambda v: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (runs,)), points)
+
+
+@functools.cache
+def class_function(config: jaxprune.Config):
+    """jit((points, states, seed, test) -> outcomes.ClassOutcomes of leaves (R, K)): the
+    per-class outcomes of a seed's R runs from their final states, compiled once per Config
+    (the seed is traced)."""
+
+    def one(params, state, seed, test):
+        start = outcomes.initial_state(config, params, seed)
+        return outcomes.class_outcomes(config, params, state, start, test)
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
+
+
+@functools.cache
+def coefficient_function(config: jaxprune.Config):
+    """jit((points, weights, seed, train) -> dict of (R, ...) arrays): `coefficients`' arrays
+    of a seed's R runs from their final masked weights (R, K, m, d), compiled once per Config
+    (the seed is traced)."""
+
+    def one(params, weights, seed, train):
+        start = outcomes.initial_state(config, params, seed)
+        kept = outcomes.kept_signal(config, start.mask)
+        return {
+            "gamma": outcomes.signal_coefficients(config, params, weights, start.weights),
+            "rho": outcomes.noise_coefficients(config, params, weights, start.weights, train),
+            "y": observed_labels(config, train, params.label_flip),
+            "kept": kept,
+            "live": kept & (outcomes.own_signal_alignment(config, start.weights) > 0),
+        }
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
 
 
 def class_outcomes(
@@ -192,13 +234,7 @@ def class_outcomes(
     """
     points = seed_points(params, prune_fracs)
     frame, states = jaxprune.train(config.replace(n_test=1), points, seed, return_state=True)
-    test = test_sample(config, seed)
-
-    def one(params, state):
-        start = outcomes.initial_state(config, params, seed)
-        return outcomes.class_outcomes(config, params, state, start, test)
-
-    result = vmapped(one, points, states)
+    result = class_function(config)(run_points(points), states, seed, test_sample(config, seed))
     counts, correct = np.asarray(result.test_samples), np.asarray(result.test_correct)  # (R, K)
     with np.errstate(invalid="ignore"):  # a class without test samples: NaN
         class_acc = correct / counts
@@ -240,20 +276,10 @@ def coefficients(
     run = config.replace(steps=steps, log_every=steps, loss_tol=None, n_test=1)  # no test set
     points = seed_points(params, prune_fracs)
     _, states = jaxprune.train(run, points, seed, return_state=True)
-    train = outcomes.training_set(run, seed)
-
-    def one(params, weights):
-        start = outcomes.initial_state(run, params, seed)
-        kept = outcomes.kept_signal(run, start.mask)
-        return {
-            "gamma": outcomes.signal_coefficients(run, params, weights, start.weights),
-            "rho": outcomes.noise_coefficients(run, params, weights, start.weights, train),
-            "y": observed_labels(run, train, params.label_flip),
-            "kept": kept,
-            "live": kept & (outcomes.own_signal_alignment(run, start.weights) > 0),
-        }
-
-    return {name: np.asarray(v) for name, v in vmapped(one, points, states.weights).items()}
+    arrays = coefficient_function(config.replace(n_test=1))(
+        run_points(points), states.weights, seed, outcomes.training_set(run, seed)
+    )
+    return {name: np.asarray(v) for name, v in arrays.items()}
 
 
 def coefficient_rows(
@@ -344,23 +370,13 @@ def main(argv=None) -> None:
         rec.sweep(
             f"mild-d{dim}",
             config,
-            {"mu_norm": mus, "prune_frac": s["mild_p"]},
+            {"mu_norm": mus, ("prune_frac", "sigma_init"): mild_pairs(params.sigma_init, s)},
             seeds,
             params,
-            purpose="mild pruning near p = 0 in regime; p = 0 gives accuracy against score",
+            purpose="mild pruning near p = 0 in regime (p = 0 gives accuracy against score) and "
+            "its matched control: dense at sigma_0 sqrt(1 - p)",
             sigma_init=params.sigma_init,
             mild_p=s["mild_p"],
-            **common,
-        )
-        shrunk = [round(params.sigma_init * float(np.sqrt(1 - p)), 9) for p in s["mild_p"] if p]
-        rec.sweep(
-            f"control-d{dim}",
-            config,
-            {"mu_norm": mus, "sigma_init": shrunk},
-            seeds,
-            params,
-            purpose="matched control: dense network initialised at sigma_0 sqrt(1 - p)",
-            sigma_init=params.sigma_init,
             control_p=[p for p in s["mild_p"] if p],
             **common,
         )

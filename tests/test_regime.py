@@ -211,7 +211,7 @@ def test_smoke_script_writes_every_pass(smoke):
     s = theory_regime.SIZES["smoke"]
     record = json.loads((out / "run.json").read_text())
     assert record["size"] == "smoke" and record["script"] == "sweeps/theory_regime.py"
-    expected = {f"{kind}-d{d}" for kind in ("mild", "control") for d in s["dims"]}
+    expected = {f"mild-d{d}" for d in s["dims"]}
     expected |= {f"overprune-d{d}" for d in s["over_dims"]} | {"classes", "coefficients"}
     assert set(record["sweeps"]) == expected
     classes = pd.read_parquet(out / "classes.parquet")
@@ -223,6 +223,16 @@ def test_smoke_script_writes_every_pass(smoke):
     assert mild.sigma_init.iloc[0] == pytest.approx(theory_regime.INIT_SCALE / math.sqrt(d))
     assert mild.lr.iloc[0] == pytest.approx(theory_regime.LR_SCALE / d)
     assert sorted(mild.prune_frac.unique()) == s["mild_p"]
+    # the matched controls in the same sweep: dense at sigma_0 sqrt(1 - p) for each p > 0
+    sigma0 = theory_regime.INIT_SCALE / math.sqrt(d)
+    control = mild[~np.isclose(mild.sigma_init, sigma0, rtol=1e-6, atol=0)]
+    assert (control.prune_frac == 0).all()
+    np.testing.assert_allclose(
+        sorted(control.sigma_init.unique(), reverse=True),
+        [sigma0 * math.sqrt(1 - p) for p in s["mild_p"] if p],
+        rtol=1e-4,
+    )
+    assert len(mild) == len(s["scores"]) * (2 * len(s["mild_p"]) - 1) * s["seeds"]
 
 
 @pytest.mark.slow  # theory_regime.py at smoke size, in a subprocess
