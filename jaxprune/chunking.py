@@ -90,7 +90,8 @@ def estimate_run_bytes(config: Config) -> int:
 
 def chunk_bytes(config: Config, points: int, seeds_in_flight: int) -> int:
     """Estimated peak bytes of a chunk of `points` Params points while `seeds_in_flight` of its
-    seeds are computed at once (one on CPU, all of a device's seeds on an accelerator)."""
+    seeds are computed at once (`cpu_seeds_in_flight` on CPU, all of a device's seeds on an
+    accelerator)."""
     return seeds_in_flight * (estimate_seed_bytes(config) + points * estimate_run_bytes(config))
 
 
@@ -146,6 +147,15 @@ def seeds_vmapped(num_devices_seeds: int) -> int:
     return 1 if jax.default_backend() == "cpu" else num_devices_seeds
 
 
+def cpu_seeds_in_flight() -> int:
+    """Seeds a CPU device computes at once, each its own call of the one-seed function on its
+    own thread (`runner.executable`): one per core. A seed's step loop runs on one core (its
+    steps are too small for XLA's intra-op threads), so a second seed in flight uses the other
+    (measured on the 2-core CPU: 2.0x on a step-bound seed at d = 10^3, 1.4x at d = 10^6,
+    docs/performance.md)."""
+    return max(1, os.cpu_count() or 1)
+
+
 def _even(total: int, most: int) -> int:
     """The size of the fewest equal blocks of at most `most` that cover `total`."""
     return -(-total // -(-total // most))
@@ -191,7 +201,11 @@ def choose_chunk_shape(
                 Option("memory_budget_gb", quoted=False),
             )
         accelerator = jax.default_backend() != "cpu"
-        points = (budget_bytes - estimate_seed_bytes(config)) // estimate_run_bytes(config)
+        # the seeds computed at once share the budget (CPU: `cpu_seeds_in_flight`)
+        in_flight = 1 if accelerator else cpu_seeds_in_flight()
+        points = (budget_bytes / in_flight - estimate_seed_bytes(config)) // estimate_run_bytes(
+            config
+        )
         points = int(max(1, min(num_points, points)))
         per_device = num_seeds  # seeds per device: as many as the bounds below allow
         if accelerator:  # all of a device's seeds at once: they share the budget

@@ -141,11 +141,13 @@ def pairs_block(num: int, dim: int) -> int:
 
 
 def measurement_block(config: Config, runs: int) -> int:
-    """Coordinates per d-block of a measurement's pass over d (the test noise's products) for
-    `runs` runs in one call: their filters' block (runs K m x block) about MEASUREMENT_WORDS
-    words, so that it stays in cache (at K m = 10, R = 30 the pass is bound by memory traffic:
-    3.4-4.9x faster than at `block_size` at d = 10^5-10^6), but at least MEASUREMENT_MIN_BLOCK
-    coordinates (below that the loop's overhead per block shows) and at most `block_size`.
+    """Coordinates per d-block of the passes over d of `runs` runs in one call (forming their
+    Gram matrices, and each measurement's test noise products): their filters' and masks' block
+    (runs K m x block) about MEASUREMENT_WORDS words, so that it stays in cache (at K m = 10,
+    R = 30 a measurement is bound by memory traffic: 3.4-4.9x faster than at `block_size` at
+    d = 10^5-10^6; forming G at R = 55, d = 10^6 about 12% faster), but at least
+    MEASUREMENT_MIN_BLOCK coordinates (below that the loop's overhead per block shows) and at
+    most `block_size`.
     (Measured on the 2-core CPU by docs/performance.md's command; a chunk's R moves only the
     last bits of its sums.)"""
     neurons = runs * config.num_classes * config.width
@@ -245,8 +247,7 @@ def make_engine(
         logits = model.readout(config, pre, bias, model.neuron_valid(config, dims))
         return model.cross_entropy(logits, labels, weight)
 
-    block = block_size(config)
-    measure_block = measurement_block(config, len(points.prune_frac))
+    block = measurement_block(config, len(points.prune_frac))
     take_coords = lambda x: x[..., coords]  # noqa: E731
     rows_c = jax.nn.one_hot(coords, config.dim, dtype=z_rows.dtype)  # (C, d): e_c
     noise_cols = 1.0 - rows_c.sum(0) if config.noise_orthogonal else jnp.ones(config.dim)
@@ -385,11 +386,11 @@ def make_engine(
 
         if isinstance(test, ProjectedTest):
             zero = jnp.zeros((neurons, neurons))
-            covariance = over_blocks(config.dim, measure_block, part, zero)
+            covariance = over_blocks(config.dim, block, part, zero)
             test_noise = covariance_preactivations(covariance, test)
         else:
             zero = jnp.zeros(test.z.shape[:2] + (config.num_classes, config.width))
-            test_noise = over_blocks(config.dim, measure_block, part, zero)
+            test_noise = over_blocks(config.dim, block, part, zero)
         return FilterProducts(
             train_noise=train_noise,
             test_noise=test_noise,

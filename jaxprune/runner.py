@@ -122,12 +122,25 @@ def seed_function(config: Config, with_state: bool = False):
     return jax.jit(seed_runs)
 
 
+@functools.cache
+def _seed_threads() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(
+        chunking.cpu_seeds_in_flight(), thread_name_prefix="jaxprune-seed"
+    )
+
+
 def _each_seed(compiled):
     """A chunk function (points, dims, seeds (S,)) -> outputs of (S, ...) leaves from the
-    compiled one-seed function: one asynchronous call per seed, stacked."""
+    compiled one-seed function: one call per seed, `chunking.cpu_seeds_in_flight` of them at
+    once on their own threads (the CPU client runs the calls of one thread one after the
+    other), stacked."""
+
+    def one(points: Params, dims: Dims, seed: np.ndarray):
+        return jax.block_until_ready(compiled(points, dims, seed))
 
     def chunk(points: Params, dims: Dims, seeds: jax.Array):
-        outputs = [compiled(points, dims, seed) for seed in np.asarray(seeds)]
+        calls = [_seed_threads().submit(one, points, dims, seed) for seed in np.asarray(seeds)]
+        outputs = [call.result() for call in calls]
         return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outputs)
 
     return chunk
