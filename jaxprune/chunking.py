@@ -141,9 +141,10 @@ def check_chunk_options(chunk_size, memory_budget_gb, chunk_seconds=None) -> Non
 
 
 def seeds_vmapped(num_devices_seeds: int) -> int:
-    """Seeds computed at once on one device, of the `num_devices_seeds` it holds in a chunk: one
-    at a time on CPU (`lax.map`; the runs of a seed already make large matrix products), all of
-    them on an accelerator."""
+    """Seeds vmapped together on one device, of the `num_devices_seeds` it holds in a chunk: none
+    on CPU (each seed is its own call, `cpu_seeds_in_flight` of them at once on their own
+    threads; the runs of a seed already make large matrix products), all of them on an
+    accelerator."""
     return 1 if jax.default_backend() == "cpu" else num_devices_seeds
 
 

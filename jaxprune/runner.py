@@ -150,8 +150,9 @@ def executable(
     config: Config, shape: ChunkShape, num_devices: int = 1, with_state: bool = False
 ) -> concurrent.futures.Future:
     """The chunk function of `config` compiled ahead of time for chunks of `shape`, as a future
-    (cached): `compiled_chunk`'s, or on one CPU device (one seed at a time,
-    `chunking.seeds_vmapped`) `seed_function`'s called once per seed. Compilation runs on
+    (cached): `compiled_chunk`'s, or on one CPU device (no seeds vmapped together,
+    `chunking.seeds_vmapped`) `seed_function`'s called once per seed, `cpu_seeds_in_flight` of
+    them at once (`_each_seed`). Compilation runs on
     background threads, so a sweep compiles the next groups' functions (`compile_ahead`)
     while it computes the chunks of this one."""
     key = (config, shape, num_devices, with_state)

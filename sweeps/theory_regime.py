@@ -56,6 +56,7 @@ report's superseded regime section (the E0-E2 section of `sweeps/regime_boundary
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import sys
@@ -68,6 +69,7 @@ import pandas as pd
 
 import jaxprune
 from jaxprune import outcomes
+from jaxprune.chunking import cpu_seeds_in_flight
 from jaxprune.data import observed_labels
 from jaxprune.experiment import Recorder, parser
 from jaxprune.results import write_json
@@ -317,8 +319,15 @@ def coefficient_rows(
 
 
 def progress(name: str, dim: int, done: int, total: int, unit: str) -> None:
-    """One line on stderr per step of a derived pass (they train run by run, for minutes)."""
+    """One line on stderr per step of a derived pass (they train seed by seed, for minutes)."""
     print(f"{name}: d = {dim}: {done} of {total} {unit} done", file=sys.stderr, flush=True)
+
+
+def in_flight(fn, *arguments):
+    """map(fn, *arguments), in order, with `chunking.cpu_seeds_in_flight()` calls at once on
+    their own threads, as a CPU sweep runs its seeds (a seed's step loop uses one core)."""
+    with concurrent.futures.ThreadPoolExecutor(cpu_seeds_in_flight()) as pool:
+        yield from pool.map(fn, *arguments)
 
 
 def _derived(rec: Recorder, key: str, rows, spec: dict, trainings=len, **meta) -> pd.DataFrame:
@@ -402,9 +411,9 @@ def main(argv=None) -> None:
             config, params = regime_setting(dim, rec.size)
             params = params.replace(mu_norm=mu_for_score(OVERPRUNE_SCORE, dim))
             sweep = jaxprune.final(jaxprune.load(rec.out / f"overprune-d{dim}"))
-            for seed in range(seeds):
-                progress("classes", dim, seed, seeds, "seeds")
-                rows = class_outcomes(config, params, seed, s["over_p"])
+            one = functools.partial(class_outcomes, config, params, prune_fracs=s["over_p"])
+            for seed, rows in enumerate(in_flight(one, range(seeds))):
+                progress("classes", dim, seed + 1, seeds, "seeds")
                 runs = sweep[sweep.seed == seed].sort_values("prune_frac")
                 # the same runs as the sweep's: their accuracies must agree (float32 rounding)
                 mine = rows.drop_duplicates("prune_frac").sort_values("prune_frac")
@@ -425,10 +434,11 @@ def main(argv=None) -> None:
         for dim in s["dyn_dims"]:
             config, params = regime_setting(dim, rec.size)
             params = params.replace(mu_norm=mu_for_score(1.0, dim))
-            for seed in range(s["dyn_seeds"]):
-                progress("coefficients", dim, seed, s["dyn_seeds"], "seeds")
-                for t in s["dyn_steps"]:
-                    yield from coefficient_rows(config, params, seed, t, s["dyn_p"])
+            seed_steps = [(seed, t) for seed in range(s["dyn_seeds"]) for t in s["dyn_steps"]]
+            one = functools.partial(coefficient_rows, config, params, prune_fracs=s["dyn_p"])
+            for done, rows in enumerate(in_flight(one, *zip(*seed_steps, strict=True))):
+                progress("coefficients", dim, done + 1, len(seed_steps), "trainings")
+                yield from rows
 
     _derived(
         rec,
