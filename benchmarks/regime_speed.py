@@ -19,9 +19,10 @@
     `dense.gd_step` and the final test accuracy on the explicit test set, compiled once per
     dimension (timed) and run on `--lean-runs` runs per dimension (extrapolated to the grid's
     1,000 per dimension).
-seed: one seed's runs of theory_regime's mild grid (30 runs, trained to loss 0.1) at d = 10^3,
-    10^5 and 10^6: as the body of `runner.compiled_chunk`'s lax.map against
-    `runner.seed_function` at top level (what a CPU sweep now runs), and one measurement with
+seed: one seed's runs of theory_regime's mild grid (55 runs with the controls, trained to loss
+    0.1) at d = 10^3, 10^5 and 10^6: as the body of `runner.compiled_chunk`'s lax.map against
+    `runner.seed_function` at top level (what a CPU sweep now runs); 4 seeds from one thread
+    against a CPU chunk's seeds in flight (one per core); and one measurement with
     `gram.measurement_block`'s d-blocks against `gram.block_size`'s.
 cache: `sweeps/kou2023_heatmap.py --quick --out NEW_DIR` twice in fresh processes sharing a
     fresh cache directory: backend compile seconds and cache misses / hits of each (counted by
@@ -48,7 +49,7 @@ from bench import median_time  # benchmarks/ is this script's directory, as for 
 from gram import parts_function
 
 import jaxprune
-from jaxprune import gram, runner
+from jaxprune import chunking, gram, runner
 from jaxprune import grid as grid_lib
 from jaxprune.data import draw_sample
 from jaxprune.dense import gd_step
@@ -59,6 +60,7 @@ from sweeps import theory_regime
 ROOT = Path(__file__).resolve().parents[1]
 KOU_DIMS = list(range(100, 1100, 10))
 KOU_MUS = np.round(np.arange(0, 10, 0.1), 1).tolist()
+IN_FLIGHT_SEEDS = 4  # seeds of part seed's comparison of one thread against seeds in flight
 
 
 def regime(dim: int, optimizer: str, test_eval: str):
@@ -132,13 +134,14 @@ def part_b(seeds: int, repeats: int) -> dict:
 
 
 def mild_points(dim: int):
-    """theory_regime's full-size mild grid of one seed at `dim` (scores x mild p, R = 30), as
-    `jaxprune.grid.plan` expands it for a sweep: its Config (GD, Gram engine, projected), Params
-    of (R,) float32 leaves and their Dims."""
+    """theory_regime's full-size mild grid of one seed at `dim` (scores x (the mild p and their
+    matched controls, `mild_pairs`), R = 55), as `jaxprune.grid.plan` expands it for a sweep:
+    its Config (GD, Gram engine, projected), Params of (R,) float32 leaves and their Dims."""
     config, params = regime(dim, "gd", "projected")
     size = theory_regime.SIZES["full"]
     mus = [theory_regime.mu_for_score(b, dim) for b in size["scores"]]
-    grid = {"mu_norm": mus, "prune_frac": size["mild_p"]}
+    pairs = theory_regime.mild_pairs(params.sigma_init, size)
+    grid = {"mu_norm": mus, ("prune_frac", "sigma_init"): pairs}
     (group,) = grid_lib.plan(config.replace(engine="gram"), grid, np.arange(1), base=params)
     points = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), group.points)
     return group.config, points, jax.tree.map(lambda v: jnp.asarray(v, jnp.int32), group.dims)
@@ -159,15 +162,23 @@ def seed_row(dim: int, repeats: int) -> dict:
             logs = lambda n: timed(lambda: parts(points, 1, n, 0))  # noqa: E731
             return (logs(2) - logs(0)) / 2
 
+    seeds = jnp.arange(IN_FLIGHT_SEEDS, dtype=jnp.int32)
+    shape = chunking.ChunkShape(len(points.lr), IN_FLIGHT_SEEDS, IN_FLIGHT_SEEDS)
+    in_flight = runner.executable(config, shape).result()  # a CPU chunk: seeds in flight
     row = {
         "dim": dim,
         "runs": int(points.lr.shape[0]),
         "lax_map_s": timed(lambda: mapped(points, dims, seed[None])),
         "seed_function_s": timed(lambda: top(points, dims, seed)),
+        "seeds": IN_FLIGHT_SEEDS,
+        "seeds_in_flight": chunking.cpu_seeds_in_flight(),
+        "one_thread_s": timed(lambda: [top(points, dims, s) for s in seeds]),
+        "in_flight_s": timed(lambda: in_flight(points, dims, seeds)),
         "measurement_block_s": measurement(gram.MEASUREMENT_MIN_BLOCK),
         "block_size_s": measurement(2**62),  # then min(block_size, ...) is block_size
     }
     row["lax_map_over_seed_function"] = row["lax_map_s"] / row["seed_function_s"]
+    row["one_thread_over_in_flight"] = row["one_thread_s"] / row["in_flight_s"]
     row["block_size_over_measurement_block"] = row["block_size_s"] / row["measurement_block_s"]
     return row
 
@@ -175,7 +186,9 @@ def seed_row(dim: int, repeats: int) -> dict:
 def part_seed(repeats: int) -> dict:
     """One seed's mild grid trained to loss 0.1 (compiled, medians) at d = 10^3, 10^5, 10^6: as
     the body of `runner.compiled_chunk`'s lax.map (a chunk of one seed) against
-    `runner.seed_function` called at top level (what a CPU sweep runs); and one measurement
+    `runner.seed_function` called at top level (what a CPU sweep runs); IN_FLIGHT_SEEDS seeds
+    called one after the other from one thread against a CPU chunk's function
+    (`runner.executable`: `chunking.cpu_seeds_in_flight` seeds at once); and one measurement
     (`gram.py`'s parts_function) with the d-blocks of `gram.measurement_block` against those of
     `gram.block_size`."""
     return {"rows": [seed_row(dim, repeats) for dim in (1_000, 100_000, 1_000_000)]}
