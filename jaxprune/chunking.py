@@ -152,8 +152,9 @@ def cpu_seeds_in_flight() -> int:
     """Seeds a CPU device computes at once, each its own call of the one-seed function on its
     own thread (`runner.executable`): one per core. A seed's step loop runs on one core (its
     steps are too small for XLA's intra-op threads), so a second seed in flight uses the other
-    (measured on the 2-core CPU: 2.0x on a step-bound seed at d = 10^3, 1.4x at d = 10^6,
-    docs/performance.md)."""
+    (on the 2-core CPU, 4 seeds of theory_regime's mild grid 1.3-1.6x faster than from one
+    thread at d = 10^3-10^6, benchmarks/regime_speed.py --only seed, docs/performance.md).
+    Each seed in flight holds its own draws: `choose_chunk_shape` budgets for them."""
     return max(1, os.cpu_count() or 1)
 
 

@@ -124,6 +124,7 @@ def seed_function(config: Config, with_state: bool = False):
 
 @functools.cache
 def _seed_threads() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads a CPU chunk calls its seeds from (`_each_seed`), one per seed in flight."""
     return concurrent.futures.ThreadPoolExecutor(
         chunking.cpu_seeds_in_flight(), thread_name_prefix="jaxprune-seed"
     )
