@@ -26,7 +26,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from jaxprune.cli import exit_interrupted
+from jaxprune.cli import error_line, exit_interrupted
+from jaxprune.errors import InvalidValue
 from jaxprune.progress import logger
 from jaxprune.results import chunk_files, environment, final, write_json
 from jaxprune.runner import sweep as run_sweep
@@ -34,6 +35,14 @@ from jaxprune.stopping import SweepInterrupted
 
 SIZES = ("full", "quick", "smoke")
 RUN_FILE = "run.json"
+# The flags of `parser` for the sweep arguments a refusal may name (`cli.error_line`).
+SCRIPT_FLAGS = {
+    "out": "--out",
+    "overwrite": "--overwrite",
+    "chunk_size": "--chunk-size",
+    "memory_budget_gb": "--memory-budget",
+    "chunk_seconds": "--chunk-seconds",
+}
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -174,6 +183,8 @@ class Recorder:
         except SweepInterrupted as stopped:  # Ctrl-C: one line saying how to resume, status 130
             self.save()
             exit_interrupted(stopped, self.invocation["command"])
+        except InvalidValue as refused:  # e.g. another sweep at out/key: one line, in flags
+            raise SystemExit(error_line(refused, SCRIPT_FLAGS)) from None
         runs = len(final(frame))
         self.record_pass(key, runs, runs - before, time.perf_counter() - t0, meta)
         return frame

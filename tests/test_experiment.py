@@ -96,6 +96,22 @@ def test_invocation_table_says_which_invocations_did_not_finish():
     ]
 
 
+@pytest.mark.slow  # one recorded sweep (about 3 s)
+def test_recorder_refuses_another_sweep_in_the_scripts_flags(tmp_path, tiny, tiny_params):
+    """A sweep key holding another sweep is refused in one line naming the script's flags."""
+    args = _args("--smoke", "--out", str(tmp_path))
+    experiment.Recorder("sweeps/demo.py", args, "demo").sweep(
+        "first", tiny, {"prune_frac": [0.0]}, 1, tiny_params
+    )
+    recorder = experiment.Recorder("sweeps/demo.py", args, "demo")
+    with pytest.raises(SystemExit) as refused:
+        recorder.sweep("first", tiny, {"prune_frac": [0.5]}, 1, tiny_params)
+    line = str(refused.value)
+    assert line.startswith(f"--out {tmp_path / 'first'} holds a different sweep")
+    assert line.endswith("choose another --out, or pass --overwrite to replace it.")
+    assert "\n" not in line and "overwrite=True" not in line
+
+
 def test_recorder_refuses_results_of_another_size(tmp_path):
     (tmp_path / experiment.RUN_FILE).write_text(
         json.dumps({"script": "sweeps/demo.py", "size": "quick", "invocations": []})
