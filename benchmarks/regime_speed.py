@@ -134,14 +134,11 @@ def part_b(seeds: int, repeats: int) -> dict:
 
 
 def mild_points(dim: int):
-    """theory_regime's full-size mild grid of one seed at `dim` (scores x (the mild p and their
-    matched controls, `mild_pairs`), R = 55), as `jaxprune.grid.plan` expands it for a sweep:
+    """theory_regime's full-size mild grid of one seed at `dim` (`mild_grid`: scores x the mild
+    p and their matched controls, R = 55), as `jaxprune.grid.plan` expands it for a sweep:
     its Config (GD, Gram engine, projected), Params of (R,) float32 leaves and their Dims."""
     config, params = regime(dim, "gd", "projected")
-    size = theory_regime.SIZES["full"]
-    mus = [theory_regime.mu_for_score(b, dim) for b in size["scores"]]
-    pairs = theory_regime.mild_pairs(params.sigma_init, size)
-    grid = {"mu_norm": mus, ("prune_frac", "sigma_init"): pairs}
+    grid = theory_regime.mild_grid(dim, params.sigma_init, theory_regime.SIZES["full"])
     (group,) = grid_lib.plan(config.replace(engine="gram"), grid, np.arange(1), base=params)
     points = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), group.points)
     return group.config, points, jax.tree.map(lambda v: jnp.asarray(v, jnp.int32), group.dims)

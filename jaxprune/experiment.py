@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from jaxprune.cli import error_line, exit_interrupted
+from jaxprune.cli import SWEEP_FLAGS, error_line, exit_interrupted
 from jaxprune.errors import InvalidValue
 from jaxprune.progress import logger
 from jaxprune.results import chunk_files, environment, final, write_json
@@ -35,14 +35,9 @@ from jaxprune.stopping import SweepInterrupted
 
 SIZES = ("full", "quick", "smoke")
 RUN_FILE = "run.json"
-# The flags of `parser` for the sweep arguments a refusal may name (`cli.error_line`).
-SCRIPT_FLAGS = {
-    "out": "--out",
-    "overwrite": "--overwrite",
-    "chunk_size": "--chunk-size",
-    "memory_budget_gb": "--memory-budget",
-    "chunk_seconds": "--chunk-seconds",
-}
+# The flags of `parser` for the sweep arguments a refusal may name (`cli.error_line`): the
+# `jaxprune sweep` command's, and --chunk-seconds, which only the scripts have.
+SCRIPT_FLAGS = {**SWEEP_FLAGS, "chunk_seconds": "--chunk-seconds"}
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

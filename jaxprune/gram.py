@@ -130,7 +130,8 @@ def streams(config: Config) -> bool:
 
 
 def block_size(config: Config) -> int:
-    """Coordinates per d-block of the engine's passes over d (`pairs_block`)."""
+    """The most coordinates per d-block of the engine's passes over d (`pairs_block`; the
+    passes of a call take `measurement_block`'s, at most this)."""
     return pairs_block(config.n_train * num_noise_rows(config), config.dim)
 
 
@@ -385,8 +386,7 @@ def make_engine(
             return jnp.einsum("nqd,kmd->nqkm", take(test.z), w)
 
         if isinstance(test, ProjectedTest):
-            zero = jnp.zeros((neurons, neurons))
-            covariance = over_blocks(config.dim, block, part, zero)
+            covariance = over_blocks(config.dim, block, part, jnp.zeros((neurons, neurons)))
             test_noise = covariance_preactivations(covariance, test)
         else:
             zero = jnp.zeros(test.z.shape[:2] + (config.num_classes, config.width))

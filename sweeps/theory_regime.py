@@ -165,6 +165,13 @@ def mild_pairs(sigma_init: float, size: dict) -> list[tuple[float, float]]:
     return pruned + shrunk
 
 
+def mild_grid(dim: int, sigma_init: float, size: dict) -> dict:
+    """The grid of the mild sweep at `dim`: the size's benign scores (as mu_norm) x
+    `mild_pairs`."""
+    mus = [mu_for_score(b, dim) for b in size["scores"]]
+    return {"mu_norm": mus, ("prune_frac", "sigma_init"): mild_pairs(sigma_init, size)}
+
+
 def test_sample(config: jaxprune.Config, seed: int):
     """The seed's test set, as every run of the seed is measured on it (n_test samples)."""
     return outcomes.test_set(config, seed)
@@ -374,12 +381,11 @@ def main(argv=None) -> None:
 
     for dim in s["dims"]:
         config, params = regime_setting(dim, rec.size)
-        mus = [mu_for_score(b, dim) for b in s["scores"]]
-        common = dict(dim=dim, scores=s["scores"], mus=mus, **constants)
+        grid = mild_grid(dim, params.sigma_init, s)
         rec.sweep(
             f"mild-d{dim}",
             config,
-            {"mu_norm": mus, ("prune_frac", "sigma_init"): mild_pairs(params.sigma_init, s)},
+            grid,
             seeds,
             params,
             purpose="mild pruning near p = 0 in regime (p = 0 gives accuracy against score) and "
@@ -387,7 +393,10 @@ def main(argv=None) -> None:
             sigma_init=params.sigma_init,
             mild_p=s["mild_p"],
             control_p=[p for p in s["mild_p"] if p],
-            **common,
+            dim=dim,
+            scores=s["scores"],
+            mus=grid["mu_norm"],
+            **constants,
         )
 
     for dim in s["over_dims"]:
